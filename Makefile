@@ -1,0 +1,34 @@
+# natdoctor's build, test and lab targets. The lab targets need root and the
+# Debian packages that .ci/run installs.
+GO      ?= go
+BIN     ?= bin/natdoctor
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build test unit-test lab-test demo bench fmt vet man clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
+
+# Unit tests always; the lab suite too when run as root with the tools
+# installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail).
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit-test:
+	$(GO) test -count=1 -short ./...
+
+lab-test:
+	NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 20m -run 'Lab' -v ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin bench/results.json

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/internal/iostreams"
+)
+
+// defaultTimeout is the default time budget of one command (--timeout).
+const defaultTimeout = 5 * time.Second
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	IO      *iostreams.IOStreams
+	Gateway netip.Addr    // from --gateway; invalid means "discover"
+	Timeout time.Duration // the whole command's budget
+	JSON    bool
+	Verbose bool
+
+	gatewayFlag string
+	noColor     bool
+}
+
+// budget returns a context that ends when the command's time budget is spent.
+func (g *globalOptions) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, g.Timeout)
+}
+
+// tracef writes a protocol trace line on stderr when --verbose is set.
+func (g *globalOptions) tracef(format string, args ...any) {
+	if g.Verbose {
+		fmt.Fprintf(g.IO.ErrOut, "trace: "+format+"\n", args...)
+	}
+}
+
+func newCmdRoot(ios *iostreams.IOStreams) *cobra.Command {
+	g := &globalOptions{IO: ios}
+	root := &cobra.Command{
+		Use:   "natdoctor",
+		Short: "Make a home server reachable from the internet, and say why it is not",
+		Long: `natdoctor makes a server at home reachable from the internet and tells you,
+in plain words, why it is not. It talks NAT-PMP, PCP and UPnP IGD to the
+router, maps the FTP control port and the passive range as one operation,
+and probes the server from inside and, through a reflector, from outside.
+
+` + exitStatusHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          noArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.complete()
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	root.CompletionOptions.HiddenDefaultCmd = false
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.gatewayFlag, "gateway", "", "use this router `IP` instead of discovering the default gateway")
+	pf.DurationVar(&g.Timeout, "timeout", defaultTimeout, "time budget of the whole command")
+	pf.BoolVar(&g.JSON, "json", false, "write machine-readable JSON on stdout")
+	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "trace protocol exchanges on stderr")
+	pf.BoolVar(&g.noColor, "no-color", false, "disable colour (NO_COLOR is honoured too)")
+
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, usage: cmd.UsageString()}
+	})
+
+	root.AddCommand(
+		newCmdVersion(g),
+	)
+	return root
+}
+
+// complete validates the global flags once they are parsed.
+func (g *globalOptions) complete() error {
+	if g.noColor {
+		g.IO.DisableColor()
+	}
+	if g.Timeout <= 0 {
+		return usageErrorf("--timeout must be positive, got %v", g.Timeout)
+	}
+	if g.gatewayFlag != "" {
+		addr, err := netip.ParseAddr(g.gatewayFlag)
+		if err != nil || !addr.Is4() {
+			return usageErrorf("--gateway %q is not an IPv4 address", g.gatewayFlag)
+		}
+		g.Gateway = addr
+	}
+	return nil
+}
+
+// noArgs rejects positional arguments, naming unknown subcommands.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		return &usageError{err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), usage: cmd.UsageString()}
+	}
+	return &usageError{err: fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " ")), usage: cmd.UsageString()}
+}
+
+// minArgs requires at least n positional arguments.
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return &usageError{err: fmt.Errorf("%s needs %s", cmd.CommandPath(), what), usage: cmd.UsageString()}
+		}
+		return nil
+	}
+}
+
+// exactArgs requires exactly n positional arguments.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{err: fmt.Errorf("%s needs %s", cmd.CommandPath(), what), usage: cmd.UsageString()}
+		}
+		return nil
+	}
+}

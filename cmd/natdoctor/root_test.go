@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/natdoctor/natdoctor/internal/iostreams"
+)
+
+// runCmd runs natdoctor with args against buffers.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ios, _, out, errOut := iostreams.Test()
+	code = run(context.Background(), args, ios)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpListsGlobalFlags(t *testing.T) {
+	code, out, _ := runCmd(t, "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, flag := range []string{"--gateway", "--timeout", "--json", "--verbose", "--no-color", "EXIT STATUS", "130"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("--help does not mention %s:\n%s", flag, out)
+		}
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	code, out, _ := runCmd(t, "version", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("version --json is not JSON: %v\n%s", err, out)
+	}
+	if v.Version == "" || !strings.HasPrefix(v.GoVersion, "go") {
+		t.Errorf("incomplete version info: %+v", v)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--bogus"},
+		{"version", "--bogus"},
+		{"no-such-command"},
+		{"--timeout", "-1s", "version"},
+		{"--gateway", "not-an-ip", "version"},
+		{"version", "extra"},
+	} {
+		code, out, errOut := runCmd(t, args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+		if out != "" {
+			t.Errorf("%q: stdout not empty: %q", args, out)
+		}
+		if !strings.Contains(errOut, "natdoctor: ") {
+			t.Errorf("%q: no error on stderr: %q", args, errOut)
+		}
+	}
+	_, _, errOut := runCmd(t, "--bogus")
+	if !strings.Contains(errOut, "Usage:") {
+		t.Errorf("unknown flag prints no usage on stderr: %q", errOut)
+	}
+}
+
+func TestInterruptedExit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := exitCode(ctx, context.Canceled); got != exitInterrupted {
+		t.Errorf("exit %d, want %d", got, exitInterrupted)
+	}
+	if got := exitCode(context.Background(), errProblemsFound); got != exitProblem {
+		t.Errorf("exit %d, want %d", got, exitProblem)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		code, out, _ := runCmd(t, "completion", shell)
+		if code != exitOK || !strings.Contains(out, "natdoctor") {
+			t.Errorf("completion %s: exit %d, %d bytes", shell, code, len(out))
+		}
+	}
+}

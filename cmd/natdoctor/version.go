@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=...
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// versionInfo is the output of "natdoctor version".
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+	Platform  string `json:"platform"`
+}
+
+func currentVersion() versionInfo {
+	v := versionInfo{Version: version, Commit: commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if v.Commit == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					v.Commit = s.Value
+				}
+			}
+			if v.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v.Version = bi.Main.Version
+			}
+		}
+	}
+	if v.Commit == "" {
+		v.Commit = "unknown"
+	}
+	return v
+}
+
+func newCmdVersion(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print natdoctor's version, commit and Go version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := currentVersion()
+			if g.JSON {
+				return writeJSON(g.IO.Out, v)
+			}
+			_, err := fmt.Fprintf(g.IO.Out, "natdoctor %s (commit %s, %s, %s)\n", v.Version, v.Commit, v.GoVersion, v.Platform)
+			return err
+		},
+	}
+}
+
+// writeJSON writes v as indented JSON followed by a newline.
+func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
