@@ -74,6 +74,7 @@ and probes the server from inside and, through a reflector, from outside.
 
 	root.AddCommand(
 		newCmdVersion(g),
+		newCmdDiscover(g),
 	)
 	return root
 }

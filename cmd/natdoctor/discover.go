@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+// natConfig returns the router configuration the global flags ask for.
+func (g *globalOptions) natConfig() nat.Config {
+	cfg := nat.DefaultConfig()
+	cfg.Gateway = g.Gateway
+	if g.Verbose {
+		cfg.Trace = g.tracef
+	}
+	return cfg
+}
+
+// discoverOutput is the JSON of "natdoctor discover".
+type discoverOutput struct {
+	*nat.Discovery
+	ExternalAddr  netip.Addr    `json:"external_address,omitzero"`
+	ExternalClass nat.AddrClass `json:"external_address_class,omitempty"`
+	DoubleNAT     bool          `json:"double_nat"`
+	AnyProtocol   bool          `json:"any_protocol"`
+}
+
+func newCmdDiscover(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "discover",
+		Short: "Find the router and the port-mapping protocols it speaks",
+		Long: `Find the gateway and probe NAT-PMP (RFC 6886), PCP (RFC 6887) and UPnP IGD
+in parallel. Prints this host's LAN address, per protocol whether it answered
+(and why not), the external address, the epoch or uptime and the UPnP device.
+An external address that is private, shared (100.64/10) or reserved means the
+router is itself behind another NAT.
+
+Exits 1 when no protocol answers or the router is double-NATed.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.budget(cmd.Context())
+			defer cancel()
+			return runDiscover(ctx, g)
+		},
+	}
+}
+
+func runDiscover(ctx context.Context, g *globalOptions) error {
+	d, err := nat.Discover(ctx, g.natConfig())
+	if err != nil {
+		return err
+	}
+	out := discoverOutput{Discovery: d, ExternalAddr: d.ExternalAddr(), AnyProtocol: d.Any()}
+	if out.ExternalAddr.IsValid() {
+		out.ExternalClass = nat.ClassifyAddr(out.ExternalAddr)
+		out.DoubleNAT = out.ExternalClass != nat.AddrPublic
+	} else if d.NoExternalAddr() {
+		out.ExternalClass = nat.AddrNone
+		out.DoubleNAT = true
+	}
+	if g.JSON {
+		if err := writeJSON(g.IO.Out, out); err != nil {
+			return err
+		}
+	} else {
+		printDiscovery(g.IO.Out, out)
+	}
+	if !out.AnyProtocol || out.DoubleNAT {
+		return errProblemsFound
+	}
+	return nil
+}
+
+func printDiscovery(w io.Writer, out discoverOutput) {
+	d := out.Discovery
+	fmt.Fprintf(w, "gateway        %s\n", d.Gateway)
+	fmt.Fprintf(w, "this host      %s\n", d.LocalAddr)
+	if out.ExternalAddr.IsValid() {
+		fmt.Fprintf(w, "external       %s (%s)\n", out.ExternalAddr, out.ExternalClass)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTOCOL\tSTATUS\tEXTERNAL\tDETAIL")
+	for _, r := range []nat.ProtocolResult{d.UPnP, d.NATPMP, d.PCP} {
+		ext := "-"
+		if r.ExternalAddr.IsValid() {
+			ext = r.ExternalAddr.String()
+		}
+		detail := r.Error
+		if r.Answered() {
+			switch {
+			case r.Device != nil:
+				detail = fmt.Sprintf("%s %s %s, IGD v%d, %s", r.Device.Manufacturer, r.Device.ModelName, r.Device.ModelNumber,
+					r.Device.IGDVersion, shortURN(r.Device.ServiceType))
+				if r.Uptime > 0 {
+					detail += fmt.Sprintf(", up %v", r.Uptime)
+				}
+			case r.Epoch != nil:
+				detail = fmt.Sprintf("epoch %v", time.Duration(*r.Epoch)*time.Second)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", methodName(r.Method), r.Status, ext, detail)
+	}
+	tw.Flush()
+	for _, ig := range d.UPnP.Ignored {
+		fmt.Fprintf(w, "ignored SSDP answer: %s\n", ig)
+	}
+	switch {
+	case !out.AnyProtocol:
+		fmt.Fprintf(w, "\nno port-mapping protocol: the router at %s answers none of NAT-PMP, PCP and UPnP IGD.\n"+
+			"Turn on UPnP or NAT-PMP in the router's settings, or forward the ports by hand.\n", d.Gateway)
+	case out.DoubleNAT && out.ExternalClass == nat.AddrNone:
+		fmt.Fprintf(w, "\ndouble NAT (likely): the router answers but reports no usable external address. Either its\n"+
+			"WAN link is down, or its WAN address is private, shared (carrier-grade NAT) or reserved, which\n"+
+			"routers such as miniupnpd refuse to map. Check the WAN address in the router's status page; if\n"+
+			"it is not public, put the upstream device in bridge mode or ask the provider for a public address.\n")
+	case out.DoubleNAT:
+		fmt.Fprintf(w, "\ndouble NAT: the router's external address %s is %s, so another NAT (a modem-router or the\n"+
+			"provider's carrier-grade NAT) stands between it and the internet. Mappings on this router alone\n"+
+			"cannot make the server reachable: put the upstream device in bridge mode or ask for a public address.\n",
+			out.ExternalAddr, out.ExternalClass)
+	}
+}
+
+func methodName(m nat.Method) string {
+	switch m {
+	case nat.MethodUPnP:
+		return "UPnP IGD"
+	case nat.MethodNATPMP:
+		return "NAT-PMP"
+	case nat.MethodPCP:
+		return "PCP"
+	}
+	return string(m)
+}
+
+func shortURN(urn string) string {
+	const prefix = "urn:schemas-upnp-org:service:"
+	if len(urn) > len(prefix) && urn[:len(prefix)] == prefix {
+		return urn[len(prefix):]
+	}
+	return urn
+}

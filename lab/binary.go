@@ -1,0 +1,75 @@
+package lab
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+// Natdoctor builds the natdoctor command once per test binary and returns
+// its path, for running inside the lab's namespaces.
+func Natdoctor(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "natdoctor-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "natdoctor")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", buildPath, "./cmd/natdoctor")
+		cmd.Dir = moduleRoot()
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("lab: build natdoctor: %v\n%s", buildErr, buildOut)
+	}
+	return buildPath
+}
+
+// moduleRoot returns the directory of this module's go.mod.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return strings.TrimSuffix(filepath.Dir(file), string(filepath.Separator)+"lab")
+}
+
+// Natdoctor runs natdoctor inside h with args and returns stdout, stderr
+// and the exit status. It is bounded in time.
+func (h *Host) Natdoctor(t testing.TB, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	bin := Natdoctor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := h.Command(ctx, bin, args...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run natdoctor %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errOut.String(), code
+}

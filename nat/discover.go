@@ -1,0 +1,326 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Per-protocol bounds. A router on the LAN answers in milliseconds; these
+// keep a silent router's verdict near one second, not minutes.
+const (
+	DefaultPMPTimeout  = 1200 * time.Millisecond
+	DefaultUPnPTimeout = 1500 * time.Millisecond
+	DefaultHTTPTimeout = 3 * time.Second
+)
+
+// Config says where the router is and how to talk to it.
+type Config struct {
+	// Gateway is the router. Zero means: discover it (DiscoverGateway).
+	Gateway netip.Addr
+	// Local is this host's address toward the gateway. Zero means: ask the
+	// routing table (LocalAddrFor).
+	Local netip.Addr
+	// DiscoverGateway finds the gateway; nil uses DiscoverGateway.
+	DiscoverGateway func() (netip.Addr, error)
+	// PMPTimeout bounds NAT-PMP and PCP discovery; UPnPTimeout bounds SSDP
+	// and the device description.
+	PMPTimeout, UPnPTimeout time.Duration
+	// SSDPPort is the gateway's SSDP port (1900 unless a test says otherwise).
+	SSDPPort uint16
+	// SSDPMulticast also sends M-SEARCH to 239.255.255.250 (off in unit tests).
+	SSDPMulticast bool
+	// HTTPClient talks to the UPnP device; nil uses NewHTTPClient.
+	HTTPClient *http.Client
+	// Trace, when set, receives protocol trace lines.
+	Trace func(format string, args ...any)
+	// CountRequest, when set, is called once per request sent to the router.
+	CountRequest func()
+	// Skip lists protocols not to probe.
+	Skip []Method
+}
+
+// DefaultConfig returns the configuration for a real network.
+func DefaultConfig() Config {
+	return Config{
+		PMPTimeout:    DefaultPMPTimeout,
+		UPnPTimeout:   DefaultUPnPTimeout,
+		SSDPPort:      ssdpPort,
+		SSDPMulticast: true,
+	}
+}
+
+func (c *Config) tracef(format string, args ...any) {
+	if c.Trace != nil {
+		c.Trace(format, args...)
+	}
+}
+
+// resolve fills in the gateway, local address and defaults.
+func (c *Config) resolve() error {
+	if c.PMPTimeout <= 0 {
+		c.PMPTimeout = DefaultPMPTimeout
+	}
+	if c.UPnPTimeout <= 0 {
+		c.UPnPTimeout = DefaultUPnPTimeout
+	}
+	if c.SSDPPort == 0 {
+		c.SSDPPort = ssdpPort
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = NewHTTPClient(DefaultHTTPTimeout)
+	}
+	if !c.Gateway.IsValid() {
+		find := c.DiscoverGateway
+		if find == nil {
+			find = DiscoverGateway
+		}
+		gw, err := find()
+		if err != nil {
+			return err
+		}
+		c.Gateway = gw
+		c.tracef("gateway %s (from the routing table)", gw)
+	}
+	if !c.Local.IsValid() {
+		local, err := LocalAddrFor(c.Gateway)
+		if err != nil {
+			return err
+		}
+		c.Local = local
+	}
+	return nil
+}
+
+// Status is the outcome of probing one protocol. It keeps "not checked"
+// apart from "no".
+type Status string
+
+// Probe outcomes.
+const (
+	StatusOK          Status = "ok"          // the protocol answered
+	StatusNoAnswer    Status = "no-answer"   // nothing came back in time
+	StatusUnsupported Status = "unsupported" // the router said it does not speak it
+	StatusError       Status = "error"       // it answered, but wrongly or with a refusal
+	StatusSkipped     Status = "skipped"     // not checked
+)
+
+// ProtocolResult is what one protocol's probe observed.
+type ProtocolResult struct {
+	Method       Method     `json:"method"`
+	Status       Status     `json:"status"`
+	Error        string     `json:"error,omitempty"`
+	ExternalAddr netip.Addr `json:"external_address,omitzero"`
+	Epoch        *uint32    `json:"epoch_seconds,omitempty"`
+	// NoExternalAddr: the protocol answered, but the router has no usable
+	// external address (WAN down, or a private/shared/reserved WAN address).
+	NoExternalAddr bool          `json:"no_external_address,omitempty"`
+	Uptime         time.Duration `json:"-"`
+	Elapsed        time.Duration `json:"-"`
+	// UPnP only:
+	Device  *DeviceInfo `json:"device,omitempty"`
+	Ignored []string    `json:"ignored,omitempty"`
+}
+
+// Answered reports whether the protocol is usable.
+func (r ProtocolResult) Answered() bool { return r.Status == StatusOK }
+
+// Discovery is what the router said through each protocol.
+type Discovery struct {
+	Gateway   netip.Addr     `json:"gateway"`
+	LocalAddr netip.Addr     `json:"local_address"`
+	NATPMP    ProtocolResult `json:"natpmp"`
+	PCP       ProtocolResult `json:"pcp"`
+	UPnP      ProtocolResult `json:"upnp"`
+
+	pmp  *PMP
+	pcp  *PCP
+	upnp *UPnP
+}
+
+// ExternalAddr returns the external address the router reported, UPnP first.
+func (d *Discovery) ExternalAddr() netip.Addr {
+	for _, r := range []ProtocolResult{d.UPnP, d.NATPMP, d.PCP} {
+		if r.ExternalAddr.IsValid() {
+			return r.ExternalAddr
+		}
+	}
+	return netip.Addr{}
+}
+
+// NoExternalAddr reports whether a protocol answered but said the router
+// has no usable external address.
+func (d *Discovery) NoExternalAddr() bool {
+	return d.NATPMP.NoExternalAddr || d.UPnP.NoExternalAddr
+}
+
+// Any reports whether any port-mapping protocol answered.
+func (d *Discovery) Any() bool {
+	return d.NATPMP.Answered() || d.PCP.Answered() || d.UPnP.Answered()
+}
+
+// statusOf classifies a probe error.
+func statusOf(err error) Status {
+	switch {
+	case err == nil, errors.Is(err, ErrNoExternalAddr):
+		return StatusOK
+	case errors.Is(err, ErrNoResponse), errors.Is(err, context.DeadlineExceeded):
+		return StatusNoAnswer
+	case errors.Is(err, ErrPCPUnsupported):
+		return StatusUnsupported
+	}
+	var pe *PMPError
+	if errors.As(err, &pe) && pe.Code == PMPUnsupportedVersion {
+		return StatusUnsupported
+	}
+	return StatusError
+}
+
+// Discover probes NAT-PMP, PCP and UPnP IGD on the gateway in parallel and
+// returns when each has answered or its bound has expired.
+func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
+	if err := cfg.resolve(); err != nil {
+		return nil, err
+	}
+	d := &Discovery{
+		Gateway: cfg.Gateway, LocalAddr: cfg.Local,
+		NATPMP: ProtocolResult{Method: MethodNATPMP, Status: StatusSkipped},
+		PCP:    ProtocolResult{Method: MethodPCP, Status: StatusSkipped},
+		UPnP:   ProtocolResult{Method: MethodUPnP, Status: StatusSkipped},
+	}
+	skip := map[Method]bool{}
+	for _, m := range cfg.Skip {
+		skip[m] = true
+	}
+	var wg sync.WaitGroup
+	if !skip[MethodNATPMP] {
+		wg.Go(func() {
+			start := time.Now()
+			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
+			defer cancel()
+			p := NewPMP(cfg.Gateway, cfg.Local, cfg.PMPTimeout)
+			addr, epoch, err := p.ExternalAddrEpoch(ctx)
+			d.NATPMP.Elapsed = time.Since(start)
+			d.NATPMP.Status = statusOf(err)
+			if errors.Is(err, ErrNoExternalAddr) {
+				d.NATPMP.NoExternalAddr, d.pmp = true, p
+			}
+			if err != nil {
+				d.NATPMP.Error = err.Error()
+				cfg.tracef("NAT-PMP: %v", err)
+				return
+			}
+			cfg.tracef("NAT-PMP: external address %s, epoch %ds (%v)", addr, epoch, d.NATPMP.Elapsed.Round(time.Millisecond))
+			d.NATPMP.ExternalAddr, d.NATPMP.Epoch, d.pmp = addr, &epoch, p
+		})
+	}
+	if !skip[MethodPCP] {
+		wg.Go(func() {
+			start := time.Now()
+			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
+			defer cancel()
+			c := NewPCP(cfg.Gateway, cfg.Local, cfg.PMPTimeout)
+			epoch, err := c.Announce(ctx)
+			d.PCP.Elapsed = time.Since(start)
+			d.PCP.Status = statusOf(err)
+			if err != nil {
+				d.PCP.Error = err.Error()
+				cfg.tracef("PCP: %v", err)
+				return
+			}
+			cfg.tracef("PCP: ANNOUNCE answered, epoch %ds (%v)", epoch, d.PCP.Elapsed.Round(time.Millisecond))
+			d.PCP.Epoch, d.pcp = &epoch, c
+		})
+	}
+	if !skip[MethodUPnP] {
+		wg.Go(func() {
+			start := time.Now()
+			ctx, cancel := withDeadline(ctx, cfg.UPnPTimeout)
+			defer cancel()
+			u, ignored, err := openUPnP(ctx, &cfg)
+			d.UPnP.Ignored = ignored
+			if err == nil {
+				var addr netip.Addr
+				addr, err = u.ExternalAddr(ctx)
+				d.UPnP.ExternalAddr = addr
+				if errors.Is(err, ErrNoExternalAddr) {
+					d.UPnP.NoExternalAddr, d.upnp = true, u
+				}
+				if err == nil || errors.Is(err, ErrNoExternalAddr) {
+					if _, up, serr := u.Status(ctx); serr == nil {
+						d.UPnP.Uptime = up
+					}
+				}
+				dev := u.Device
+				d.UPnP.Device = &dev
+			}
+			d.UPnP.Elapsed = time.Since(start)
+			d.UPnP.Status = statusOf(err)
+			if err != nil {
+				d.UPnP.Error = err.Error()
+				cfg.tracef("UPnP: %v", err)
+				return
+			}
+			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
+				u.Device.IGDVersion, u.Device.ServiceType, d.UPnP.ExternalAddr, d.UPnP.Elapsed.Round(time.Millisecond))
+			d.upnp = u
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return d, ctx.Err()
+	}
+	return d, nil
+}
+
+// ErrNoMappingProtocol means the router answered none of NAT-PMP, PCP and UPnP.
+var ErrNoMappingProtocol = errors.New("the router answers none of NAT-PMP, PCP and UPnP IGD")
+
+// Lister returns the UPnP client, the only protocol that can list.
+func (d *Discovery) Lister() (Lister, error) {
+	if d.upnp == nil {
+		if d.NATPMP.Answered() || d.PCP.Answered() {
+			return nil, fmt.Errorf("%w; the router speaks no UPnP IGD (%s)", ErrCannotList, d.UPnP.Error)
+		}
+		return nil, ErrNoMappingProtocol
+	}
+	return d.upnp, nil
+}
+
+// Router returns a client for via ("" or "auto" picks). Auto prefers UPnP
+// (it can list, label mappings, map for another host and report a conflict
+// by name), then PCP, then NAT-PMP.
+func (d *Discovery) Router(via Method) (Router, error) {
+	switch via {
+	case MethodUPnP:
+		if d.upnp != nil {
+			return d.upnp, nil
+		}
+		return nil, fmt.Errorf("UPnP IGD is not available on %s: %s", d.Gateway, d.UPnP.Error)
+	case MethodPCP:
+		if d.pcp != nil {
+			return d.pcp, nil
+		}
+		return nil, fmt.Errorf("PCP is not available on %s: %s", d.Gateway, d.PCP.Error)
+	case MethodNATPMP:
+		if d.pmp != nil {
+			return d.pmp, nil
+		}
+		return nil, fmt.Errorf("NAT-PMP is not available on %s: %s", d.Gateway, d.NATPMP.Error)
+	case "", "auto":
+		switch {
+		case d.upnp != nil:
+			return d.upnp, nil
+		case d.pcp != nil:
+			return d.pcp, nil
+		case d.pmp != nil:
+			return d.pmp, nil
+		}
+		return nil, ErrNoMappingProtocol
+	}
+	return nil, fmt.Errorf("unknown protocol %q (want auto, upnp, natpmp or pcp)", via)
+}

@@ -1,0 +1,310 @@
+package nat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// PCP wire constants (RFC 6887).
+const (
+	pcpVersion        = 2
+	pcpOpAnnounce     = 0
+	pcpOpMap          = 1
+	pcpHeaderLen      = 24
+	pcpMapPayloadLen  = 36
+	pcpMaxMessage     = 1100 // RFC 6887 section 7: messages never exceed 1100 bytes
+	pcpInitialRetrans = 250 * time.Millisecond
+	pcpMaxRetrans     = 2 * time.Second
+	ianaTCP           = 6
+	ianaUDP           = 17
+)
+
+// PCPResultCode is a PCP result code (RFC 6887 section 7.4).
+type PCPResultCode uint8
+
+// PCP result codes.
+const (
+	PCPSuccess               PCPResultCode = 0
+	PCPUnsuppVersion         PCPResultCode = 1
+	PCPNotAuthorized         PCPResultCode = 2
+	PCPMalformedRequest      PCPResultCode = 3
+	PCPUnsuppOpcode          PCPResultCode = 4
+	PCPUnsuppOption          PCPResultCode = 5
+	PCPMalformedOption       PCPResultCode = 6
+	PCPNetworkFailure        PCPResultCode = 7
+	PCPNoResources           PCPResultCode = 8
+	PCPUnsuppProtocol        PCPResultCode = 9
+	PCPUserExQuota           PCPResultCode = 10
+	PCPCannotProvideExternal PCPResultCode = 11
+	PCPAddressMismatch       PCPResultCode = 12
+	PCPExcessiveRemotePeers  PCPResultCode = 13
+)
+
+var pcpCodeNames = [...]string{
+	"SUCCESS", "UNSUPP_VERSION", "NOT_AUTHORIZED", "MALFORMED_REQUEST", "UNSUPP_OPCODE",
+	"UNSUPP_OPTION", "MALFORMED_OPTION", "NETWORK_FAILURE", "NO_RESOURCES", "UNSUPP_PROTOCOL",
+	"USER_EX_QUOTA", "CANNOT_PROVIDE_EXTERNAL", "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS",
+}
+
+// String returns the code's RFC name.
+func (c PCPResultCode) String() string {
+	if int(c) < len(pcpCodeNames) {
+		return pcpCodeNames[c]
+	}
+	return "UNKNOWN_" + strconv.Itoa(int(c))
+}
+
+// PCPError is a non-zero PCP result code.
+type PCPError struct {
+	Code PCPResultCode
+	Op   string
+}
+
+func (e *PCPError) Error() string {
+	msg := fmt.Sprintf("PCP %s: result %d %s", e.Op, uint8(e.Code), e.Code)
+	switch e.Code {
+	case PCPUnsuppVersion:
+		msg += " (the router speaks NAT-PMP, not PCP)"
+	case PCPNotAuthorized:
+		msg += " (the router refuses this mapping by policy)"
+	case PCPCannotProvideExternal:
+		msg += " (the external port is taken or not allowed)"
+	case PCPAddressMismatch:
+		msg += " (another NAT between this host and the router rewrote the address)"
+	}
+	return msg
+}
+
+// ErrPCPUnsupported means the router answered a PCP request in NAT-PMP
+// (version 0) or with UNSUPP_VERSION: use NAT-PMP instead.
+var ErrPCPUnsupported = errors.New("the router does not speak PCP version 2")
+
+// pcpResponse is a parsed PCP response.
+type pcpResponse struct {
+	Opcode   uint8
+	Result   PCPResultCode
+	Lifetime uint32
+	Epoch    uint32
+	// MAP only:
+	Nonce        [12]byte
+	Protocol     uint8
+	InternalPort uint16
+	ExternalPort uint16
+	ExternalAddr netip.Addr
+}
+
+// parsePCPResponse parses a PCP response. It returns ErrPCPUnsupported for
+// a NAT-PMP (version 0) answer.
+func parsePCPResponse(b []byte) (pcpResponse, error) {
+	var r pcpResponse
+	if len(b) >= 2 && b[0] == 0 {
+		return r, ErrPCPUnsupported
+	}
+	if len(b) < pcpHeaderLen {
+		return r, fmt.Errorf("%w: PCP response of %d bytes, want at least %d", ErrMalformed, len(b), pcpHeaderLen)
+	}
+	if len(b) > pcpMaxMessage || len(b)%4 != 0 {
+		return r, fmt.Errorf("%w: PCP response length %d", ErrMalformed, len(b))
+	}
+	if b[0] != pcpVersion {
+		return r, fmt.Errorf("%w: PCP version %d", ErrMalformed, b[0])
+	}
+	if b[1]&0x80 == 0 {
+		return r, fmt.Errorf("%w: PCP message is a request, not a response", ErrMalformed)
+	}
+	r.Opcode = b[1] & 0x7f
+	r.Result = PCPResultCode(b[3])
+	r.Lifetime = binary.BigEndian.Uint32(b[4:8])
+	r.Epoch = binary.BigEndian.Uint32(b[8:12])
+	if r.Opcode == pcpOpMap && (r.Result == PCPSuccess || len(b) >= pcpHeaderLen+pcpMapPayloadLen) {
+		if len(b) < pcpHeaderLen+pcpMapPayloadLen {
+			return r, fmt.Errorf("%w: PCP MAP response of %d bytes", ErrMalformed, len(b))
+		}
+		p := b[pcpHeaderLen:]
+		copy(r.Nonce[:], p[0:12])
+		r.Protocol = p[12]
+		r.InternalPort = binary.BigEndian.Uint16(p[16:18])
+		r.ExternalPort = binary.BigEndian.Uint16(p[18:20])
+		r.ExternalAddr = netip.AddrFrom16([16]byte(p[20:36])).Unmap()
+	}
+	return r, nil
+}
+
+// PCP is a Port Control Protocol client (RFC 6887), written by hand.
+type PCP struct {
+	gw, local netip.Addr
+	port      uint16
+	timeout   time.Duration
+}
+
+// NewPCP returns a PCP client for gw, sending from local, each exchange
+// bounded by timeout.
+func NewPCP(gw, local netip.Addr, timeout time.Duration) *PCP {
+	return &PCP{gw: gw, local: local, port: pmpPort, timeout: timeout}
+}
+
+// Method returns MethodPCP.
+func (c *PCP) Method() Method { return MethodPCP }
+
+// header writes a request header into b.
+func (c *PCP) header(b []byte, op uint8, lifetime uint32) {
+	b[0] = pcpVersion
+	b[1] = op
+	binary.BigEndian.PutUint32(b[4:8], lifetime)
+	client := netip.AddrFrom16(c.local.As16())
+	if c.local.Is4() {
+		client = netip.AddrFrom16(netip.AddrFrom4(c.local.As4()).As16()) // IPv4-mapped
+	}
+	a := client.As16()
+	copy(b[8:24], a[:])
+}
+
+// exchange sends req until a matching response from the gateway's PCP port
+// arrives, retransmitting with back-off, bounded by ctx and the timeout.
+// Datagrams from any other address or port are ignored.
+func (c *PCP) exchange(ctx context.Context, op string, req []byte, match func(pcpResponse) bool) (pcpResponse, error) {
+	ctx, cancel := withDeadline(ctx, remaining(ctx, c.timeout))
+	defer cancel()
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0)))
+	if err != nil {
+		return pcpResponse{}, fmt.Errorf("PCP %s: %w", op, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	server := netip.AddrPortFrom(c.gw, c.port)
+	buf := make([]byte, pcpMaxMessage+4)
+	wait := pcpInitialRetrans
+	var lastErr error
+	for {
+		if _, err := conn.WriteToUDPAddrPort(req, server); err != nil {
+			return pcpResponse{}, fmt.Errorf("PCP %s: %w", op, err)
+		}
+		resend := time.Now().Add(wait)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(resend) {
+			resend = dl
+		}
+		_ = conn.SetReadDeadline(resend)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if ctx.Err() != nil {
+					if lastErr != nil {
+						return pcpResponse{}, lastErr
+					}
+					if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+						return pcpResponse{}, fmt.Errorf("PCP %s: %w (no reply from %s)", op, ErrNoResponse, server)
+					}
+					return pcpResponse{}, ctx.Err()
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break // retransmit
+				}
+				return pcpResponse{}, fmt.Errorf("PCP %s: %w", op, err)
+			}
+			if from.Addr().Unmap() != c.gw || from.Port() != c.port {
+				continue // not the gateway's PCP server
+			}
+			r, err := parsePCPResponse(buf[:n])
+			if err != nil {
+				if errors.Is(err, ErrPCPUnsupported) {
+					return r, fmt.Errorf("PCP %s: %w", op, err)
+				}
+				lastErr = fmt.Errorf("PCP %s: %w", op, err)
+				continue
+			}
+			if r.Result == PCPUnsuppVersion {
+				return r, fmt.Errorf("PCP %s: %w", op, ErrPCPUnsupported)
+			}
+			if !match(r) {
+				lastErr = fmt.Errorf("PCP %s: %w: response does not match the request (stale or foreign nonce)", op, ErrMalformed)
+				continue
+			}
+			if r.Result != PCPSuccess {
+				return r, &PCPError{Code: r.Result, Op: op}
+			}
+			return r, nil
+		}
+		if wait < pcpMaxRetrans {
+			wait *= 2
+		}
+	}
+}
+
+// Announce sends an ANNOUNCE and returns the router's epoch.
+func (c *PCP) Announce(ctx context.Context) (uint32, error) {
+	req := make([]byte, pcpHeaderLen)
+	c.header(req, pcpOpAnnounce, 0)
+	r, err := c.exchange(ctx, "announce", req, func(r pcpResponse) bool { return r.Opcode == pcpOpAnnounce })
+	return r.Epoch, err
+}
+
+// mapRequest sends a MAP request and returns the response.
+func (c *PCP) mapRequest(ctx context.Context, op string, proto Protocol, internalPort, externalPort uint16, lifetime uint32) (pcpResponse, error) {
+	var ianaProto uint8 = ianaTCP
+	if proto == UDP {
+		ianaProto = ianaUDP
+	}
+	req := make([]byte, pcpHeaderLen+pcpMapPayloadLen)
+	c.header(req, pcpOpMap, lifetime)
+	p := req[pcpHeaderLen:]
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return pcpResponse{}, err
+	}
+	copy(p[0:12], nonce[:])
+	p[12] = ianaProto
+	binary.BigEndian.PutUint16(p[16:18], internalPort)
+	binary.BigEndian.PutUint16(p[18:20], externalPort)
+	zero := netip.IPv4Unspecified().As16() // no suggested external address
+	zero[10], zero[11] = 0xff, 0xff
+	copy(p[20:36], zero[:])
+	return c.exchange(ctx, op, req, func(r pcpResponse) bool {
+		return r.Opcode == pcpOpMap && r.Nonce == nonce && r.Protocol == ianaProto && r.InternalPort == internalPort
+	})
+}
+
+// ExternalAddr is not offered by PCP without creating a mapping.
+func (c *PCP) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	return netip.Addr{}, errors.New("PCP tells the external address only in a MAP response")
+}
+
+// Add maps req for this host. A mapping granted on another external port is
+// returned together with a *PortMovedError.
+func (c *PCP) Add(ctx context.Context, req Request) (Mapping, error) {
+	if req.InternalAddr.IsValid() && req.InternalAddr != c.local {
+		return Mapping{}, fmt.Errorf("PCP maps ports to the host that asks (%s), not %s", c.local, req.InternalAddr)
+	}
+	lease := req.Lease
+	if lease <= 0 {
+		lease = DefaultPMPLease
+	}
+	r, err := c.mapRequest(ctx, fmt.Sprintf("map %s %d", req.Protocol, req.ExternalPort), req.Protocol, req.InternalPort, req.ExternalPort, uint32(lease/time.Second))
+	if err != nil {
+		return Mapping{}, err
+	}
+	m := Mapping{
+		Protocol: req.Protocol, ExternalPort: r.ExternalPort, InternalAddr: c.local, InternalPort: r.InternalPort,
+		Lease: time.Duration(r.Lifetime) * time.Second, Enabled: true, ExternalAddr: r.ExternalAddr,
+		Method: MethodPCP, Epoch: r.Epoch,
+	}
+	if r.ExternalPort != req.ExternalPort {
+		return m, &PortMovedError{Requested: req.ExternalPort, Granted: r.ExternalPort, Protocol: req.Protocol, Method: MethodPCP}
+	}
+	return m, nil
+}
+
+// Delete removes this host's mapping of internalPort (lifetime 0).
+func (c *PCP) Delete(ctx context.Context, proto Protocol, externalPort, internalPort uint16) error {
+	_, err := c.mapRequest(ctx, fmt.Sprintf("unmap %s %d", proto, internalPort), proto, internalPort, 0, 0)
+	return err
+}

@@ -1,0 +1,156 @@
+package nat
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// SSDP constants (UPnP Device Architecture 1.1, section 1.3).
+const (
+	ssdpPort        = 1900
+	ssdpMaxDatagram = 2048 // an SSDP response is a few hundred bytes
+	ssdpMaxIgnored  = 16   // foreign responses remembered for the report
+	ssdpMaxPackets  = 256  // datagrams read in one search, whatever they are
+)
+
+var ssdpMulticast = netip.AddrPortFrom(netip.MustParseAddr("239.255.255.250"), ssdpPort)
+
+// Search targets of an Internet Gateway Device, newest first.
+var igdSearchTargets = []string{
+	"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+	"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+}
+
+// SSDPResponse is one parsed answer to an M-SEARCH.
+type SSDPResponse struct {
+	From     netip.AddrPort
+	Location *url.URL
+	ST       string
+	USN      string
+	Server   string
+}
+
+// ParseSSDPResponse parses one SSDP response datagram (HTTP over UDP).
+func ParseSSDPResponse(b []byte) (SSDPResponse, error) {
+	var r SSDPResponse
+	if len(b) > ssdpMaxDatagram {
+		return r, fmt.Errorf("%w: SSDP datagram of %d bytes", ErrTooLarge, len(b))
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
+	if err != nil {
+		return r, fmt.Errorf("%w: SSDP: %v", ErrMalformed, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("%w: SSDP status %d", ErrMalformed, resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return r, fmt.Errorf("%w: SSDP response without Location", ErrMalformed)
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return r, fmt.Errorf("%w: SSDP Location %q is not an http URL", ErrMalformed, loc)
+	}
+	r.Location = u
+	r.ST = resp.Header.Get("ST")
+	r.USN = resp.Header.Get("USN")
+	r.Server = resp.Header.Get("Server")
+	return r, nil
+}
+
+// locationHost returns the address of an http URL's host, if it is an IP.
+func locationHost(u *url.URL) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(u.Hostname())
+	return a.Unmap(), err == nil
+}
+
+func searchRequest(st string, host string) []byte {
+	return []byte("M-SEARCH * HTTP/1.1\r\n" +
+		"HOST: " + host + "\r\n" +
+		"MAN: \"ssdp:discover\"\r\n" +
+		"MX: 1\r\n" +
+		"ST: " + st + "\r\n\r\n")
+}
+
+// searchIGD asks for an Internet Gateway Device, by multicast (when
+// multicast is set) and by unicast to the gateway, and returns the first
+// answer that comes from the gateway and names a Location on it. Answers
+// from other hosts are ignored and described in ignored. It returns as soon
+// as the gateway has answered.
+func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast bool) (found SSDPResponse, ignored []string, err error) {
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	if err != nil {
+		return found, nil, fmt.Errorf("SSDP: %w", err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	unicast := netip.AddrPortFrom(gw, port)
+	send := func() error {
+		for _, st := range igdSearchTargets {
+			if _, err := conn.WriteToUDPAddrPort(searchRequest(st, unicast.String()), unicast); err != nil {
+				return err
+			}
+			if multicast {
+				// Errors are expected on hosts without a multicast route.
+				_, _ = conn.WriteToUDPAddrPort(searchRequest(st, ssdpMulticast.String()), ssdpMulticast)
+			}
+		}
+		return nil
+	}
+	if err := send(); err != nil {
+		return found, nil, fmt.Errorf("SSDP: %w", err)
+	}
+	buf := make([]byte, ssdpMaxDatagram+1)
+	resend := time.Now().Add(300 * time.Millisecond)
+	for packets := 0; packets < ssdpMaxPackets; packets++ {
+		dl := resend
+		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+		_ = conn.SetReadDeadline(dl)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return found, ignored, fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = send() // one more try, as UDP may drop the first
+				resend = time.Now().Add(600 * time.Millisecond)
+				continue
+			}
+			return found, ignored, fmt.Errorf("SSDP: %w", err)
+		}
+		r, perr := ParseSSDPResponse(buf[:n])
+		r.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		note := func(why string) {
+			if len(ignored) < ssdpMaxIgnored {
+				ignored = append(ignored, fmt.Sprintf("%s: %s", r.From, why))
+			}
+		}
+		switch {
+		case perr != nil:
+			note(perr.Error())
+		case r.From.Addr() != gw:
+			note(fmt.Sprintf("an IGD on another host than the gateway %s (Location %s)", gw, r.Location))
+		default:
+			if h, ok := locationHost(r.Location); !ok || h != gw {
+				note(fmt.Sprintf("Location %s points away from the gateway %s", r.Location, gw))
+				continue
+			}
+			return r, ignored, nil
+		}
+	}
+	return found, ignored, fmt.Errorf("SSDP: %w: too many datagrams and none from the gateway", ErrMalformed)
+}

@@ -1,0 +1,577 @@
+package nat
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/huin/goupnp"
+	"github.com/huin/goupnp/dcps/internetgateway2"
+	"github.com/huin/goupnp/soap"
+)
+
+// Bounds on what a UPnP device may send.
+const (
+	maxHTTPBody        = 1 << 20 // a device description or SOAP reply
+	maxHTTPHeader      = 16 << 10
+	maxListEntries     = 10000 // mappings natdoctor will read from one router
+	listPageSize       = 25    // miniupnpd 2.3.1 fails one bulk call of 200 entries
+	maxGenericIndex    = 2048  // GetGenericPortMappingEntry calls, at most
+	upnpMaxIdlePerHost = 8
+)
+
+// UPnP error codes (UPnP IGD WANIPConnection v2, section 2.4).
+var upnpErrorNames = map[int]string{
+	401: "InvalidAction",
+	402: "InvalidArgs",
+	501: "ActionFailed",
+	606: "ActionNotAuthorized",
+	713: "SpecifiedArrayIndexInvalid",
+	714: "NoSuchEntryInArray",
+	715: "WildCardNotPermittedInSrcIP",
+	716: "WildCardNotPermittedInExtPort",
+	718: "ConflictInMappingEntry",
+	724: "SamePortValuesRequired",
+	725: "OnlyPermanentLeasesSupported",
+	726: "RemoteHostOnlySupportsWildcard",
+	727: "ExternalPortOnlySupportsWildcard",
+	728: "NoPortMapsAvailable",
+	729: "ConflictWithOtherMechanisms",
+	730: "PortMappingNotFound",
+	731: "ReadOnly",
+	732: "WildCardNotPermittedInIntPort",
+	733: "InconsistentParameters",
+}
+
+// Named UPnP error codes natdoctor acts on.
+const (
+	UPnPInvalidArgs                  = 402
+	UPnPActionNotAuthorized          = 606
+	UPnPSpecifiedArrayIndexInvalid   = 713
+	UPnPNoSuchEntryInArray           = 714
+	UPnPConflictInMappingEntry       = 718
+	UPnPSamePortValuesRequired       = 724
+	UPnPOnlyPermanentLeasesSupported = 725
+	UPnPConflictWithOtherMechanisms  = 729
+	UPnPPortMappingNotFound          = 730
+)
+
+// UPnPError is a SOAP fault from the router, with its UPnP error code.
+type UPnPError struct {
+	Code        int
+	Description string
+	Action      string
+}
+
+// Name returns the code's name in the IGD specification.
+func (e *UPnPError) Name() string {
+	if n, ok := upnpErrorNames[e.Code]; ok {
+		return n
+	}
+	return "UPnPError" + strconv.Itoa(e.Code)
+}
+
+func (e *UPnPError) Error() string {
+	msg := fmt.Sprintf("UPnP %s: error %d %s", e.Action, e.Code, e.Name())
+	if e.Description != "" && e.Description != e.Name() {
+		msg += ": " + e.Description
+	}
+	switch e.Code {
+	case UPnPActionNotAuthorized:
+		msg += " (the router refuses this by policy: ports below 1024, or a mapping for another address in secure mode)"
+	case UPnPConflictInMappingEntry:
+		msg += " (the port is already mapped to another host)"
+	case UPnPConflictWithOtherMechanisms:
+		msg += " (the port is used by a static forward or the router's own services)"
+	}
+	return msg
+}
+
+// UPnPCode returns the UPnP error code carried by err, or 0.
+func UPnPCode(err error) int {
+	var ue *UPnPError
+	if errors.As(err, &ue) {
+		return ue.Code
+	}
+	return 0
+}
+
+// soapError converts goupnp's errors into typed ones.
+func soapError(action string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fault *soap.SOAPFaultError
+	if errors.As(err, &fault) {
+		return &UPnPError{Code: fault.Detail.UPnPError.Errorcode, Description: fault.Detail.UPnPError.ErrorDescription, Action: action}
+	}
+	if strings.Contains(err.Error(), ErrTooLarge.Error()) {
+		return fmt.Errorf("UPnP %s: %w", action, ErrTooLarge)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return fmt.Errorf("UPnP %s: %w: %v", action, ErrNoResponse, err)
+	}
+	return fmt.Errorf("UPnP %s: %w", action, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// cappedTransport cuts every response body at max bytes.
+type cappedTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t *cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.max}
+	return resp, nil
+}
+
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxHTTPBody)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// NewHTTPClient returns the HTTP client natdoctor uses for UPnP: no proxy,
+// no redirects, keep-alive, a timeout per request and caps on headers and
+// bodies (goupnp has none: a 200 MB reply would cost gigabytes).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: timeout}).DialContext,
+		MaxResponseHeaderBytes: maxHTTPHeader,
+		ResponseHeaderTimeout:  timeout,
+		MaxIdleConnsPerHost:    upnpMaxIdlePerHost,
+		IdleConnTimeout:        30 * time.Second,
+		DisableCompression:     true,
+	}
+	return &http.Client{
+		Transport:     &cappedTransport{base: tr, max: maxHTTPBody},
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// DeviceInfo describes the router's UPnP device, for advice.
+type DeviceInfo struct {
+	Location     string `json:"location"`
+	Server       string `json:"server,omitempty"`
+	FriendlyName string `json:"friendly_name"`
+	Manufacturer string `json:"manufacturer"`
+	ModelName    string `json:"model_name"`
+	ModelNumber  string `json:"model_number,omitempty"`
+	IGDVersion   int    `json:"igd_version"`
+	ServiceType  string `json:"service_type"`
+	ControlURL   string `json:"control_url"`
+}
+
+// wanConnection is what the three WAN connection services share.
+type wanConnection interface {
+	AddPortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string, internalPort uint16, internalClient string, enabled bool, description string, leaseDuration uint32) error
+	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
+	GetExternalIPAddressCtx(ctx context.Context) (string, error)
+	GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (remoteHost string, externalPort uint16, protocol string, internalPort uint16, internalClient string, enabled bool, description string, leaseDuration uint32, err error)
+	GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (internalPort uint16, internalClient string, enabled bool, description string, leaseDuration uint32, err error)
+	GetStatusInfoCtx(ctx context.Context) (status string, lastError string, uptime uint32, err error)
+}
+
+// bulkLister is IGD v2's GetListOfPortMappings.
+type bulkLister interface {
+	GetListOfPortMappingsCtx(ctx context.Context, startPort, endPort uint16, protocol string, manage bool, number uint16) (string, error)
+}
+
+// UPnP is a client of the router's UPnP IGD WAN connection service.
+type UPnP struct {
+	conn   wanConnection
+	Device DeviceInfo
+	// Calls counts SOAP requests sent, for tests and benchmarks.
+	calls func()
+}
+
+// Method returns MethodUPnP.
+func (u *UPnP) Method() Method { return MethodUPnP }
+
+func (u *UPnP) count() {
+	if u.calls != nil {
+		u.calls()
+	}
+}
+
+// ParseDeviceDescription parses a UPnP device description.
+func ParseDeviceDescription(body []byte) (*goupnp.RootDevice, error) {
+	root := new(goupnp.RootDevice)
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.DefaultSpace = goupnp.DeviceXMLNamespace
+	if err := dec.Decode(root); err != nil {
+		return nil, fmt.Errorf("%w: device description: %v", ErrMalformed, err)
+	}
+	return root, nil
+}
+
+// fetchDescription GETs and parses the device description at loc.
+func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goupnp.RootDevice, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("device description %s: %w", loc, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("device description %s: HTTP %s", loc, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("device description %s: %w", loc, err)
+	}
+	return ParseDeviceDescription(body)
+}
+
+// openUPnP finds the IGD by SSDP and opens its WAN connection service. It
+// accepts only a device, and a control URL, on the gateway's address.
+func openUPnP(ctx context.Context, cfg *Config) (*UPnP, []string, error) {
+	found, ignored, err := searchIGD(ctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
+	if err != nil {
+		return nil, ignored, err
+	}
+	cfg.tracef("SSDP: %s answered, Location %s, ST %s", found.From, found.Location, found.ST)
+	root, err := fetchDescription(ctx, cfg.HTTPClient, found.Location)
+	if err != nil {
+		return nil, ignored, err
+	}
+	base := found.Location
+	if root.URLBaseStr != "" {
+		if b, err := url.Parse(root.URLBaseStr); err == nil {
+			base = b
+		}
+	}
+	root.SetURLBase(base)
+	u, err := pickService(root, found.Location, cfg)
+	if err != nil {
+		return nil, ignored, err
+	}
+	u.Device.Location = found.Location.String()
+	u.Device.Server = found.Server
+	return u, ignored, nil
+}
+
+// pickService tries WANIPConnection:2, WANIPConnection:1 and
+// WANPPPConnection:1, in that order, and returns the first on the gateway.
+func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, error) {
+	type candidate struct {
+		urn  string
+		conn wanConnection
+		sc   *goupnp.ServiceClient
+	}
+	var cands []candidate
+	if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANIPConnection_2, c, &c.ServiceClient})
+		}
+	}
+	if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANIPConnection_1, c, &c.ServiceClient})
+		}
+	}
+	if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANPPPConnection_1, c, &c.ServiceClient})
+		}
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("UPnP: the device at %s offers no WANIPConnection or WANPPPConnection service", loc)
+	}
+	var why []string
+	for _, c := range cands {
+		ctl := c.sc.SOAPClient.EndpointURL
+		if h, ok := locationHost(&ctl); !ok || h != cfg.Gateway {
+			why = append(why, fmt.Sprintf("%s control URL %s is not on the gateway", c.urn, ctl.String()))
+			continue
+		}
+		c.sc.SOAPClient.HTTPClient = *cfg.HTTPClient
+		igd := 1
+		if strings.HasSuffix(root.Device.DeviceType, ":2") {
+			igd = 2
+		}
+		return &UPnP{
+			conn:  c.conn,
+			calls: cfg.CountRequest,
+			Device: DeviceInfo{
+				FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
+				ModelName: root.Device.ModelName, ModelNumber: root.Device.ModelNumber,
+				IGDVersion: igd, ServiceType: c.urn, ControlURL: ctl.String(),
+			},
+		}, nil
+	}
+	return nil, fmt.Errorf("UPnP: no usable service: %s", strings.Join(why, "; "))
+}
+
+// ExternalAddr returns the router's external address.
+func (u *UPnP) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	u.count()
+	s, err := u.conn.GetExternalIPAddressCtx(ctx)
+	if err != nil {
+		return netip.Addr{}, soapError("GetExternalIPAddress", err)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0.0.0.0" {
+		return netip.Addr{}, fmt.Errorf("UPnP GetExternalIPAddress: %w (it answered %q)", ErrNoExternalAddr, s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: external address %q", ErrMalformed, s)
+	}
+	return a.Unmap(), nil
+}
+
+// Status returns the WAN connection status and uptime.
+func (u *UPnP) Status(ctx context.Context) (status string, uptime time.Duration, err error) {
+	u.count()
+	s, _, up, err := u.conn.GetStatusInfoCtx(ctx)
+	if err != nil {
+		return "", 0, soapError("GetStatusInfo", err)
+	}
+	return s, time.Duration(up) * time.Second, nil
+}
+
+// Add creates or renews a mapping. Lease negotiation: a router that only
+// takes permanent leases (725) gets 0; one that refuses a permanent lease
+// (402 or 501 on 0) gets DefaultPMPLease. The returned mapping holds the
+// lease that was granted.
+func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
+	lease := uint32(req.Lease / time.Second)
+	add := func(lease uint32) error {
+		u.count()
+		return soapError("AddPortMapping", u.conn.AddPortMappingCtx(ctx, "", req.ExternalPort, string(req.Protocol),
+			req.InternalPort, req.InternalAddr.String(), true, req.Description, lease))
+	}
+	err := add(lease)
+	switch code := UPnPCode(err); {
+	case code == UPnPOnlyPermanentLeasesSupported && lease != 0:
+		lease = 0
+		err = add(lease)
+	case (code == UPnPInvalidArgs || code == 501) && lease == 0:
+		lease = uint32(DefaultPMPLease / time.Second)
+		err = add(lease)
+	}
+	if err != nil {
+		return Mapping{}, err
+	}
+	return Mapping{
+		Protocol: req.Protocol, ExternalPort: req.ExternalPort, InternalAddr: req.InternalAddr,
+		InternalPort: req.InternalPort, Description: req.Description, Lease: time.Duration(lease) * time.Second,
+		Enabled: true, Method: MethodUPnP,
+	}, nil
+}
+
+// Delete removes the mapping of proto/externalPort. A mapping that is not
+// there yields an error wrapping ErrNoSuchMapping.
+func (u *UPnP) Delete(ctx context.Context, proto Protocol, externalPort, internalPort uint16) error {
+	u.count()
+	err := soapError("DeletePortMapping", u.conn.DeletePortMappingCtx(ctx, "", externalPort, string(proto)))
+	if c := UPnPCode(err); c == UPnPNoSuchEntryInArray || c == UPnPPortMappingNotFound {
+		return fmt.Errorf("%w: %s %d: %v", ErrNoSuchMapping, proto, externalPort, err)
+	}
+	return err
+}
+
+// Get returns the mapping of proto/externalPort or an error wrapping
+// ErrNoSuchMapping.
+func (u *UPnP) Get(ctx context.Context, proto Protocol, externalPort uint16) (Mapping, error) {
+	u.count()
+	ip, client, enabled, desc, lease, err := u.conn.GetSpecificPortMappingEntryCtx(ctx, "", externalPort, string(proto))
+	if err != nil {
+		err = soapError("GetSpecificPortMappingEntry", err)
+		if c := UPnPCode(err); c == UPnPNoSuchEntryInArray || c == UPnPPortMappingNotFound {
+			return Mapping{}, fmt.Errorf("%w: %s %d", ErrNoSuchMapping, proto, externalPort)
+		}
+		return Mapping{}, err
+	}
+	addr, _ := netip.ParseAddr(strings.TrimSpace(client))
+	return Mapping{
+		Protocol: proto, ExternalPort: externalPort, InternalAddr: addr.Unmap(), InternalPort: ip,
+		Description: desc, Lease: time.Duration(lease) * time.Second, Enabled: enabled, Method: MethodUPnP,
+	}, nil
+}
+
+// List returns every mapping, with IGD v2's GetListOfPortMappings in pages
+// by port range, falling back to GetGenericPortMappingEntry when the bulk
+// call is missing or fails.
+func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
+	if bl, ok := u.conn.(bulkLister); ok {
+		ms, err := u.listBulk(ctx, bl)
+		if err == nil || ctx.Err() != nil {
+			return ms, err
+		}
+	}
+	return u.listGeneric(ctx)
+}
+
+func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
+	var all []Mapping
+	for _, proto := range []Protocol{TCP, UDP} {
+		start := uint16(0)
+		for {
+			u.count()
+			listing, err := bl.GetListOfPortMappingsCtx(ctx, start, 65535, string(proto), true, listPageSize)
+			if err != nil {
+				err = soapError("GetListOfPortMappings", err)
+				if c := UPnPCode(err); c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray {
+					break // no (more) entries for this protocol
+				}
+				return nil, err
+			}
+			page, err := ParsePortMappingList([]byte(listing))
+			if err != nil {
+				return nil, err
+			}
+			last := start
+			for _, m := range page {
+				if m.Protocol != proto || m.ExternalPort < start {
+					continue // not what was asked: ignore rather than loop
+				}
+				all = append(all, m)
+				last = max(last, m.ExternalPort)
+			}
+			if len(all) > maxListEntries {
+				return nil, fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d mappings", ErrTooLarge, maxListEntries)
+			}
+			if len(page) < listPageSize || last == 65535 || last < start {
+				break
+			}
+			start = last + 1
+		}
+	}
+	return all, nil
+}
+
+func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
+	var all []Mapping
+	for i := 0; i < maxGenericIndex; i++ {
+		u.count()
+		rh, ep, proto, ip, client, enabled, desc, lease, err := u.conn.GetGenericPortMappingEntryCtx(ctx, uint16(i))
+		if err != nil {
+			err = soapError("GetGenericPortMappingEntry", err)
+			if c := UPnPCode(err); c == UPnPSpecifiedArrayIndexInvalid || c == UPnPNoSuchEntryInArray {
+				return all, nil
+			}
+			return all, err
+		}
+		p, perr := ParseProtocol(proto)
+		if perr != nil {
+			continue
+		}
+		addr, _ := netip.ParseAddr(strings.TrimSpace(client))
+		all = append(all, Mapping{Protocol: p, ExternalPort: ep, InternalAddr: addr.Unmap(), InternalPort: ip,
+			Description: desc, Lease: time.Duration(lease) * time.Second, Enabled: enabled, RemoteHost: rh, Method: MethodUPnP})
+	}
+	return all, fmt.Errorf("UPnP GetGenericPortMappingEntry: %w: more than %d entries", ErrTooLarge, maxGenericIndex)
+}
+
+// ParsePortMappingList parses IGD v2's PortMappingList XML document.
+func ParsePortMappingList(doc []byte) ([]Mapping, error) {
+	if len(doc) > maxHTTPBody {
+		return nil, fmt.Errorf("%w: port mapping list of %d bytes", ErrTooLarge, len(doc))
+	}
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	var (
+		out   []Mapping
+		cur   map[string]string
+		field string
+		depth int
+	)
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: port mapping list: %v", ErrMalformed, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > 16 {
+				return nil, fmt.Errorf("%w: port mapping list nested too deep", ErrMalformed)
+			}
+			switch {
+			case t.Name.Local == "PortMappingEntry":
+				cur = map[string]string{}
+			case cur != nil:
+				field = t.Name.Local
+			}
+		case xml.CharData:
+			if cur != nil && field != "" && len(cur[field]) < 1024 {
+				cur[field] += string(t)
+			}
+		case xml.EndElement:
+			depth--
+			if t.Name.Local == "PortMappingEntry" && cur != nil {
+				if m, ok := entryToMapping(cur); ok {
+					out = append(out, m)
+					if len(out) > maxListEntries {
+						return nil, fmt.Errorf("%w: more than %d entries", ErrTooLarge, maxListEntries)
+					}
+				}
+				cur = nil
+			}
+			field = ""
+		}
+	}
+	return out, nil
+}
+
+func entryToMapping(f map[string]string) (Mapping, bool) {
+	get := func(k string) string { return strings.TrimSpace(f[k]) }
+	proto, err := ParseProtocol(get("NewProtocol"))
+	if err != nil {
+		return Mapping{}, false
+	}
+	ep, err1 := strconv.ParseUint(get("NewExternalPort"), 10, 16)
+	ip, err2 := strconv.ParseUint(get("NewInternalPort"), 10, 16)
+	if err1 != nil || err2 != nil {
+		return Mapping{}, false
+	}
+	addr, _ := netip.ParseAddr(get("NewInternalClient"))
+	lease, _ := strconv.ParseUint(get("NewLeaseTime"), 10, 32)
+	enabled := get("NewEnabled") == "1" || strings.EqualFold(get("NewEnabled"), "true")
+	return Mapping{
+		Protocol: proto, ExternalPort: uint16(ep), InternalAddr: addr.Unmap(), InternalPort: uint16(ip),
+		Description: f["NewDescription"], Lease: time.Duration(lease) * time.Second, Enabled: enabled,
+		RemoteHost: get("NewRemoteHost"), Method: MethodUPnP,
+	}, true
+}
