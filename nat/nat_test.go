@@ -1,0 +1,413 @@
+package nat_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/nat/nattest"
+)
+
+// testConfig points nat at a fake router, with short bounds and no multicast.
+func testConfig(r *nattest.Router) nat.Config {
+	cfg := nat.DefaultConfig()
+	cfg.Gateway = r.Addr
+	cfg.SSDPMulticast = false
+	cfg.PMPTimeout = 600 * time.Millisecond
+	cfg.UPnPTimeout = 800 * time.Millisecond
+	cfg.HTTPClient = nat.NewHTTPClient(2 * time.Second)
+	return cfg
+}
+
+func discover(t *testing.T, r *nattest.Router) *nat.Discovery {
+	t.Helper()
+	d, err := nat.Discover(context.Background(), testConfig(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDiscoverAllProtocols(t *testing.T) {
+	r := nattest.New(t)
+	start := time.Now()
+	d := discover(t, r)
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Errorf("discovery of a prompt router took %v", el)
+	}
+	for _, pr := range []nat.ProtocolResult{d.NATPMP, d.PCP, d.UPnP} {
+		if pr.Status != nat.StatusOK {
+			t.Errorf("%s: %s %s", pr.Method, pr.Status, pr.Error)
+		}
+	}
+	if d.NATPMP.ExternalAddr != r.External || d.UPnP.ExternalAddr != r.External {
+		t.Errorf("external address: %v %v", d.NATPMP.ExternalAddr, d.UPnP.ExternalAddr)
+	}
+	dev := d.UPnP.Device
+	if dev == nil || dev.Manufacturer != "Fake Networks" || dev.IGDVersion != 2 || !strings.HasSuffix(dev.ServiceType, "WANIPConnection:2") {
+		t.Errorf("device: %+v", dev)
+	}
+	if d.NATPMP.Epoch == nil || d.PCP.Epoch == nil {
+		t.Error("no epoch")
+	}
+}
+
+func TestDiscoverSilentRouter(t *testing.T) {
+	r := nattest.New(t)
+	r.Silent.Store(true)
+	r.SSDPSilent.Store(true)
+	start := time.Now()
+	d := discover(t, r)
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("silent router verdict took %v", el)
+	}
+	if d.Any() {
+		t.Fatalf("silent router answered: %+v", d)
+	}
+	for _, pr := range []nat.ProtocolResult{d.NATPMP, d.PCP, d.UPnP} {
+		if pr.Status != nat.StatusNoAnswer {
+			t.Errorf("%s: %s, want no-answer (%s)", pr.Method, pr.Status, pr.Error)
+		}
+	}
+	if _, err := d.Router("auto"); !errors.Is(err, nat.ErrNoMappingProtocol) {
+		t.Errorf("Router(auto) on a silent router: %v", err)
+	}
+}
+
+func TestDiscoverCancelledReturnsAtOnce(t *testing.T) {
+	r := nattest.New(t)
+	r.Silent.Store(true)
+	r.SSDPSilent.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := testConfig(r)
+	cfg.PMPTimeout, cfg.UPnPTimeout = 10*time.Second, 10*time.Second
+	done := make(chan error, 1)
+	go func() { _, err := nat.Discover(ctx, cfg); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Discover did not return after cancellation")
+	}
+}
+
+func TestWrongSourceIsIgnored(t *testing.T) {
+	r := nattest.New(t)
+	r.WrongSource.Store(true)
+	d := discover(t, r)
+	if d.NATPMP.Status != nat.StatusNoAnswer || d.PCP.Status != nat.StatusNoAnswer {
+		t.Errorf("replies from the wrong source were accepted: natpmp %s, pcp %s", d.NATPMP.Status, d.PCP.Status)
+	}
+	if r.PMPRequests.Load() == 0 || r.PCPRequests.Load() == 0 {
+		t.Error("the fake saw no request")
+	}
+}
+
+func TestPCPFallsBackOnUnsupportedVersion(t *testing.T) {
+	r := nattest.New(t)
+	r.NoPCP.Store(true)
+	d := discover(t, r)
+	if d.PCP.Status != nat.StatusUnsupported || d.NATPMP.Status != nat.StatusOK {
+		t.Fatalf("pcp %s (%s), natpmp %s", d.PCP.Status, d.PCP.Error, d.NATPMP.Status)
+	}
+	r.SSDPSilent.Store(true)
+	d = discover(t, r)
+	rt, err := d.Router("auto")
+	if err != nil || rt.Method() != nat.MethodNATPMP {
+		t.Fatalf("auto on a NAT-PMP-only router: %v, %v", rt, err)
+	}
+}
+
+func TestPCPMapAndNonce(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodPCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42000, InternalPort: 42000, Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ExternalPort != 42000 || m.Lease != time.Hour || m.ExternalAddr != r.External || m.Method != nat.MethodPCP {
+		t.Errorf("granted %+v", m)
+	}
+	if _, ok := r.Entries()[nattest.Key{Proto: "TCP", Port: 42000}]; !ok {
+		t.Fatal("no mapping on the router")
+	}
+	if err := rt.Delete(ctx, nat.TCP, 42000, 42000); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries()) != 0 {
+		t.Errorf("mapping left after delete: %v", r.Entries())
+	}
+
+	r.PCPBadNonce.Store(true)
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42001, InternalPort: 42001, Lease: time.Hour})
+	if !errors.Is(err, nat.ErrMalformed) || !strings.Contains(err.Error(), "nonce") {
+		t.Errorf("foreign nonce accepted: %v", err)
+	}
+}
+
+func TestPCPResultCodesByName(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, _ := d.Router(nat.MethodPCP)
+	for code, name := range map[int32]string{2: "NOT_AUTHORIZED", 8: "NO_RESOURCES", 11: "CANNOT_PROVIDE_EXTERNAL", 12: "ADDRESS_MISMATCH"} {
+		r.PCPResult.Store(code)
+		_, err := rt.Add(context.Background(), nat.Request{Protocol: nat.UDP, ExternalPort: 5000, InternalPort: 5000})
+		var pe *nat.PCPError
+		if !errors.As(err, &pe) || int32(pe.Code) != code || !strings.Contains(err.Error(), name) {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+}
+
+func TestNATPMPMapMovedPortAndCodes(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodNATPMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalPort: 21, Lease: 10 * time.Minute})
+	if err != nil || m.ExternalPort != 21 || m.Lease != 10*time.Minute {
+		t.Fatalf("add: %+v %v", m, err)
+	}
+	r.MoveExternal.Store(55555)
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42005, InternalPort: 42005})
+	var moved *nat.PortMovedError
+	if !errors.As(err, &moved) || moved.Granted != 55555 || moved.Requested != 42005 {
+		t.Errorf("moved port not reported: %v", err)
+	}
+	r.MoveExternal.Store(0)
+	if err := rt.Delete(ctx, nat.TCP, 21, 21); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Entries()[nattest.Key{Proto: "TCP", Port: 21}]; ok {
+		t.Error("21 still mapped after delete")
+	}
+	for code, name := range map[int32]string{2: "NOT_AUTHORIZED", 3: "NETWORK_FAILURE", 4: "OUT_OF_RESOURCES"} {
+		r.PMPResult.Store(code)
+		_, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 8080, InternalPort: 8080})
+		var pe *nat.PMPError
+		if !errors.As(err, &pe) || int32(pe.Code) != code || !strings.Contains(err.Error(), name) {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 8080, InternalPort: 8080, InternalAddr: netip.MustParseAddr("10.9.9.9")})
+	if err == nil || !strings.Contains(err.Error(), "only map ports to the host that asks") {
+		t.Errorf("NAT-PMP mapping for another host: %v", err)
+	}
+}
+
+func TestNoExternalAddressMeansDoubleNATSuspect(t *testing.T) {
+	r := nattest.New(t)
+	r.PMPResult.Store(3)
+	r.ExternalAddrIs.Store("")
+	d := discover(t, r)
+	if !d.NoExternalAddr() || !d.UPnP.NoExternalAddr || !d.NATPMP.NoExternalAddr {
+		t.Fatalf("no external address not seen: %+v", d)
+	}
+	if d.UPnP.Status != nat.StatusOK {
+		t.Errorf("UPnP answered, status %s", d.UPnP.Status)
+	}
+}
+
+func TestUPnPAddGetListDelete(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	host := netip.MustParseAddr("10.0.1.2")
+	for p := uint16(42000); p <= 42060; p++ {
+		if _, err := l.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: p, InternalPort: p, InternalAddr: host, Description: "t", Lease: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Add(ctx, nat.Request{Protocol: nat.UDP, ExternalPort: 9, InternalPort: 9, InternalAddr: host}); err != nil {
+		t.Fatal(err)
+	}
+	before := r.Actions()
+	ms, err := l.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 62 {
+		t.Fatalf("listed %d mappings, want 62", len(ms))
+	}
+	after := r.Actions()
+	if n := after["GetListOfPortMappings"] - before["GetListOfPortMappings"]; n < 3 || n > 5 {
+		t.Errorf("bulk list took %d pages for 61+1 entries", n)
+	}
+	if after["GetGenericPortMappingEntry"] != 0 {
+		t.Error("fell back to generic listing although the bulk call works")
+	}
+	m, err := l.Get(ctx, nat.TCP, 42007)
+	if err != nil || m.InternalAddr != host || m.InternalPort != 42007 || m.Description != "t" {
+		t.Errorf("get: %+v %v", m, err)
+	}
+	if _, err := l.Get(ctx, nat.TCP, 1); !errors.Is(err, nat.ErrNoSuchMapping) {
+		t.Errorf("get of a missing mapping: %v", err)
+	}
+	if err := l.Delete(ctx, nat.TCP, 42007, 42007); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(ctx, nat.TCP, 42007, 42007); !errors.Is(err, nat.ErrNoSuchMapping) {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+func TestUPnPListFallsBackToGeneric(t *testing.T) {
+	r := nattest.New(t)
+	for p := uint16(1000); p < 1040; p++ {
+		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
+	}
+	r.NoBulkList.Store(true)
+	d := discover(t, r)
+	l, _ := d.Lister()
+	ms, err := l.List(context.Background())
+	if err != nil || len(ms) != 40 {
+		t.Fatalf("fallback list: %d entries, %v", len(ms), err)
+	}
+	if r.Actions()["GetGenericPortMappingEntry"] != 41 { // 40 entries, then 713
+		t.Errorf("generic calls: %d", r.Actions()["GetGenericPortMappingEntry"])
+	}
+}
+
+func TestUPnPIGDv1(t *testing.T) {
+	r := nattest.New(t)
+	r.IGDv1 = true
+	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+	d := discover(t, r)
+	if d.UPnP.Device == nil || d.UPnP.Device.IGDVersion != 1 || !strings.HasSuffix(d.UPnP.Device.ServiceType, "WANIPConnection:1") {
+		t.Fatalf("v1 device: %+v %s", d.UPnP.Device, d.UPnP.Error)
+	}
+	l, _ := d.Lister()
+	ms, err := l.List(context.Background())
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("v1 list: %v %v", ms, err)
+	}
+}
+
+func TestUPnPErrorCodesByName(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, _ := d.Router(nat.MethodUPnP)
+	ctx := context.Background()
+	me := netip.MustParseAddr("10.0.1.2")
+	r.Set("TCP", 42003, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 42003})
+	_, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42003, InternalPort: 42003, InternalAddr: me})
+	if nat.UPnPCode(err) != nat.UPnPConflictInMappingEntry || !strings.Contains(err.Error(), "ConflictInMappingEntry") {
+		t.Errorf("718: %v", err)
+	}
+	r.RefuseBelow.Store(1024)
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalPort: 21, InternalAddr: me})
+	if nat.UPnPCode(err) != nat.UPnPActionNotAuthorized || !strings.Contains(err.Error(), "ActionNotAuthorized") {
+		t.Errorf("606: %v", err)
+	}
+	r.RefuseBelow.Store(0)
+	r.OnlyPermanent.Store(true)
+	m, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalPort: 21, InternalAddr: me, Lease: time.Hour})
+	if err != nil || m.Lease != 0 {
+		t.Errorf("725 negotiation: granted %v, %v", m.Lease, err)
+	}
+}
+
+func TestUPnPOversizedBodyIsCut(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, _ := d.Router(nat.MethodUPnP)
+	r.BodyPadding.Store(200 << 20) // 200 MB
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	_, err := rt.ExternalAddr(context.Background())
+	if !errors.Is(err, nat.ErrTooLarge) {
+		t.Errorf("200 MB reply: %v", err)
+	}
+	runtime.ReadMemStats(&ms)
+	if grew := int64(ms.HeapAlloc) - int64(before); grew > 64<<20 {
+		t.Errorf("heap grew by %d MB", grew>>20)
+	}
+}
+
+func TestUPnPIgnoresForeignLocation(t *testing.T) {
+	r := nattest.New(t)
+	r.LocationHost = "127.0.0.1"
+	d := discover(t, r)
+	if d.UPnP.Status == nat.StatusOK {
+		t.Fatal("accepted a Location on another host")
+	}
+	if len(d.UPnP.Ignored) == 0 || !strings.Contains(d.UPnP.Ignored[0], "points away from the gateway") {
+		t.Errorf("ignored: %v", d.UPnP.Ignored)
+	}
+}
+
+func TestUPnPRefusesForeignControlURL(t *testing.T) {
+	r := nattest.New(t)
+	r.ControlHost = "127.0.0.1:9"
+	d := discover(t, r)
+	if d.UPnP.Status == nat.StatusOK || !strings.Contains(d.UPnP.Error, "not on the gateway") {
+		t.Fatalf("foreign control URL: %s %s", d.UPnP.Status, d.UPnP.Error)
+	}
+}
+
+func TestRequestCounter(t *testing.T) {
+	r := nattest.New(t)
+	var n atomic.Int64
+	cfg := testConfig(r)
+	cfg.CountRequest = func() { n.Add(1) }
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := d.Router(nat.MethodUPnP)
+	base := n.Load()
+	if _, err := rt.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 5000, InternalPort: 5000, InternalAddr: netip.MustParseAddr("10.0.1.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Load() - base; got != 1 || int64(r.Actions()["AddPortMapping"]) != 1 {
+		t.Errorf("one add cost %d counted requests", got)
+	}
+}
+
+func TestClassifyAddr(t *testing.T) {
+	for in, want := range map[string]nat.AddrClass{
+		"11.0.0.1": nat.AddrPublic, "10.0.1.1": nat.AddrPrivate, "192.168.1.1": nat.AddrPrivate,
+		"100.64.0.1": nat.AddrShared, "100.127.255.254": nat.AddrShared, "127.0.0.1": nat.AddrLoopback,
+		"169.254.1.1": nat.AddrLinkLocal, "0.0.0.0": nat.AddrUnspecified, "203.0.113.9": nat.AddrReserved,
+		"198.18.0.1": nat.AddrReserved, "240.0.0.1": nat.AddrReserved,
+	} {
+		if got := nat.ClassifyAddr(netip.MustParseAddr(in)); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestLocalAddrFor(t *testing.T) {
+	r := nattest.New(t)
+	local, err := nat.LocalAddrFor(r.Addr)
+	if err != nil || !local.IsLoopback() {
+		t.Errorf("local address toward %s: %v %v", r.Addr, local, err)
+	}
+	if _, err := net.ResolveUDPAddr("udp4", r.Addr.String()+":5351"); err != nil {
+		t.Fatal(err)
+	}
+}
