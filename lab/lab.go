@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -567,4 +568,47 @@ func (h *Host) MustRun(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s: %s %s: %v\n%s", h.Name, name, strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// Forward is one port forward that miniupnpd installed on the router.
+type Forward struct {
+	Proto    string // tcp or udp
+	External int
+	Target   string // addr:port
+}
+
+var forwardRE = regexp.MustCompile(`@nh,72,8 0x(6|11) th dport (\d+) dnat ip to ([\d.]+:\d+)`)
+
+// Forwards reads the router's miniupnpd DNAT rules: the mappings as the
+// kernel sees them, independent of any UPnP client.
+func (l *Lab) Forwards(t testing.TB) []Forward {
+	t.Helper()
+	out := l.Router.MustRun(t, "nft", "list", "chain", "inet", "nat", "prerouting_miniupnpd")
+	var fs []Forward
+	for _, m := range forwardRE.FindAllStringSubmatch(out, -1) {
+		proto := "tcp"
+		if m[1] == "11" {
+			proto = "udp"
+		}
+		port, _ := strconv.Atoi(m[2])
+		fs = append(fs, Forward{Proto: proto, External: port, Target: m[3]})
+	}
+	return fs
+}
+
+// WaitForwards polls until cond holds for the router's forwards, bounded by
+// timeout, and returns the last forwards seen.
+func (l *Lab) WaitForwards(t testing.TB, timeout time.Duration, cond func([]Forward) bool) ([]Forward, bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		fs := l.Forwards(t)
+		if cond(fs) {
+			return fs, true
+		}
+		if time.Now().After(deadline) {
+			return fs, false
+		}
+		time.Sleep(50 * time.Millisecond) // polling router state, bounded by timeout
+	}
 }

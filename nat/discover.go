@@ -40,6 +40,9 @@ type Config struct {
 	Trace func(format string, args ...any)
 	// CountRequest, when set, is called once per request sent to the router.
 	CountRequest func()
+	// PCPKey is the secret PCP mapping nonces derive from; nil loads it
+	// with LoadPCPKey.
+	PCPKey []byte
 	// Skip lists protocols not to probe.
 	Skip []Method
 }
@@ -223,7 +226,14 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			start := time.Now()
 			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
 			defer cancel()
-			c := NewPCP(cfg.Gateway, cfg.Local, cfg.PMPTimeout)
+			key := cfg.PCPKey
+			if key == nil {
+				var kerr error
+				if key, kerr = LoadPCPKey(); kerr != nil {
+					cfg.tracef("PCP: %v", kerr)
+				}
+			}
+			c := NewPCP(cfg.Gateway, cfg.Local, cfg.PMPTimeout, key)
 			epoch, err := c.Announce(ctx)
 			d.PCP.Elapsed = time.Since(start)
 			d.PCP.Status = statusOf(err)

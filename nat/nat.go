@@ -138,3 +138,13 @@ func remaining(ctx context.Context, fallback time.Duration) time.Duration {
 	}
 	return fallback
 }
+
+// expired reports whether ctx is done or its deadline has passed. A socket
+// deadline set to the context's deadline may fire before ctx's own timer.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}

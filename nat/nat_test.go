@@ -23,6 +23,7 @@ func testConfig(r *nattest.Router) nat.Config {
 	cfg.PMPTimeout = 600 * time.Millisecond
 	cfg.UPnPTimeout = 800 * time.Millisecond
 	cfg.HTTPClient = nat.NewHTTPClient(2 * time.Second)
+	cfg.PCPKey = []byte("nattest key")
 	return cfg
 }
 

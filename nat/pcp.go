@@ -3,11 +3,14 @@ package nat
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -138,16 +141,61 @@ func parsePCPResponse(b []byte) (pcpResponse, error) {
 }
 
 // PCP is a Port Control Protocol client (RFC 6887), written by hand.
+//
+// A PCP server ties a mapping to the nonce that created it and refuses to
+// renew or delete it with another (RFC 6887 section 11.2). natdoctor derives
+// each mapping's nonce from a secret key kept on this host, so that a later
+// run can renew or remove what an earlier one made.
 type PCP struct {
 	gw, local netip.Addr
 	port      uint16
 	timeout   time.Duration
+	key       []byte
 }
 
 // NewPCP returns a PCP client for gw, sending from local, each exchange
-// bounded by timeout.
-func NewPCP(gw, local netip.Addr, timeout time.Duration) *PCP {
-	return &PCP{gw: gw, local: local, port: pmpPort, timeout: timeout}
+// bounded by timeout. key is the secret that mapping nonces derive from.
+func NewPCP(gw, local netip.Addr, timeout time.Duration, key []byte) *PCP {
+	return &PCP{gw: gw, local: local, port: pmpPort, timeout: timeout, key: key}
+}
+
+// nonce returns the mapping nonce for proto/internalPort from this host.
+func (c *PCP) nonce(ianaProto uint8, internalPort uint16) [12]byte {
+	h := sha256.New()
+	h.Write(c.key)
+	a := c.local.As16()
+	h.Write(a[:])
+	h.Write([]byte{ianaProto, byte(internalPort >> 8), byte(internalPort)})
+	var n [12]byte
+	copy(n[:], h.Sum(nil))
+	return n
+}
+
+// pcpKeyFile is where the PCP nonce key lives, under the user's config directory.
+const pcpKeyFile = "natdoctor/pcp-nonce.key"
+
+// LoadPCPKey returns this host's PCP nonce key, creating it (32 random
+// bytes, mode 0600) on first use. When no config directory is writable it
+// returns a key for this process only, and an error saying so.
+func LoadPCPKey() ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return fresh, fmt.Errorf("no config directory for the PCP key (%v): PCP mappings of this run cannot be removed by a later one", err)
+	}
+	path := filepath.Join(dir, pcpKeyFile)
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
+		return b, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+		if err := os.WriteFile(path, fresh, 0o600); err == nil {
+			return fresh, nil
+		}
+	}
+	return fresh, fmt.Errorf("cannot write %s: PCP mappings of this run cannot be removed by a later one", path)
 }
 
 // Method returns MethodPCP.
@@ -196,14 +244,14 @@ func (c *PCP) exchange(ctx context.Context, op string, req []byte, match func(pc
 		for {
 			n, from, err := conn.ReadFromUDPAddrPort(buf)
 			if err != nil {
-				if ctx.Err() != nil {
+				if expired(ctx) {
 					if lastErr != nil {
 						return pcpResponse{}, lastErr
 					}
-					if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-						return pcpResponse{}, fmt.Errorf("PCP %s: %w (no reply from %s)", op, ErrNoResponse, server)
+					if errors.Is(ctx.Err(), context.Canceled) {
+						return pcpResponse{}, ctx.Err()
 					}
-					return pcpResponse{}, ctx.Err()
+					return pcpResponse{}, fmt.Errorf("PCP %s: %w (no reply from %s)", op, ErrNoResponse, server)
 				}
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
@@ -257,10 +305,7 @@ func (c *PCP) mapRequest(ctx context.Context, op string, proto Protocol, interna
 	req := make([]byte, pcpHeaderLen+pcpMapPayloadLen)
 	c.header(req, pcpOpMap, lifetime)
 	p := req[pcpHeaderLen:]
-	var nonce [12]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return pcpResponse{}, err
-	}
+	nonce := c.nonce(ianaProto, internalPort)
 	copy(p[0:12], nonce[:])
 	p[12] = ianaProto
 	binary.BigEndian.PutUint16(p[16:18], internalPort)

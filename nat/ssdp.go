@@ -113,7 +113,7 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 	}
 	buf := make([]byte, ssdpMaxDatagram+1)
 	resend := time.Now().Add(300 * time.Millisecond)
-	for packets := 0; packets < ssdpMaxPackets; packets++ {
+	for packets := 0; packets < ssdpMaxPackets; {
 		dl := resend
 		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 			dl = d
@@ -121,7 +121,10 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 		_ = conn.SetReadDeadline(dl)
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if ctx.Err() != nil {
+			if expired(ctx) {
+				if errors.Is(ctx.Err(), context.Canceled) {
+					return found, ignored, ctx.Err()
+				}
 				return found, ignored, fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw)
 			}
 			var ne net.Error
@@ -132,6 +135,7 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 			}
 			return found, ignored, fmt.Errorf("SSDP: %w", err)
 		}
+		packets++
 		r, perr := ParseSSDPResponse(buf[:n])
 		r.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		note := func(why string) {

@@ -20,6 +20,9 @@ func (g *globalOptions) natConfig() nat.Config {
 	if g.Verbose {
 		cfg.Trace = g.tracef
 	}
+	if g.configure != nil {
+		g.configure(&cfg)
+	}
 	return cfg
 }
 

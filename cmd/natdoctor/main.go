@@ -21,8 +21,8 @@ func main() {
 }
 
 // run executes one natdoctor command line and returns its exit status.
-func run(ctx context.Context, args []string, ios *iostreams.IOStreams) int {
-	root := newCmdRoot(ios)
+func run(ctx context.Context, args []string, ios *iostreams.IOStreams, opts ...func(*globalOptions)) int {
+	root := newCmdRoot(ios, opts...)
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)

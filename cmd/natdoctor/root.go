@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natdoctor/natdoctor/internal/iostreams"
+	"github.com/natdoctor/natdoctor/nat"
 )
 
 // defaultTimeout is the default time budget of one command (--timeout).
@@ -25,6 +26,9 @@ type globalOptions struct {
 
 	gatewayFlag string
 	noColor     bool
+	// configure adjusts the router configuration; tests use it to keep
+	// SSDP on loopback.
+	configure func(*nat.Config)
 }
 
 // budget returns a context that ends when the command's time budget is spent.
@@ -39,8 +43,11 @@ func (g *globalOptions) tracef(format string, args ...any) {
 	}
 }
 
-func newCmdRoot(ios *iostreams.IOStreams) *cobra.Command {
+func newCmdRoot(ios *iostreams.IOStreams, opts ...func(*globalOptions)) *cobra.Command {
 	g := &globalOptions{IO: ios}
+	for _, o := range opts {
+		o(g)
+	}
 	root := &cobra.Command{
 		Use:   "natdoctor",
 		Short: "Make a home server reachable from the internet, and say why it is not",
@@ -75,6 +82,10 @@ and probes the server from inside and, through a reflector, from outside.
 	root.AddCommand(
 		newCmdVersion(g),
 		newCmdDiscover(g),
+		newCmdList(g),
+		newCmdAdd(g),
+		newCmdRemove(g),
+		newCmdKeep(g),
 	)
 	return root
 }

@@ -109,7 +109,7 @@ func New(t testing.TB) *Router {
 		}
 		// 127.<random>.<random>.<counter>: unique per router in this process
 		// and unlikely to collide with other test processes.
-		r.Addr = netip.AddrFrom4([4]byte{127, b[0]|1, b[1], byte(n%250 + 2)})
+		r.Addr = netip.AddrFrom4([4]byte{127, b[0] | 1, b[1], byte(n%250 + 2)})
 		if r.udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.Addr, 5351))); err != nil {
 			continue
 		}

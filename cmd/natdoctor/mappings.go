@@ -1,0 +1,461 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+// mapFlags are the flags add, remove and keep share.
+type mapFlags struct {
+	tcp, udp, both bool
+	to             string
+	via            string
+	force          bool
+}
+
+func (f *mapFlags) register(fs *pflag.FlagSet, forceHelp string) {
+	fs.BoolVar(&f.tcp, "tcp", false, "map TCP (the default)")
+	fs.BoolVar(&f.udp, "udp", false, "map UDP")
+	fs.BoolVar(&f.both, "both", false, "map TCP and UDP")
+	fs.StringVar(&f.to, "to", "", "map to this LAN `IP` instead of this host")
+	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol: auto, upnp, natpmp or pcp")
+	fs.BoolVar(&f.force, "force", false, forceHelp)
+}
+
+func completeVia(cmd *cobra.Command) {
+	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions([]string{"auto", "upnp", "natpmp", "pcp"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (f *mapFlags) protocols() []nat.Protocol {
+	switch {
+	case f.both || (f.tcp && f.udp):
+		return []nat.Protocol{nat.TCP, nat.UDP}
+	case f.udp:
+		return []nat.Protocol{nat.UDP}
+	}
+	return []nat.Protocol{nat.TCP}
+}
+
+// parse validates the flags and port arguments before anything is sent.
+func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
+	pairs, err := nat.ParsePorts(args)
+	if err != nil {
+		return nil, netip.Addr{}, &usageError{err: err}
+	}
+	switch f.via {
+	case "auto", "upnp", "natpmp", "pcp":
+	default:
+		return nil, netip.Addr{}, usageErrorf("--via %q: want auto, upnp, natpmp or pcp", f.via)
+	}
+	var to netip.Addr
+	if f.to != "" {
+		if to, err = netip.ParseAddr(f.to); err != nil || !to.Is4() {
+			return nil, netip.Addr{}, usageErrorf("--to %q is not an IPv4 address", f.to)
+		}
+	}
+	return pairs, to, nil
+}
+
+// openMapper discovers the router (only the protocol asked for, when one
+// is) and returns a mapper, the discovery and the target host.
+func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
+	cfg := g.natConfig()
+	if via != "auto" {
+		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
+			if string(m) != via {
+				cfg.Skip = append(cfg.Skip, m)
+			}
+		}
+	}
+	d, err := nat.Discover(ctx, cfg)
+	if err != nil {
+		return nil, nil, netip.Addr{}, err
+	}
+	r, err := d.Router(nat.Method(via))
+	if err != nil {
+		return nil, d, netip.Addr{}, err
+	}
+	host := d.LocalAddr
+	if to.IsValid() {
+		host = to
+	}
+	m := &nat.Mapper{Router: r, Force: force}
+	if l, ok := r.(nat.Lister); ok {
+		m.Lister = l
+	}
+	g.tracef("mapping via %s on %s for %s", r.Method(), d.Gateway, host)
+	return m, d, host, nil
+}
+
+// mappingJSON is one mapping in JSON output.
+type mappingJSON struct {
+	Protocol       nat.Protocol `json:"protocol"`
+	ExternalPort   uint16       `json:"external_port"`
+	InternalClient string       `json:"internal_client"`
+	InternalPort   uint16       `json:"internal_port"`
+	Description    string       `json:"description"`
+	LeaseSeconds   int64        `json:"lease_seconds"`
+	Enabled        bool         `json:"enabled"`
+	RemoteHost     string       `json:"remote_host"`
+	ThisHost       bool         `json:"this_host"`
+}
+
+func toMappingJSON(m nat.Mapping, self netip.Addr) mappingJSON {
+	client := ""
+	if m.InternalAddr.IsValid() {
+		client = m.InternalAddr.String()
+	}
+	return mappingJSON{Protocol: m.Protocol, ExternalPort: m.ExternalPort, InternalClient: client, InternalPort: m.InternalPort,
+		Description: m.Description, LeaseSeconds: int64(m.Lease / time.Second), Enabled: m.Enabled, RemoteHost: m.RemoteHost,
+		ThisHost: m.InternalAddr == self}
+}
+
+func leaseText(d time.Duration) string {
+	if d == 0 {
+		return "permanent"
+	}
+	return d.String()
+}
+
+// --- list ---
+
+func newCmdList(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the router's port mappings (UPnP IGD)",
+		Long: `List every mapping the router will tell: protocol, external port, internal
+address and port, description, lease left, enabled, remote host, and which
+ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.budget(cmd.Context())
+			defer cancel()
+			cfg := g.natConfig()
+			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+			d, err := nat.Discover(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			l, err := d.Lister()
+			if err != nil {
+				return fmt.Errorf("cannot list mappings on %s: %w", d.Gateway, err)
+			}
+			ms, err := l.List(ctx)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Mappings []mappingJSON `json:"mappings"`
+			}{Mappings: []mappingJSON{}}
+			for _, m := range ms {
+				out.Mappings = append(out.Mappings, toMappingJSON(m, d.LocalAddr))
+			}
+			if g.JSON {
+				return writeJSON(g.IO.Out, out)
+			}
+			if len(ms) == 0 {
+				fmt.Fprintf(g.IO.Out, "the router at %s holds no port mappings\n", d.Gateway)
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROTO\tEXTERNAL\tINTERNAL\tLEASE\tENABLED\tDESCRIPTION\t")
+			for _, m := range out.Mappings {
+				mark := ""
+				if m.ThisHost {
+					mark = " (this host)"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s:%d%s\t%s\t%v\t%s\t\n", m.Protocol, m.ExternalPort, m.InternalClient, m.InternalPort, mark,
+					leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// --- add and remove ---
+
+// stepJSON is one step of an add or remove in JSON output.
+type stepJSON struct {
+	Action         nat.Action   `json:"action"`
+	Protocol       nat.Protocol `json:"protocol"`
+	ExternalPort   uint16       `json:"external_port"`
+	InternalClient string       `json:"internal_client"`
+	InternalPort   uint16       `json:"internal_port"`
+	LeaseSeconds   *int64       `json:"lease_seconds,omitempty"`
+	Existing       *mappingJSON `json:"existing,omitempty"`
+	Error          string       `json:"error,omitempty"`
+}
+
+type stepsJSON struct {
+	Via    nat.Method `json:"via"`
+	DryRun bool       `json:"dry_run"`
+	Steps  []stepJSON `json:"steps"`
+	Error  string     `json:"error,omitempty"`
+}
+
+func toStepsJSON(via nat.Method, dry bool, steps []nat.Step, self netip.Addr, err error) stepsJSON {
+	out := stepsJSON{Via: via, DryRun: dry, Steps: []stepJSON{}}
+	for _, s := range steps {
+		sj := stepJSON{Action: s.Action, Protocol: s.Request.Protocol, ExternalPort: s.Request.ExternalPort,
+			InternalClient: s.Request.InternalAddr.String(), InternalPort: s.Request.InternalPort}
+		if s.Granted != nil {
+			l := int64(s.Granted.Lease / time.Second)
+			sj.LeaseSeconds = &l
+		}
+		if s.Existing != nil {
+			e := toMappingJSON(*s.Existing, self)
+			sj.Existing = &e
+		}
+		if s.Err != nil {
+			sj.Error = s.Err.Error()
+		}
+		out.Steps = append(out.Steps, sj)
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
+func printSteps(w io.Writer, via nat.Method, dry bool, steps []nat.Step) {
+	verb := map[nat.Action][2]string{
+		nat.ActionAdd:      {"would add", "added"},
+		nat.ActionRenew:    {"would renew", "renewed"},
+		nat.ActionReplace:  {"would replace", "replaced"},
+		nat.ActionConflict: {"conflict", "conflict"},
+		nat.ActionRemove:   {"would remove", "removed"},
+		nat.ActionAbsent:   {"not mapped", "not mapped"},
+		nat.ActionSkip:     {"left alone", "left alone"},
+	}
+	for _, s := range steps {
+		v := verb[s.Action][1]
+		if dry {
+			v = verb[s.Action][0]
+		}
+		if !dry && s.Err != nil {
+			v = "failed"
+		} else if !dry && s.Granted == nil && (s.Action == nat.ActionAdd || s.Action == nat.ActionRenew || s.Action == nat.ActionReplace) {
+			v = "not done"
+		}
+		line := fmt.Sprintf("%-12s %s %d -> %s:%d", v, s.Request.Protocol, s.Request.ExternalPort, s.Request.InternalAddr, s.Request.InternalPort)
+		if s.Granted != nil && s.Err == nil {
+			line += fmt.Sprintf("  lease %s", leaseText(s.Granted.Lease))
+		}
+		if s.Existing != nil && (s.Action == nat.ActionConflict || s.Action == nat.ActionReplace || s.Action == nat.ActionSkip) {
+			line += fmt.Sprintf("  (mapped to %s:%d, %q)", s.Existing.InternalAddr, s.Existing.InternalPort, s.Existing.Description)
+		}
+		if s.Err != nil && !errors.Is(s.Err, context.Canceled) {
+			line += "  " + s.Err.Error()
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintf(w, "via %s\n", via)
+}
+
+type addOptions struct {
+	mapFlags
+	lease  time.Duration
+	desc   string
+	dryRun bool
+}
+
+func newCmdAdd(g *globalOptions) *cobra.Command {
+	o := &addOptions{}
+	cmd := &cobra.Command{
+		Use:   "add PORTS...",
+		Short: "Map ports to this host, all or nothing",
+		Long: `Map every port of every range to this host (or --to), external = internal
+unless given as EXTERNAL:INTERNAL. PORTS are 21, 42000-42010, 8021:21 or comma
+lists of them.
+
+All or nothing: if any port fails, the mappings this call created are removed
+again and the router is left as it was found. A mapping that already exists
+for the same host is renewed, not duplicated. A port mapped to another host is
+a conflict, reported with that host, unless --force. Leases are negotiated
+with the router and the granted lease is reported.`,
+		Example: `  natdoctor add 21 42000-42010
+  natdoctor add 21,42000-42010 --lease 2h --dry-run
+  natdoctor add 8021:21 --via natpmp`,
+		Args: minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pairs, to, err := o.parse(args)
+			if err != nil {
+				return err
+			}
+			if o.lease < 0 {
+				return usageErrorf("--lease must not be negative")
+			}
+			ctx, cancel := g.budget(cmd.Context())
+			defer cancel()
+			return runAdd(ctx, g, o, pairs, to)
+		},
+	}
+	o.register(cmd.Flags(), "take ports that are mapped to another host")
+	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease to ask for (0: permanent where the router allows)")
+	cmd.Flags().StringVar(&o.desc, "desc", "", `mapping description (default "natdoctor <port>/<proto>")`)
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	completeVia(cmd)
+	return cmd
+}
+
+func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.PortPair, to netip.Addr) error {
+	m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
+	if err != nil {
+		return err
+	}
+	reqs := nat.Requests(pairs, o.protocols(), host, o.lease, o.desc)
+	steps, err := m.PlanAdd(ctx, reqs)
+	if err != nil {
+		return err
+	}
+	if !o.dryRun {
+		err = m.Add(ctx, steps)
+	}
+	via := m.Router.Method()
+	if g.JSON {
+		if jerr := writeJSON(g.IO.Out, toStepsJSON(via, o.dryRun, steps, d.LocalAddr, err)); jerr != nil {
+			return jerr
+		}
+	} else {
+		printSteps(g.IO.Out, via, o.dryRun, steps)
+	}
+	return err
+}
+
+func newCmdRemove(g *globalOptions) *cobra.Command {
+	o := &mapFlags{}
+	cmd := &cobra.Command{
+		Use:   "remove PORTS...",
+		Short: "Remove this host's mappings of the given ports",
+		Long: `Remove the mappings of PORTS that point at this host (or --to). A mapping of
+another host is left alone unless --force; removing what is absent is not an
+error. NAT-PMP and PCP remove with a lifetime of 0.`,
+		Example: `  natdoctor remove 21 42000-42010`,
+		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pairs, to, err := o.parse(args)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.budget(cmd.Context())
+			defer cancel()
+			m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
+			if err != nil {
+				return err
+			}
+			steps, err := m.PlanRemove(ctx, nat.Requests(pairs, o.protocols(), host, 0, ""))
+			if err != nil {
+				return err
+			}
+			err = m.Remove(ctx, steps)
+			if g.JSON {
+				if jerr := writeJSON(g.IO.Out, toStepsJSON(m.Router.Method(), false, steps, d.LocalAddr, err)); jerr != nil {
+					return jerr
+				}
+			} else {
+				printSteps(g.IO.Out, m.Router.Method(), false, steps)
+			}
+			for _, s := range steps {
+				if s.Action == nat.ActionSkip {
+					fmt.Fprintf(g.IO.ErrOut, "warning: %s %d is mapped to %s, not %s: left alone (use --force to remove it)\n",
+						s.Request.Protocol, s.Request.ExternalPort, s.Existing.InternalAddr, host)
+				}
+			}
+			return err
+		},
+	}
+	o.register(cmd.Flags(), "also remove mappings that point at another host")
+	completeVia(cmd)
+	return cmd
+}
+
+// --- keep ---
+
+type keepOptions struct {
+	mapFlags
+	lease time.Duration
+	desc  string
+	leave bool
+	check time.Duration
+}
+
+func newCmdKeep(g *globalOptions) *cobra.Command {
+	o := &keepOptions{}
+	cmd := &cobra.Command{
+		Use:   "keep PORTS...",
+		Short: "Add mappings and keep them alive until stopped",
+		Long: `Add the mappings, renew them at about half their lease, add them again after
+the router restarts (NAT-PMP/PCP epoch going backwards, or UPnP mappings gone),
+and log each event on stderr (JSON lines on stdout with --json). It keeps
+working across a router that is down for a while. On SIGINT or SIGTERM it
+removes what it added, unless --leave, and exits 0.
+
+--timeout bounds each round of requests, not the whole run.`,
+		Example: `  natdoctor keep 21 42000-42010 --lease 1h`,
+		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pairs, to, err := o.parse(args)
+			if err != nil {
+				return err
+			}
+			if o.lease < 0 || o.check < 0 {
+				return usageErrorf("--lease and --check must not be negative")
+			}
+			return runKeep(cmd.Context(), g, o, pairs, to)
+		},
+	}
+	o.register(cmd.Flags(), "take ports that are mapped to another host")
+	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease to ask for; renewed at about half")
+	cmd.Flags().StringVar(&o.desc, "desc", "", `mapping description (default "natdoctor <port>/<proto>")`)
+	cmd.Flags().BoolVar(&o.leave, "leave", false, "leave the mappings in place on exit")
+	cmd.Flags().DurationVar(&o.check, "check", nat.DefaultCheckInterval, "longest time between checks of the router")
+	completeVia(cmd)
+	return cmd
+}
+
+func runKeep(ctx context.Context, g *globalOptions, o *keepOptions, pairs []nat.PortPair, to netip.Addr) error {
+	host := to
+	if !host.IsValid() {
+		gw := g.Gateway
+		if !gw.IsValid() {
+			var err error
+			if gw, err = nat.DiscoverGateway(); err != nil {
+				return err
+			}
+		}
+		local, err := nat.LocalAddrFor(gw)
+		if err != nil {
+			return err
+		}
+		host = local
+	}
+	k := &nat.Keeper{
+		Requests:      nat.Requests(pairs, o.protocols(), host, o.lease, o.desc),
+		Leave:         o.leave,
+		CheckInterval: o.check,
+		Open: func(ctx context.Context) (*nat.Mapper, error) {
+			bctx, cancel := g.budget(ctx)
+			defer cancel()
+			m, _, _, err := openMapper(bctx, g, o.via, o.force, host)
+			return m, err
+		},
+		Log: func(e nat.KeepEvent) {
+			if g.JSON {
+				_ = writeJSONLine(g.IO.Out, e)
+				return
+			}
+			fmt.Fprintf(g.IO.ErrOut, "%s %-16s %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Detail)
+		},
+	}
+	return k.Run(ctx)
+}

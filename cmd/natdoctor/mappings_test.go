@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/internal/iostreams"
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/nat/nattest"
+)
+
+// runFake runs natdoctor against a fake router on loopback.
+func runFake(t *testing.T, r *nattest.Router, args ...string) (int, string, string) {
+	t.Helper()
+	ios, _, out, errOut := iostreams.Test()
+	args = append([]string{"--gateway", r.Addr.String()}, args...)
+	code := run(context.Background(), args, ios, func(g *globalOptions) {
+		g.configure = func(c *nat.Config) {
+			c.SSDPMulticast = false
+			c.PCPKey = []byte("test key")
+			c.PMPTimeout, c.UPnPTimeout = 500*time.Millisecond, 800*time.Millisecond
+		}
+	})
+	return code, out.String(), errOut.String()
+}
+
+func TestBadSpecsExit2WithoutRequests(t *testing.T) {
+	r := nattest.New(t)
+	for _, args := range [][]string{
+		{"add", "0"}, {"add", "70000"}, {"add", "42010-42000"}, {"add", "1-9000"}, {"add", "x"},
+		{"remove", "21,,22"}, {"keep", "99999"}, {"add", "21", "--via", "carrier-pigeon"}, {"add", "21", "--to", "host"},
+		{"add"}, {"add", "21", "--lease", "-1s"},
+	} {
+		code, out, errOut := runFake(t, r, args...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, "natdoctor: ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if n := r.PMPRequests.Load() + r.PCPRequests.Load() + r.SSDPRequests.Load() + r.SOAPRequests.Load(); n != 0 {
+		t.Errorf("bad specs sent %d requests to the router", n)
+	}
+	_, _, errOut := runFake(t, r, "add", "42010-42000")
+	if !strings.Contains(errOut, `"42010-42000"`) || !strings.Contains(errOut, "reversed") {
+		t.Errorf("message does not name the bad part: %s", errOut)
+	}
+}
+
+func TestAddListRemoveJSON(t *testing.T) {
+	r := nattest.New(t)
+	code, out, errOut := runFake(t, r, "add", "21", "42000-42010", "--to", "10.0.1.2", "--json")
+	if code != 0 {
+		t.Fatalf("add: exit %d\n%s%s", code, out, errOut)
+	}
+	var res stepsJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Steps) != 12 || res.Via != nat.MethodUPnP {
+		t.Fatalf("add --json: %v %+v", err, res)
+	}
+	if res.Steps[0].LeaseSeconds == nil || *res.Steps[0].LeaseSeconds != 3600 {
+		t.Errorf("granted lease not reported: %+v", res.Steps[0])
+	}
+	code, out, _ = runFake(t, r, "list", "--json")
+	var list struct {
+		Mappings []map[string]any `json:"mappings"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != 0 || len(list.Mappings) != 12 {
+		t.Fatalf("list: %d %v %s", code, err, out)
+	}
+	for _, key := range []string{"protocol", "external_port", "internal_client", "internal_port", "description", "lease_seconds", "enabled", "remote_host"} {
+		if _, ok := list.Mappings[0][key]; !ok {
+			t.Errorf("list JSON lacks %q: %v", key, list.Mappings[0])
+		}
+	}
+	code, out, _ = runFake(t, r, "add", "21", "42000-42010", "--to", "10.0.1.2", "--dry-run")
+	if code != 0 || strings.Count(out, "would renew") != 12 {
+		t.Errorf("dry run of a mapped range:\n%s", out)
+	}
+	r.Set("TCP", 8080, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 8080})
+	code, out, errOut = runFake(t, r, "remove", "21,42000-42010,8080", "--to", "10.0.1.2")
+	if code != 0 || len(r.Entries()) != 1 || !strings.Contains(errOut, "left alone") {
+		t.Errorf("remove: exit %d, left %v\n%s%s", code, r.Entries(), out, errOut)
+	}
+}
+
+func TestAddConflictExit1NamesHost(t *testing.T) {
+	r := nattest.New(t)
+	r.Set("TCP", 42003, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 42003, Description: "old"})
+	code, _, errOut := runFake(t, r, "add", "21", "42000-42010", "--to", "10.0.1.2")
+	if code != exitProblem || !strings.Contains(errOut, "10.0.1.253") || len(r.Entries()) != 1 {
+		t.Errorf("exit %d, entries %v\n%s", code, r.Entries(), errOut)
+	}
+}
+
+func TestListWithoutUPnPSaysSo(t *testing.T) {
+	r := nattest.New(t)
+	r.SSDPSilent.Store(true)
+	code, out, errOut := runFake(t, r, "list")
+	if code != exitProblem || out != "" || !strings.Contains(errOut, "cannot list") {
+		t.Errorf("exit %d, out %q, err %q", code, out, errOut)
+	}
+}

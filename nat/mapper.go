@@ -1,0 +1,398 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultConcurrency bounds the requests in flight to one router.
+const DefaultConcurrency = 8
+
+// rollbackTimeout bounds the clean-up after a failed add, which runs even
+// when the command's own context was cancelled.
+const rollbackTimeout = 10 * time.Second
+
+// Action is what a plan does with one mapping.
+type Action string
+
+// Plan actions.
+const (
+	ActionAdd      Action = "add"      // not mapped: create it
+	ActionRenew    Action = "renew"    // mapped to the same host and port: refresh its lease
+	ActionReplace  Action = "replace"  // mapped to another host: take it (--force)
+	ActionConflict Action = "conflict" // mapped to another host: left alone
+	ActionRemove   Action = "remove"   // mapped to this host: remove it
+	ActionAbsent   Action = "absent"   // not mapped: nothing to remove
+	ActionSkip     Action = "skip"     // another host's mapping: left alone
+)
+
+// Step is one mapping of a plan and, once applied, its outcome.
+type Step struct {
+	Request  Request
+	Action   Action
+	Existing *Mapping // what the router had; nil when absent or unknown
+	Known    bool     // whether the router could tell what it had (UPnP)
+	Granted  *Mapping // what the router granted (add) once applied
+	Err      error    // why this step failed once applied
+
+	displaced bool // the other host's mapping was deleted (replace)
+}
+
+// Key names a mapping by protocol and external port.
+type Key struct {
+	Protocol Protocol
+	Port     uint16
+}
+
+func (s Step) key() Key { return Key{s.Request.Protocol, s.Request.ExternalPort} }
+
+// Requests expands port pairs for each protocol into mapping requests.
+// Descriptions default to "natdoctor <port>/<proto>".
+func Requests(pairs []PortPair, protos []Protocol, host netip.Addr, lease time.Duration, desc string) []Request {
+	var out []Request
+	for _, proto := range protos {
+		for _, p := range pairs {
+			d := desc
+			if d == "" {
+				d = fmt.Sprintf("natdoctor %d/%s", p.External, strings.ToLower(string(proto)))
+			}
+			out = append(out, Request{Protocol: proto, ExternalPort: p.External, InternalAddr: host,
+				InternalPort: p.Internal, Description: d, Lease: lease})
+		}
+	}
+	return out
+}
+
+// Mapper adds and removes sets of mappings as one operation.
+type Mapper struct {
+	Router      Router
+	Lister      Lister // nil when the protocol cannot list (NAT-PMP, PCP)
+	Concurrency int
+	Force       bool // take or remove mappings of other hosts
+}
+
+func (m *Mapper) concurrency() int {
+	if m.Concurrency > 0 {
+		return m.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+// each runs f for every index in parallel, at most m.concurrency() at once,
+// and stops starting new work when ctx ends or stop is set. Work in flight
+// is never abandoned: its outcome on the router must be known.
+func (m *Mapper) each(ctx context.Context, stop *atomic.Bool, n int, f func(i int)) {
+	sem := make(chan struct{}, m.concurrency())
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		if stop != nil && stop.Load() {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// existing returns what the router holds for the requested keys, and
+// whether it could tell. It lists once (paged), or falls back to one
+// lookup per port when listing fails.
+func (m *Mapper) existing(ctx context.Context, reqs []Request) (map[Key]Mapping, bool, error) {
+	if m.Lister == nil {
+		return nil, false, nil
+	}
+	have := map[Key]Mapping{}
+	all, err := m.Lister.List(ctx)
+	if err == nil {
+		for _, mp := range all {
+			have[Key{mp.Protocol, mp.ExternalPort}] = mp
+		}
+		return have, true, nil
+	}
+	if ctx.Err() != nil {
+		return nil, false, err
+	}
+	var mu sync.Mutex
+	var firstErr error
+	m.each(ctx, nil, len(reqs), func(i int) {
+		r := reqs[i]
+		mp, err := m.Lister.Get(ctx, r.Protocol, r.ExternalPort)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			have[Key{r.Protocol, r.ExternalPort}] = mp
+		case errors.Is(err, ErrNoSuchMapping):
+		case firstErr == nil:
+			firstErr = err
+		}
+	})
+	if firstErr != nil {
+		return nil, false, fmt.Errorf("cannot tell what the router already maps: %w", firstErr)
+	}
+	return have, true, ctx.Err()
+}
+
+// PlanAdd decides, per request, whether to add, renew, replace or leave a
+// conflict alone. It changes nothing on the router.
+func (m *Mapper) PlanAdd(ctx context.Context, reqs []Request) ([]Step, error) {
+	have, known, err := m.existing(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]Step, len(reqs))
+	for i, r := range reqs {
+		s := Step{Request: r, Action: ActionAdd, Known: known}
+		if mp, ok := have[s.key()]; ok {
+			mp := mp
+			s.Existing = &mp
+			switch {
+			case mp.InternalAddr == r.InternalAddr && mp.InternalPort == r.InternalPort:
+				s.Action = ActionRenew
+			case m.Force:
+				s.Action = ActionReplace
+			default:
+				s.Action = ActionConflict
+			}
+		}
+		steps[i] = s
+	}
+	return steps, nil
+}
+
+// ConflictError lists ports already mapped elsewhere.
+type ConflictError struct{ Steps []Step }
+
+func (e *ConflictError) Error() string {
+	var parts []string
+	for _, s := range e.Steps {
+		parts = append(parts, fmt.Sprintf("%s %d is mapped to %s:%d (%q)", s.Request.Protocol, s.Request.ExternalPort,
+			s.Existing.InternalAddr, s.Existing.InternalPort, s.Existing.Description))
+	}
+	return fmt.Sprintf("%s; nothing was changed (use --force to take these ports)", strings.Join(parts, "; "))
+}
+
+// AddError is a failed all-or-nothing add.
+type AddError struct {
+	Failed     []Step // the steps that failed, with their errors
+	RolledBack int    // mappings of this call removed or restored again
+	Left       []Step // mappings the roll-back could not undo
+}
+
+func (e *AddError) Error() string {
+	var b strings.Builder
+	for i, s := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %d: %v", s.Request.Protocol, s.Request.ExternalPort, s.Err)
+	}
+	if len(e.Left) == 0 {
+		fmt.Fprintf(&b, "; the %d mappings this call made were undone, the router is as it was", e.RolledBack)
+	} else {
+		var left []string
+		for _, s := range e.Left {
+			left = append(left, fmt.Sprintf("%s %d", s.Request.Protocol, s.Request.ExternalPort))
+		}
+		fmt.Fprintf(&b, "; could not undo %s: remove them with `natdoctor remove`", strings.Join(left, ", "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the failures' errors.
+func (e *AddError) Unwrap() []error {
+	var errs []error
+	for _, s := range e.Failed {
+		errs = append(errs, s.Err)
+	}
+	return errs
+}
+
+// Add applies a plan all or nothing: when any step fails, the others stop,
+// what this call created is removed and what it replaced is restored.
+// Renewed mappings stay (they were there before). Conflicts fail the whole
+// plan before anything is sent.
+func (m *Mapper) Add(ctx context.Context, steps []Step) error {
+	var conflicts []Step
+	for _, s := range steps {
+		if s.Action == ActionConflict {
+			conflicts = append(conflicts, s)
+		}
+	}
+	if len(conflicts) > 0 {
+		return &ConflictError{Steps: conflicts}
+	}
+	var mu sync.Mutex
+	var failed atomic.Bool
+	m.each(ctx, &failed, len(steps), func(i int) {
+		s := &steps[i]
+		if s.Action == ActionReplace {
+			// A router refuses to overwrite another host's mapping (718):
+			// delete it first; a roll-back puts it back.
+			err := m.Router.Delete(ctx, s.Request.Protocol, s.Request.ExternalPort, s.Existing.InternalPort)
+			if err != nil && !errors.Is(err, ErrNoSuchMapping) {
+				mu.Lock()
+				s.Err = err
+				failed.Store(true)
+				mu.Unlock()
+				return
+			}
+			s.displaced = true
+		}
+		g, err := m.Router.Add(ctx, s.Request)
+		mu.Lock()
+		defer mu.Unlock()
+		if g.ExternalPort != 0 {
+			s.Granted = &g
+		}
+		if err != nil {
+			s.Err = err
+			failed.Store(true)
+		}
+	})
+	if !failed.Load() && ctx.Err() == nil {
+		return nil
+	}
+	return m.rollback(ctx, steps)
+}
+
+func (m *Mapper) rollback(ctx context.Context, steps []Step) error {
+	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	ae := &AddError{}
+	for _, s := range steps {
+		if s.Err != nil && !errors.Is(s.Err, context.Canceled) {
+			ae.Failed = append(ae.Failed, s)
+		}
+	}
+	if len(ae.Failed) == 0 && ctx.Err() != nil {
+		ae.Failed = append(ae.Failed, Step{Err: ctx.Err()})
+	}
+	var mu sync.Mutex
+	m.each(rbCtx, nil, len(steps), func(i int) {
+		s := steps[i]
+		if s.Granted == nil && !s.displaced && !(s.Action == ActionAdd && uncertain(s.Err)) {
+			return
+		}
+		var err error
+		switch {
+		case s.Action == ActionReplace:
+			if s.Granted != nil {
+				err = m.Router.Delete(rbCtx, s.Granted.Protocol, s.Granted.ExternalPort, s.Granted.InternalPort)
+			}
+			if err == nil || errors.Is(err, ErrNoSuchMapping) {
+				_, err = m.Router.Add(rbCtx, Request{Protocol: s.Existing.Protocol, ExternalPort: s.Existing.ExternalPort,
+					InternalAddr: s.Existing.InternalAddr, InternalPort: s.Existing.InternalPort,
+					Description: s.Existing.Description, Lease: s.Existing.Lease})
+			}
+		case s.Granted == nil:
+			// No answer: the router may have made it. It was not there
+			// before, so removing it is safe.
+			err = m.Router.Delete(rbCtx, s.Request.Protocol, s.Request.ExternalPort, s.Request.InternalPort)
+			if errors.Is(err, ErrNoSuchMapping) {
+				return
+			}
+		case s.Action == ActionAdd || s.Granted.ExternalPort != s.Request.ExternalPort:
+			err = m.Router.Delete(rbCtx, s.Granted.Protocol, s.Granted.ExternalPort, s.Granted.InternalPort)
+			if errors.Is(err, ErrNoSuchMapping) {
+				err = nil
+			}
+		default:
+			return // renewed: it was there before
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			s.Err = err
+			ae.Left = append(ae.Left, s)
+		} else {
+			ae.RolledBack++
+		}
+	})
+	return ae
+}
+
+// uncertain reports whether a failed request may still have taken effect:
+// the router did not say no, the answer was lost.
+func uncertain(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ue *UPnPError
+	var pe *PMPError
+	var ce *PCPError
+	return !errors.As(err, &ue) && !errors.As(err, &pe) && !errors.As(err, &ce)
+}
+
+// PlanRemove decides, per request, whether to remove a mapping, leave
+// another host's mapping alone, or note that nothing is there.
+func (m *Mapper) PlanRemove(ctx context.Context, reqs []Request) ([]Step, error) {
+	have, known, err := m.existing(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]Step, len(reqs))
+	for i, r := range reqs {
+		s := Step{Request: r, Action: ActionRemove, Known: known}
+		if known {
+			mp, ok := have[s.key()]
+			switch {
+			case !ok:
+				s.Action = ActionAbsent
+			case mp.InternalAddr != r.InternalAddr && !m.Force:
+				s.Action = ActionSkip
+			}
+			if ok {
+				mp := mp
+				s.Existing = &mp
+			}
+		}
+		steps[i] = s
+	}
+	return steps, nil
+}
+
+// Remove applies a removal plan. A mapping already gone is not an error.
+// Every step is tried; the errors are joined.
+func (m *Mapper) Remove(ctx context.Context, steps []Step) error {
+	var mu sync.Mutex
+	var errs []error
+	m.each(ctx, nil, len(steps), func(i int) {
+		s := &steps[i]
+		if s.Action != ActionRemove {
+			return
+		}
+		intPort := s.Request.InternalPort
+		if s.Existing != nil {
+			intPort = s.Existing.InternalPort
+		}
+		err := m.Router.Delete(ctx, s.Request.Protocol, s.Request.ExternalPort, intPort)
+		if errors.Is(err, ErrNoSuchMapping) {
+			s.Action, err = ActionAbsent, nil
+		}
+		if err != nil {
+			mu.Lock()
+			s.Err = err
+			errs = append(errs, fmt.Errorf("%s %d: %w", s.Request.Protocol, s.Request.ExternalPort, err))
+			mu.Unlock()
+		}
+	})
+	if len(errs) == 0 {
+		return ctx.Err()
+	}
+	return errors.Join(errs...)
+}
