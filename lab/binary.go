@@ -56,10 +56,17 @@ func moduleRoot() string {
 // and the exit status. It is bounded in time.
 func (h *Host) Natdoctor(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return h.NatdoctorEnv(t, nil, args...)
+}
+
+// NatdoctorEnv is Natdoctor with extra environment variables (KEY=VALUE).
+func (h *Host) NatdoctorEnv(t testing.TB, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	bin := Natdoctor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := h.Command(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

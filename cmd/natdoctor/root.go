@@ -36,6 +36,16 @@ func (g *globalOptions) budget(ctx context.Context) (context.Context, context.Ca
 	return context.WithTimeout(ctx, g.Timeout)
 }
 
+// budgetAtLeast is budget, with a longer default for commands that need
+// it (diagnose, probe) when --timeout was not given.
+func (g *globalOptions) budgetAtLeast(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
+	t := g.Timeout
+	if !cmd.Flags().Changed("timeout") && d > t {
+		t = d
+	}
+	return context.WithTimeout(cmd.Context(), t)
+}
+
 // tracef writes a protocol trace line on stderr when --verbose is set.
 func (g *globalOptions) tracef(format string, args ...any) {
 	if g.Verbose {
@@ -86,6 +96,7 @@ and probes the server from inside and, through a reflector, from outside.
 		newCmdAdd(g),
 		newCmdRemove(g),
 		newCmdKeep(g),
+		newCmdProbe(g),
 	)
 	return root
 }

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/natdoctor/natdoctor/internal/iostreams"
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/probe"
+)
+
+// credFlags carry FTP credentials. The password never comes from argv.
+type credFlags struct {
+	user         string
+	passwordEnv  string
+	passwordFile string
+	anonymous    bool
+}
+
+func (c *credFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.user, "user", "", "FTP user `NAME` to log in as")
+	fs.StringVar(&c.passwordEnv, "password-env", "", "read the password from environment variable `VAR`")
+	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from the first line of `FILE`")
+	fs.BoolVar(&c.anonymous, "anonymous", false, "log in anonymously when no --user is given")
+}
+
+// maxPasswordFile bounds a password file.
+const maxPasswordFile = 4096
+
+// password returns the password from the environment, a file, or a prompt
+// on the terminal (no echo). It returns "" when no user is given.
+func (c *credFlags) password(ios *iostreams.IOStreams) (string, error) {
+	if c.user == "" {
+		if c.passwordEnv != "" || c.passwordFile != "" {
+			return "", usageErrorf("--password-env and --password-file need --user")
+		}
+		return "", nil
+	}
+	switch {
+	case c.passwordEnv != "" && c.passwordFile != "":
+		return "", usageErrorf("give one of --password-env and --password-file")
+	case c.passwordEnv != "":
+		pw, ok := os.LookupEnv(c.passwordEnv)
+		if !ok {
+			return "", usageErrorf("environment variable %s is not set", c.passwordEnv)
+		}
+		return pw, nil
+	case c.passwordFile != "":
+		f, err := os.Open(c.passwordFile)
+		if err != nil {
+			return "", usageErrorf("password file: %v", err)
+		}
+		defer f.Close()
+		line, err := bufio.NewReader(io.LimitReader(f, maxPasswordFile)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", usageErrorf("password file %s: %v", c.passwordFile, err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	case ios.IsStdinTTY():
+		fmt.Fprintf(ios.ErrOut, "FTP password for %s: ", c.user)
+		pw, err := ios.ReadPassword()
+		fmt.Fprintln(ios.ErrOut)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		return string(pw), nil
+	}
+	return "", usageErrorf("--user %s needs a password: use --password-env VAR or --password-file FILE (no terminal to prompt on)", c.user)
+}
+
+// probeTimeout is the default budget of probe ftp: a walk-through with
+// samples waits out a few data-connection timeouts.
+const probeTimeout = 30 * time.Second
+
+type probeFTPOptions struct {
+	creds     credFlags
+	pasv      string
+	ftpConfig string
+	samples   int
+}
+
+func newCmdProbe(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Check a server the way its clients do",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newCmdProbeFTP(g))
+	return cmd
+}
+
+func newCmdProbeFTP(g *globalOptions) *cobra.Command {
+	o := &probeFTPOptions{}
+	cmd := &cobra.Command{
+		Use:   "ftp HOST[:PORT]",
+		Short: "Walk through an FTP session and show what strict clients see",
+		Long: `Connect to an FTP server (port 21 unless given) and walk through what a client
+does: greeting, FEAT (is AUTH TLS offered?), login, PWD, PASV and EPSV, a data
+connection to the advertised address and one to the address dialled, LIST,
+QUIT. With --samples N it asks for N more passive ports and tries each.
+
+Run it from outside against the router's public address, or from inside
+against the LAN address. The password comes from --password-env, --password-file
+or a prompt, and is never printed.
+
+Exits 1 when a step fails. Its default --timeout is 30s.`,
+		Example: `  FTP_PASSWORD=... natdoctor probe ftp 203.0.113.7 --user alice --password-env FTP_PASSWORD --pasv 42000-42010
+  natdoctor probe ftp 10.0.1.2 --anonymous --samples 11 --json`,
+		Args: exactArgs(1, "a HOST or HOST:PORT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := args[0]
+			if _, _, err := net.SplitHostPort(target); err != nil {
+				target = net.JoinHostPort(target, "21")
+			}
+			var expected *probe.PortRange
+			if o.pasv != "" {
+				r, err := probe.ParsePortRange(o.pasv)
+				if err != nil {
+					return &usageError{err: err}
+				}
+				expected = &r
+			} else if o.ftpConfig != "" {
+				c, err := probe.ReadFTPConfig(o.ftpConfig)
+				if err != nil {
+					return usageErrorf("--ftp-config: %v", err)
+				}
+				expected = c.Passive
+			}
+			if o.samples < 0 || o.samples > 64 {
+				return usageErrorf("--samples must be 0-64")
+			}
+			pw, err := o.creds.password(g.IO)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.budgetAtLeast(cmd, probeTimeout)
+			defer cancel()
+			res := probe.DialAndCheckFTP(ctx, target, probe.FTPOptions{
+				User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous,
+				Expected: expected, Samples: o.samples,
+			})
+			if g.JSON {
+				if err := writeJSON(g.IO.Out, res); err != nil {
+					return err
+				}
+			} else {
+				printFTP(g.IO.Out, res, expected, g.Verbose)
+			}
+			if ftpProblems(res, expected) {
+				return errProblemsFound
+			}
+			return nil
+		},
+	}
+	o.creds.register(cmd.Flags())
+	cmd.Flags().StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
+	cmd.Flags().StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range from this server configuration `PATH`")
+	cmd.Flags().IntVar(&o.samples, "samples", 0, "extra PASV commands to sample the passive ports (0-64)")
+	return cmd
+}
+
+// ftpProblems reports whether a walk-through found anything wrong.
+func ftpProblems(r *probe.FTPResult, expected *probe.PortRange) bool {
+	if r.Reached != probe.OK || r.Login == probe.Failed || r.Login == probe.Error || r.List == probe.Failed || len(r.DeadPorts()) > 0 {
+		return true
+	}
+	for _, p := range []*probe.Passive{r.PASV, r.EPSV} {
+		if p != nil && p.InRange != nil && !*p.InRange {
+			return true
+		}
+	}
+	return false
+}
+
+func printFTP(w io.Writer, r *probe.FTPResult, expected *probe.PortRange, verbose bool) {
+	mark := func(ok bool) string {
+		if ok {
+			return "✓"
+		}
+		return "✗"
+	}
+	if r.Reached != probe.OK {
+		fmt.Fprintf(w, "✗ %s: not reached: %s\n", r.Target, r.ReachErr)
+		for _, l := range r.Banner {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		return
+	}
+	sw := r.Software
+	if sw == "" {
+		sw = "software unknown"
+	}
+	fmt.Fprintf(w, "✓ connected to %s (%s) in %v\n", r.Target, sw, r.Transcript[0].Elapsed.Round(time.Millisecond))
+	for _, l := range r.Banner {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+	switch r.AuthTLS {
+	case probe.OK:
+		fmt.Fprintln(w, "✓ AUTH TLS offered (FTPS)")
+	case probe.Failed:
+		fmt.Fprintln(w, "! no AUTH TLS: the password crosses the internet in clear text")
+	}
+	switch r.Login {
+	case probe.Skipped:
+		fmt.Fprintln(w, "- login not checked (no --user; --anonymous to try anonymous)")
+	case probe.OK:
+		fmt.Fprintf(w, "✓ logged in as %s\n", r.LoginUser)
+	default:
+		fmt.Fprintf(w, "✗ login as %s refused: %s\n", r.LoginUser, r.LoginText)
+	}
+	for _, p := range []struct {
+		name string
+		p    *probe.Passive
+	}{{"PASV", r.PASV}, {"EPSV", r.EPSV}} {
+		if p.p == nil {
+			continue
+		}
+		if p.p.ParseError != "" {
+			fmt.Fprintf(w, "✗ %s: %s\n", p.name, p.p.ParseError)
+			continue
+		}
+		line := fmt.Sprintf("%s %s: %s", mark(p.p.InRange == nil || *p.p.InRange), p.name, p.p.Addr)
+		if p.p.InRange != nil && !*p.p.InRange {
+			line += fmt.Sprintf(" (port outside the expected range %s)", expected)
+		}
+		fmt.Fprintln(w, line)
+		if p.name == "PASV" && p.p.Mismatch {
+			fmt.Fprintf(w, "! PASV advertises %s (%s), not the address dialled (%s): strict clients fail to list\n",
+				p.p.Addr.Addr(), p.p.AddrClass, r.ControlAddr)
+		}
+	}
+	for _, d := range r.Data {
+		detail := d.Error
+		if d.Listed {
+			detail = fmt.Sprintf("listing received (%d bytes)", d.Bytes)
+		}
+		fmt.Fprintf(w, "%s data connection to %s (%s): %s\n", mark(d.Status == probe.OK), d.Addr, d.Via, detail)
+	}
+	switch r.List {
+	case probe.OK:
+		fmt.Fprintln(w, "✓ LIST works")
+		for _, l := range r.Listing {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	case probe.Failed:
+		fmt.Fprintln(w, "✗ LIST failed: clients log in but cannot list files")
+	}
+	if len(r.Samples) > 0 {
+		var ports []uint16
+		for _, s := range r.Samples {
+			ports = append(ports, s.Addr.Port())
+		}
+		fmt.Fprintf(w, "passive ports sampled: %s\n", nat.CompressPorts(ports))
+		if dead := r.DeadPorts(); len(dead) > 0 {
+			fmt.Fprintf(w, "✗ dead passive ports (data connection dropped): %s\n", nat.CompressPorts(dead))
+		} else {
+			fmt.Fprintln(w, "✓ every sampled passive port carried a connection")
+		}
+	}
+	if verbose {
+		fmt.Fprintln(w, "\ntranscript:")
+		for _, e := range r.Transcript {
+			if e.Command != "" {
+				fmt.Fprintf(w, "  > %s\n", e.Command)
+			}
+			for _, l := range e.Reply {
+				fmt.Fprintf(w, "  < %s\n", l)
+			}
+		}
+	}
+}
