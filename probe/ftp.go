@@ -31,12 +31,12 @@ const (
 	DefaultDataTimeout  = 3 * time.Second
 	// loginTimeout bounds the reply to PASS: servers delay a wrong
 	// password on purpose (Pure-FTPd waits several seconds).
-	loginTimeout  = 12 * time.Second
-	sampleTimeout = time.Second // one sampled passive port
-	maxReplyBytes       = 64 << 10 // one reply, all its lines
-	maxListingBytes     = 1 << 20  // a LIST is cut here
-	maxKeptListLines    = 20
-	maxSamples          = 64
+	loginTimeout     = 12 * time.Second
+	sampleTimeout    = time.Second // one sampled passive port
+	maxReplyBytes    = 64 << 10    // one reply, all its lines
+	maxListingBytes  = 1 << 20     // a LIST is cut here
+	maxKeptListLines = 20
+	maxSamples       = 64
 )
 
 // PortRange is an inclusive range of ports.
