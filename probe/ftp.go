@@ -574,7 +574,14 @@ func describeNetErr(err error) string {
 		return ""
 	}
 	var ne net.Error
+	var re *RelayError
 	switch {
+	case errors.As(err, &re) && re.Reason == "timeout":
+		return "timed out from outside (dropped: nothing answered)"
+	case errors.As(err, &re) && re.Reason == "refused":
+		return "refused from outside (a host answered, nothing listens there)"
+	case errors.As(err, &re):
+		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timed out (dropped: nothing answered)"
 	case strings.Contains(err.Error(), "connection refused"):

@@ -97,6 +97,7 @@ and probes the server from inside and, through a reflector, from outside.
 		newCmdRemove(g),
 		newCmdKeep(g),
 		newCmdProbe(g),
+		newCmdReflector(g),
 	)
 	return root
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/probe"
+)
+
+func newCmdReflector(g *globalOptions) *cobra.Command {
+	var listen, tokenEnv string
+	var allowPrivate bool
+	cmd := &cobra.Command{
+		Use:   "reflector",
+		Short: "Run the dial-back service on a machine outside your network",
+		Long: `Run the reflector: a small HTTP service for a machine outside the network (a
+VPS, a friend's box). A natdoctor client asks it to dial back the client's own
+public address, to check ports from the internet or to relay an FTP session.
+
+It only ever dials the source address of the request, never an address named
+in it, and refuses private, loopback and link-local sources unless
+--allow-private. Each request is bounded (ports, bytes, time, concurrency) and
+rate-limited per source. With --token-env, clients must send that token.
+Each dial-back is logged on stderr. It stores nothing.
+
+--timeout does not apply: it runs until SIGINT or SIGTERM.`,
+		Example: `  natdoctor reflector --listen :8021
+  NATDOCTOR_TOKEN=... natdoctor reflector --listen :8021 --token-env NATDOCTOR_TOKEN`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rf := &probe.Reflector{Limits: probe.DefaultReflectorLimits(), AllowPrivate: allowPrivate}
+			if tokenEnv != "" {
+				tok, ok := os.LookupEnv(tokenEnv)
+				if !ok || tok == "" {
+					return usageErrorf("environment variable %s is not set", tokenEnv)
+				}
+				rf.Token = tok
+			}
+			rf.Log = func(format string, args ...any) {
+				fmt.Fprintf(g.IO.ErrOut, "%s %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			srv := rf.Server(listen)
+			fmt.Fprintf(g.IO.ErrOut, "reflector listening on %s\n", ln.Addr())
+			go func() {
+				<-cmd.Context().Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", ":8021", "address to listen on")
+	cmd.Flags().BoolVar(&allowPrivate, "allow-private", false, "also dial back private, loopback and link-local sources")
+	cmd.Flags().StringVar(&tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
+	return cmd
+}

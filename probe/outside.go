@@ -1,0 +1,323 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// canaryLease is how long a canary mapping lives if its removal is lost.
+const canaryLease = 2 * time.Minute
+
+// OutsideOptions configure the checks made through a reflector.
+type OutsideOptions struct {
+	Reflector *ReflectorClient
+	// Local is this host's LAN address; Server the FTP server's (usually the same).
+	Local, Server netip.Addr
+	FTPPort       uint16
+	Passive       *PortRange
+	FTP           FTPOptions // credentials and bounds, shared by the inside and outside walks
+	// MapCanary maps external port to this host's port and returns a
+	// function that removes the mapping; nil skips the canary.
+	MapCanary func(ctx context.Context, port uint16, lease time.Duration) (remove func(), err error)
+}
+
+// PortProbe is one port checked from outside.
+type PortProbe struct {
+	Port    uint16 `json:"port"`
+	Status  Status `json:"status"`  // ok: reached this host; failed; skipped
+	Outcome string `json:"outcome"` // this-host, refused, timeout, reset, other-host, in-use, ...
+	Detail  string `json:"detail,omitempty"`
+}
+
+// CanaryResult is what the canary ports showed.
+type CanaryResult struct {
+	Mapped   PortProbe `json:"mapped"`   // a mapped port: should reach this host
+	Unmapped PortProbe `json:"unmapped"` // an unmapped port: should not
+	// ThisHostIsDefault: an unmapped port still reached this host.
+	ThisHostIsDefault Status `json:"this_host_is_default_host"`
+	// MappingsIneffective: a mapped port reached another host or nothing.
+	MappingsReachHere Status `json:"mappings_reach_this_host"`
+	Error             string `json:"error,omitempty"`
+}
+
+// OutsideResult is everything seen from outside, next to the inside view.
+type OutsideResult struct {
+	PublicAddr  netip.Addr    `json:"public_address,omitzero"`
+	PublicError string        `json:"public_error,omitempty"`
+	Inside      *FTPResult    `json:"inside"`
+	Outside     *FTPResult    `json:"outside"`
+	SameServer  Status        `json:"same_server"` // port 21 from outside reaches the server seen inside
+	Passive     []PortProbe   `json:"passive_ports,omitempty"`
+	Canary      *CanaryResult `json:"canary,omitempty"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
+}
+
+// CheckOutside walks the FTP server from the LAN and, through the
+// reflector, from the internet, then checks every passive port and a canary
+// mapping from outside.
+func CheckOutside(ctx context.Context, o OutsideOptions) *OutsideResult {
+	start := time.Now()
+	res := &OutsideResult{SameServer: Skipped}
+	defer func() { res.Elapsed = time.Since(start) }()
+	pub, err := o.Reflector.WhoAmI(ctx)
+	if err != nil {
+		res.PublicError = err.Error()
+	}
+	res.PublicAddr = pub
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		res.Inside = DialAndCheckFTP(ctx, netip.AddrPortFrom(o.Server, o.FTPPort).String(), o.FTP)
+	})
+	if pub.IsValid() {
+		wg.Go(func() { res.Outside = o.outsideFTP(ctx, pub) })
+	}
+	wg.Wait()
+	if res.Outside != nil {
+		res.SameServer = SameServer(res.Inside, res.Outside)
+	}
+	if !pub.IsValid() {
+		return res
+	}
+	wg.Go(func() { res.Passive = o.passivePorts(ctx) })
+	if o.MapCanary != nil && o.Local == o.Server {
+		wg.Go(func() { res.Canary = o.canary(ctx) })
+	}
+	wg.Wait()
+	return res
+}
+
+// outsideFTP runs the FTP checker through a relay: the control connection
+// and every data connection come from the reflector.
+func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResult {
+	target := netip.AddrPortFrom(pub, o.FTPPort).String()
+	dctx, cancel := context.WithTimeout(ctx, max(o.FTP.ReplyTimeout, DefaultReplyTimeout))
+	conn, err := o.Reflector.Relay(dctx, pub, o.FTPPort)
+	cancel()
+	if err != nil {
+		return &FTPResult{Target: target + " (from outside)", Reached: Failed, ReachErr: describeNetErr(err),
+			AuthTLS: Skipped, Login: Skipped, List: Skipped, Data: []DataCheck{}, Transcript: []Exchange{}}
+	}
+	opts := o.FTP
+	opts.DialData = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+		if a.Addr() != pub {
+			return nil, fmt.Errorf("an outside client cannot reach %s: only the public address %s is reachable from the internet", a.Addr(), pub)
+		}
+		return o.Reflector.Relay(ctx, pub, a.Port())
+	}
+	return CheckFTP(ctx, conn, target+" (from outside)", opts)
+}
+
+var digitsRE = regexp.MustCompile(`[0-9]+`)
+
+// normalizeBanner drops what changes between two connections to the same
+// server (counters, clocks).
+func normalizeBanner(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		low := strings.ToLower(l)
+		if strings.Contains(low, "local time") || strings.Contains(low, "user number") {
+			continue
+		}
+		out = append(out, digitsRE.ReplaceAllString(l, "#"))
+	}
+	return strings.Join(out, "\n")
+}
+
+// SameServer compares what the inside and the outside walks met on the
+// control port: a different greeting, or a different login answer to the
+// same credentials, means port 21 from outside reaches another machine.
+func SameServer(inside, outside *FTPResult) Status {
+	switch {
+	case inside == nil || outside == nil || inside.Reached != OK:
+		return Skipped
+	case outside.Reached != OK:
+		return Skipped // unreachable is its own finding
+	case normalizeBanner(inside.Banner) != normalizeBanner(outside.Banner):
+		return Failed
+	case inside.Login == OK && outside.Login == Failed:
+		return Failed
+	}
+	return OK
+}
+
+// nonce returns a random token for canary listeners.
+func nonce() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "natdoctor-canary-" + hex.EncodeToString(b) + "\n"
+}
+
+// canaryListener answers every connection with a nonce.
+type canaryListener struct {
+	ln    net.Listener
+	nonce string
+}
+
+func listenCanary(addr netip.AddrPort) (*canaryListener, error) {
+	ln, err := net.Listen("tcp4", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	c := &canaryListener{ln: ln, nonce: nonce()}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = conn.Write([]byte(c.nonce))
+			conn.Close()
+		}
+	}()
+	return c, nil
+}
+
+func (c *canaryListener) Close() { c.ln.Close() }
+
+// judge turns a reflector check of a canary port into a probe.
+func (c *canaryListener) judge(pc PortCheck) PortProbe {
+	p := PortProbe{Port: pc.Port, Status: Failed, Outcome: pc.Status}
+	switch {
+	case pc.Status == "connected" && pc.Banner == c.nonce:
+		p.Status, p.Outcome = OK, "this-host"
+	case pc.Status == "connected":
+		p.Outcome, p.Detail = "other-host", fmt.Sprintf("another machine answered: %q", truncate(pc.Banner, 80))
+	case pc.Status == "refused":
+		p.Detail = "refused: the port leads to a host where nothing listens (another machine, or the router)"
+	case pc.Status == "timeout":
+		p.Detail = "timed out: dropped on the way (no mapping, or a firewall)"
+	}
+	return p
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// passivePorts checks every passive port from outside at once: natdoctor
+// listens on each free port with a nonce and the reflector dials them all.
+// A port the server is using is skipped.
+func (o OutsideOptions) passivePorts(ctx context.Context) []PortProbe {
+	if o.Passive == nil || o.Local != o.Server {
+		return nil
+	}
+	var probes []PortProbe
+	var ports []uint16
+	lns := map[uint16]*canaryListener{}
+	for p := int(o.Passive.Low); p <= int(o.Passive.High) && len(ports) < maxCheckPorts; p++ {
+		ln, err := listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
+		if err != nil {
+			probes = append(probes, PortProbe{Port: uint16(p), Status: Skipped, Outcome: "in-use", Detail: "the server is using it now"})
+			continue
+		}
+		defer ln.Close()
+		lns[uint16(p)] = ln
+		ports = append(ports, uint16(p))
+	}
+	if len(ports) == 0 {
+		return probes
+	}
+	checks, err := o.Reflector.Check(ctx, ports, "")
+	if err != nil {
+		for _, p := range ports {
+			probes = append(probes, PortProbe{Port: p, Status: Error, Outcome: "error", Detail: err.Error()})
+		}
+		return probes
+	}
+	for _, pc := range checks {
+		if ln := lns[pc.Port]; ln != nil {
+			probes = append(probes, ln.judge(pc))
+		}
+	}
+	return probes
+}
+
+// freePort returns a random free high port on addr with a canary on it.
+func freeCanary(addr netip.Addr) (*canaryListener, error) {
+	var lastErr error
+	for i := 0; i < 20; i++ {
+		n, _ := rand.Int(rand.Reader, big.NewInt(10000))
+		ln, err := listenCanary(netip.AddrPortFrom(addr, uint16(50000+n.Int64())))
+		if err == nil {
+			return ln, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func (c *canaryListener) port() uint16 {
+	return uint16(c.ln.Addr().(*net.TCPAddr).Port)
+}
+
+// canary maps a free high port to a nonce listener and asks the reflector
+// to dial it, next to an unmapped one: nonce back through the mapping means
+// mappings reach this host; an unmapped port that reaches this host means
+// this host is the router's default host.
+func (o OutsideOptions) canary(ctx context.Context) *CanaryResult {
+	res := &CanaryResult{ThisHostIsDefault: Skipped, MappingsReachHere: Skipped}
+	mapped, err := freeCanary(o.Local)
+	if err != nil {
+		res.Error = "no free port for the canary: " + err.Error()
+		return res
+	}
+	defer mapped.Close()
+	unmapped, err := freeCanary(o.Local)
+	if err != nil {
+		res.Error = "no free port for the canary: " + err.Error()
+		return res
+	}
+	defer unmapped.Close()
+	remove, err := o.MapCanary(ctx, mapped.port(), canaryLease)
+	if err != nil {
+		res.Error = "could not map the canary port: " + err.Error()
+		res.Mapped = PortProbe{Port: mapped.port(), Status: Skipped, Outcome: "not-mapped", Detail: err.Error()}
+	} else {
+		defer remove()
+	}
+	ports := []uint16{unmapped.port()}
+	if err == nil {
+		ports = append(ports, mapped.port())
+	}
+	checks, cerr := o.Reflector.Check(ctx, ports, "")
+	if cerr != nil {
+		res.Error = cerr.Error()
+		return res
+	}
+	res.Unmapped = unmapped.judge(checks[0])
+	if res.Unmapped.Status == OK {
+		res.ThisHostIsDefault = OK
+	} else {
+		res.ThisHostIsDefault = Failed
+	}
+	if len(checks) > 1 {
+		res.Mapped = mapped.judge(checks[1])
+		res.MappingsReachHere = res.Mapped.Status
+	}
+	return res
+}
+
+// Hairpin dials the router's external address from inside and compares
+// the greeting with the LAN one. Many routers do not loop back, and some do
+// while the outside still fails: the answer is informational only.
+func Hairpin(ctx context.Context, external netip.Addr, port uint16, inside *FTPResult, opts FTPOptions) (*FTPResult, Status) {
+	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: opts.ReplyTimeout})
+	if r.Reached != OK {
+		return r, Failed
+	}
+	return r, SameServer(inside, r)
+}

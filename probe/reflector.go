@@ -1,0 +1,402 @@
+package probe
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The reflector is a small dial-back service that a user runs on any
+// machine outside their network. A natdoctor client asks it, over HTTP, to
+// open TCP connections back to the client's own public address: to check
+// ports, or to relay a stream (HTTP Upgrade) so that natdoctor at home
+// speaks FTP through a connection that truly comes from the internet.
+//
+// It only ever dials the source address of the request, never an address
+// from the request, so it cannot be used against third parties.
+
+// Reflector protocol paths and header values.
+const (
+	pathWhoAmI     = "/v1/whoami"
+	pathCheck      = "/v1/check"
+	pathRelay      = "/v1/relay"
+	relayUpgrade   = "natdoctor-relay/1"
+	maxCheckPorts  = 64
+	maxBannerBytes = 512
+)
+
+// ReflectorLimits bound what one client may make the reflector do.
+type ReflectorLimits struct {
+	DialTimeout     time.Duration // one dial-back
+	ReadTimeout     time.Duration // first bytes after a dial-back
+	RelayDuration   time.Duration // one relay, whole
+	RelayIdle       time.Duration // one relay, without traffic
+	RelayBytes      int64         // one relay, each direction
+	MaxRelays       int           // relays at once, all clients
+	MaxChecksAtOnce int           // check requests at once, all clients
+	PerSourceRate   float64       // requests per second per source address
+	PerSourceBurst  int
+	MaxBody         int64
+	MaxHeader       int
+}
+
+// DefaultReflectorLimits are safe for the open internet.
+func DefaultReflectorLimits() ReflectorLimits {
+	return ReflectorLimits{
+		DialTimeout: 3 * time.Second, ReadTimeout: 1500 * time.Millisecond,
+		RelayDuration: 2 * time.Minute, RelayIdle: 30 * time.Second, RelayBytes: 8 << 20,
+		MaxRelays: 16, MaxChecksAtOnce: 16, PerSourceRate: 2, PerSourceBurst: 30,
+		MaxBody: 4 << 10, MaxHeader: 8 << 10,
+	}
+}
+
+// Reflector is the dial-back server.
+type Reflector struct {
+	Limits       ReflectorLimits
+	AllowPrivate bool   // dial back private, loopback and link-local sources too
+	Token        string // when set, requests must carry it as a bearer token
+	Log          func(format string, args ...any)
+	// Dial opens a dial-back; nil dials TCP.
+	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+
+	relays chan struct{}
+	checks chan struct{}
+	rates  *rateLimiter
+	once   sync.Once
+}
+
+func (rf *Reflector) init() {
+	rf.once.Do(func() {
+		if rf.Limits == (ReflectorLimits{}) {
+			rf.Limits = DefaultReflectorLimits()
+		}
+		rf.relays = make(chan struct{}, rf.Limits.MaxRelays)
+		rf.checks = make(chan struct{}, rf.Limits.MaxChecksAtOnce)
+		rf.rates = newRateLimiter(rf.Limits.PerSourceRate, rf.Limits.PerSourceBurst)
+		if rf.Dial == nil {
+			rf.Dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", a.String())
+			}
+		}
+		if rf.Log == nil {
+			rf.Log = func(string, ...any) {}
+		}
+	})
+}
+
+// Server returns an http.Server for the reflector on addr, with bounded
+// headers and a timeout on every phase.
+func (rf *Reflector) Server(addr string) *http.Server {
+	rf.init()
+	return &http.Server{
+		Addr:              addr,
+		Handler:           rf,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      20 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    rf.Limits.MaxHeader,
+	}
+}
+
+// PortCheck is the outcome of one dial-back.
+type PortCheck struct {
+	Port    uint16        `json:"port"`
+	Status  string        `json:"status"` // connected, refused, timeout, reset, unreachable, error
+	Banner  string        `json:"banner,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+type checkRequest struct {
+	Ports []uint16 `json:"ports"`
+	Send  string   `json:"send,omitempty"` // bytes to write after connecting (at most 64)
+}
+
+type checkResponse struct {
+	Source netip.Addr  `json:"source"`
+	Checks []PortCheck `json:"checks"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+func (rf *Reflector) fail(w http.ResponseWriter, code int, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorResponse{Error: fmt.Sprintf(format, args...)})
+}
+
+// dialTarget checks a request's source and returns the address to dial.
+func (rf *Reflector) source(r *http.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("bad source address %q", r.RemoteAddr)
+	}
+	a := ap.Addr().Unmap()
+	if !rf.AllowPrivate && (a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(a)) {
+		return netip.Addr{}, fmt.Errorf("source %s is not a public address: the reflector dials back public addresses only (start it with --allow-private to change that)", a)
+	}
+	return a, nil
+}
+
+// ServeHTTP implements the reflector protocol.
+func (rf *Reflector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rf.init()
+	if rf.Token != "" {
+		got := []byte(r.Header.Get("Authorization"))
+		want := []byte("Bearer " + rf.Token)
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			rf.fail(w, http.StatusUnauthorized, "missing or wrong token")
+			return
+		}
+	}
+	src, err := rf.source(r)
+	if err != nil {
+		rf.fail(w, http.StatusForbidden, "%v", err)
+		return
+	}
+	if !rf.rates.allow(src) {
+		rf.fail(w, http.StatusTooManyRequests, "too many requests from %s", src)
+		return
+	}
+	switch r.URL.Path {
+	case pathWhoAmI:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"address": src.String()})
+	case pathCheck:
+		rf.serveCheck(w, r, src)
+	case pathRelay:
+		rf.serveRelay(w, r, src)
+	default:
+		rf.fail(w, http.StatusNotFound, "unknown path")
+	}
+}
+
+func (rf *Reflector) serveCheck(w http.ResponseWriter, r *http.Request, src netip.Addr) {
+	if r.Method != http.MethodPost {
+		rf.fail(w, http.StatusMethodNotAllowed, "POST only")
+		return
+	}
+	var req checkRequest
+	body := http.MaxBytesReader(w, r.Body, rf.Limits.MaxBody)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		rf.fail(w, http.StatusBadRequest, "bad request body: %v", err)
+		return
+	}
+	if len(req.Ports) == 0 || len(req.Ports) > maxCheckPorts || len(req.Send) > 64 {
+		rf.fail(w, http.StatusBadRequest, "ask for 1 to %d ports (and send at most 64 bytes)", maxCheckPorts)
+		return
+	}
+	for _, p := range req.Ports {
+		if p == 0 {
+			rf.fail(w, http.StatusBadRequest, "port 0")
+			return
+		}
+	}
+	select {
+	case rf.checks <- struct{}{}:
+		defer func() { <-rf.checks }()
+	default:
+		rf.fail(w, http.StatusServiceUnavailable, "busy, try again")
+		return
+	}
+	out := checkResponse{Source: src, Checks: make([]PortCheck, len(req.Ports))}
+	var wg sync.WaitGroup
+	for i, p := range req.Ports {
+		wg.Go(func() {
+			out.Checks[i] = rf.checkOne(r.Context(), netip.AddrPortFrom(src, p), req.Send)
+		})
+	}
+	wg.Wait()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (rf *Reflector) checkOne(ctx context.Context, addr netip.AddrPort, send string) PortCheck {
+	start := time.Now()
+	pc := PortCheck{Port: addr.Port()}
+	dctx, cancel := context.WithTimeout(ctx, rf.Limits.DialTimeout)
+	defer cancel()
+	conn, err := rf.Dial(dctx, addr)
+	if err != nil {
+		pc.Status, pc.Elapsed = dialStatus(err), time.Since(start)
+		rf.Log("check %s: %s", addr, pc.Status)
+		return pc
+	}
+	defer conn.Close()
+	pc.Status = "connected"
+	if send != "" {
+		_ = conn.SetWriteDeadline(time.Now().Add(rf.Limits.ReadTimeout))
+		_, _ = io.WriteString(conn, send)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(rf.Limits.ReadTimeout))
+	buf := make([]byte, maxBannerBytes)
+	n, rerr := io.ReadAtLeast(conn, buf, 1)
+	pc.Banner = string(buf[:n])
+	if rerr != nil && n == 0 && isReset(rerr) {
+		pc.Status = "reset"
+	}
+	pc.Elapsed = time.Since(start)
+	rf.Log("check %s: %s (%d bytes)", addr, pc.Status, n)
+	return pc
+}
+
+func (rf *Reflector) serveRelay(w http.ResponseWriter, r *http.Request, src netip.Addr) {
+	port, err := strconv.ParseUint(r.URL.Query().Get("port"), 10, 16)
+	if err != nil || port == 0 {
+		rf.fail(w, http.StatusBadRequest, "want ?port=1-65535")
+		return
+	}
+	if r.Header.Get("Upgrade") != relayUpgrade {
+		rf.fail(w, http.StatusUpgradeRequired, "want Upgrade: %s", relayUpgrade)
+		return
+	}
+	select {
+	case rf.relays <- struct{}{}:
+		defer func() { <-rf.relays }()
+	default:
+		rf.fail(w, http.StatusServiceUnavailable, "too many relays, try again")
+		return
+	}
+	addr := netip.AddrPortFrom(src, uint16(port))
+	dctx, cancel := context.WithTimeout(r.Context(), rf.Limits.DialTimeout)
+	back, err := rf.Dial(dctx, addr)
+	cancel()
+	if err != nil {
+		rf.Log("relay %s: %s", addr, dialStatus(err))
+		rf.fail(w, http.StatusBadGateway, "%s", dialStatus(err))
+		return
+	}
+	defer back.Close()
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		rf.fail(w, http.StatusInternalServerError, "cannot relay")
+		return
+	}
+	client, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer client.Close()
+	_ = client.SetDeadline(time.Time{})
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + relayUpgrade + "\r\nConnection: Upgrade\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	rf.Log("relay %s: connected", addr)
+	start := time.Now()
+	n1, n2 := relay(client, brw.Reader, back, rf.Limits)
+	rf.Log("relay %s: closed after %v (%d bytes out, %d bytes back)", addr, time.Since(start).Round(time.Millisecond), n1, n2)
+}
+
+// relay copies both ways until either side closes, a direction exceeds the
+// byte limit, the relay idles too long or lasts too long.
+func relay(client net.Conn, clientBuf io.Reader, back net.Conn, lim ReflectorLimits) (toBack, toClient int64) {
+	end := time.Now().Add(lim.RelayDuration)
+	var wg sync.WaitGroup
+	pipe := func(dst net.Conn, src net.Conn, r io.Reader, n *int64) {
+		defer wg.Done()
+		buf := make([]byte, 16<<10)
+		for *n < lim.RelayBytes {
+			dl := time.Now().Add(lim.RelayIdle)
+			if dl.After(end) {
+				dl = end
+			}
+			_ = src.SetReadDeadline(dl)
+			k, err := r.Read(buf[:min(int64(len(buf)), lim.RelayBytes-*n)])
+			if k > 0 {
+				_ = dst.SetWriteDeadline(dl)
+				if _, werr := dst.Write(buf[:k]); werr != nil {
+					break
+				}
+				*n += int64(k)
+			}
+			if err != nil {
+				break
+			}
+		}
+		// Closing both ends stops the other direction too.
+		client.Close()
+		back.Close()
+	}
+	wg.Add(2)
+	go pipe(back, client, clientBuf, &toBack)
+	go pipe(client, back, back, &toClient)
+	wg.Wait()
+	return toBack, toClient
+}
+
+func dialStatus(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case isRefused(err):
+		return "refused"
+	case isReset(err):
+		return "reset"
+	}
+	if s := err.Error(); containsAny(s, "unreachable", "no route") {
+		return "unreachable"
+	}
+	return "error"
+}
+
+// rateLimiter is a token bucket per source address, with a bounded table.
+type rateLimiter struct {
+	mu      sync.Mutex
+	rate    float64
+	burst   float64
+	buckets map[netip.Addr]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const maxRateSources = 10000
+
+func newRateLimiter(rate float64, burst int) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), buckets: map[netip.Addr]*bucket{}}
+}
+
+func (l *rateLimiter) allow(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	b, ok := l.buckets[a]
+	if !ok {
+		if len(l.buckets) >= maxRateSources {
+			for k, v := range l.buckets { // drop idle sources
+				if now.Sub(v.last) > time.Minute {
+					delete(l.buckets, k)
+				}
+			}
+			if len(l.buckets) >= maxRateSources {
+				return false
+			}
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[a] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
