@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,4 +80,25 @@ func (h *Host) NatdoctorEnv(t testing.TB, env []string, args ...string) (stdout,
 		code = ee.ExitCode()
 	}
 	return out.String(), errOut.String(), code
+}
+
+// ReflectorPort is where StartReflector listens on the outside host.
+const ReflectorPort = 8021
+
+// StartReflector runs natdoctor's reflector on the outside host and returns
+// its URL. It stops when the test ends.
+func (l *Lab) StartReflector(t testing.TB) string {
+	t.Helper()
+	bin := Natdoctor(t)
+	cmd := l.Outside.Command(context.Background(), bin, "reflector", "--listen", fmt.Sprintf(":%d", ReflectorPort))
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("lab: start reflector: %v", err)
+	}
+	l.mu.Lock()
+	l.procs = append(l.procs, cmd)
+	l.mu.Unlock()
+	l.waitListening(l.Outside, fmt.Sprintf("tcp:%d", ReflectorPort))
+	return fmt.Sprintf("http://%s:%d", l.OutsideIP(), ReflectorPort)
 }

@@ -39,8 +39,9 @@ var knownConfigs = []string{
 	"/etc/proftpd.conf",
 }
 
-// DetectFTPConfig reads the first configuration of a known FTP server
-// found on this host, or returns nil.
+// DetectFTPConfig reads the first known FTP server configuration on this
+// host, or returns nil. (A running pure-ftpd's command line cannot be read
+// back: it overwrites it with "pure-ftpd (SERVER)".)
 func DetectFTPConfig() *FTPConfig {
 	for _, p := range knownConfigs {
 		if _, err := os.Stat(p); err == nil {

@@ -91,6 +91,7 @@ and probes the server from inside and, through a reflector, from outside.
 
 	root.AddCommand(
 		newCmdVersion(g),
+		newCmdDiagnose(g),
 		newCmdDiscover(g),
 		newCmdList(g),
 		newCmdAdd(g),

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/internal/doctor"
+	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/report"
+)
+
+// diagnoseTimeout is diagnose's default budget: long enough for a slow
+// router and a few dial-back timeouts.
+const diagnoseTimeout = 30 * time.Second
+
+type diagnoseOptions struct {
+	server       string
+	ftpPort      uint16
+	pasv         string
+	ftpConfig    string
+	reflector    string
+	reflTokenEnv string
+	format       string
+	creds        credFlags
+}
+
+func newCmdDiagnose(g *globalOptions) *cobra.Command {
+	o := &diagnoseOptions{}
+	cmd := &cobra.Command{
+		Use:   "diagnose",
+		Short: "Check everything and say what is wrong, why, and how to fix it",
+		Long: `Check the router (NAT-PMP, PCP, UPnP IGD, external address), the mappings of
+the FTP control port and the passive range, the FTP server on the LAN and,
+with --reflector, the view from outside: whether port 21 from the internet
+reaches this server (and not the router's default host), whether every
+passive port carries a connection, and whether this host is the default host.
+
+Prints a verdict, the path a connection from outside takes (each hop passed,
+failed or not checked), then the findings with their fixes. Checks that
+could not run are listed as not checked, never as passed.
+
+Exits 0 when no finding is an error, 1 when one is, 2 for bad usage.
+Its default --timeout is 30s.`,
+		Example: `  natdoctor diagnose --pasv 42000-42010
+  FTP_PW=... natdoctor diagnose --reflector http://vps.example.org:8021 --user alice --password-env FTP_PW
+  natdoctor diagnose --ftp-config /etc/pure-ftpd/conf --format markdown`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiagnose(cmd, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.server, "server", "", "the FTP server's LAN `IP` (default: this host)")
+	f.Uint16Var(&o.ftpPort, "ftp-port", 21, "the FTP control port")
+	f.StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
+	f.StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range and limits from this server configuration `PATH` (default: detect)")
+	f.StringVar(&o.reflector, "reflector", "", "`URL` of a natdoctor reflector outside the network")
+	f.StringVar(&o.reflTokenEnv, "reflector-token-env", "", "the reflector's token is in environment variable `VAR`")
+	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
+	o.creds.register(f)
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// isLocalAddr reports whether a is an address of this host.
+func isLocalAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error {
+	format := o.format
+	if g.JSON {
+		format = "json"
+	}
+	switch format {
+	case "text", "json", "markdown":
+	default:
+		return usageErrorf("--format %q: want text, json or markdown", o.format)
+	}
+	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort}
+	if o.ftpPort == 0 {
+		return usageErrorf("--ftp-port must be 1-65535")
+	}
+	if o.server != "" {
+		a, err := netip.ParseAddr(o.server)
+		if err != nil || !a.Is4() {
+			return usageErrorf("--server %q is not an IPv4 address", o.server)
+		}
+		opts.Server = a
+	}
+	if o.pasv != "" {
+		r, err := probe.ParsePortRange(o.pasv)
+		if err != nil {
+			return &usageError{err: err}
+		}
+		opts.Passive = &r
+	}
+	if o.ftpConfig != "" {
+		c, err := probe.ReadFTPConfig(o.ftpConfig)
+		if err != nil {
+			return usageErrorf("--ftp-config: %v", err)
+		}
+		opts.Config = c
+	} else if opts.Passive == nil && (opts.Server == (netip.Addr{}) || isLocalAddr(opts.Server)) {
+		// Neither --pasv nor --ftp-config: read this host's server configuration.
+		opts.Config = probe.DetectFTPConfig()
+	}
+	if o.reflector != "" {
+		token := ""
+		if o.reflTokenEnv != "" {
+			t, ok := os.LookupEnv(o.reflTokenEnv)
+			if !ok {
+				return usageErrorf("environment variable %s is not set", o.reflTokenEnv)
+			}
+			token = t
+		}
+		rc, err := probe.NewReflectorClient(o.reflector, token)
+		if err != nil {
+			return &usageError{err: err}
+		}
+		opts.Reflector = rc
+	}
+	pw, err := o.creds.password(g.IO)
+	if err != nil {
+		return err
+	}
+	opts.FTP = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous}
+	if g.IO.IsStderrTTY() && !g.Verbose {
+		opts.Progress = func(step string) { fmt.Fprintf(g.IO.ErrOut, "\r\x1b[K%s…", step) }
+		defer fmt.Fprint(g.IO.ErrOut, "\r\x1b[K")
+	} else if g.Verbose {
+		opts.Progress = func(step string) { g.tracef("%s", step) }
+	}
+	ctx, cancel := g.budgetAtLeast(cmd, diagnoseTimeout)
+	defer cancel()
+	obs := doctor.Gather(ctx, opts)
+	if ctx.Err() != nil && cmd.Context().Err() != nil {
+		return cmd.Context().Err()
+	}
+	rep := report.Build(obs)
+	if opts.Progress != nil && g.IO.IsStderrTTY() && !g.Verbose {
+		fmt.Fprint(g.IO.ErrOut, "\r\x1b[K")
+	}
+	switch format {
+	case "json":
+		err = rep.WriteJSON(g.IO.Out)
+	case "markdown":
+		err = rep.WriteMarkdown(g.IO.Out)
+	default:
+		err = rep.WriteText(g.IO.Out, g.IO.ColorEnabled())
+	}
+	if err != nil {
+		return err
+	}
+	if rep.HasErrors() {
+		return errProblemsFound
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/natdoctor/natdoctor/lab"
+	"github.com/natdoctor/natdoctor/report"
+)
+
+var labRange = fmt.Sprintf("%d-%d", lab.PassiveLow, lab.PassiveHigh)
+
+func labDiagnose(t *testing.T, l *lab.Lab, extra ...string) (*report.Report, string, int) {
+	t.Helper()
+	args := append([]string{"diagnose", "--json", "--pasv", labRange, "--user", lab.FTPUser, "--password-env", "LAB_FTP_PW"}, extra...)
+	out, errOut, code := l.Server.NatdoctorEnv(t, []string{"LAB_FTP_PW=" + lab.FTPPassword}, args...)
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("diagnose --json: %v\n%s\n%s", err, out, errOut)
+	}
+	return &r, out + errOut, code
+}
+
+func codes(r *report.Report) map[string]report.Finding {
+	m := map[string]report.Finding{}
+	for _, f := range r.Findings {
+		m[f.Code] = f
+	}
+	return m
+}
+
+func TestLabDiagnoseAirPortDefaultHost(t *testing.T) {
+	l := lab.Start(t, lab.Options{DefaultHost: true})
+	refl := l.StartReflector(t)
+	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", labRange)
+	r, out, code := labDiagnose(t, l, "--reflector", refl)
+	fs := codes(r)
+	f, ok := fs[report.CodeDefaultHost]
+	if code != exitProblem || !ok {
+		t.Fatalf("exit %d, findings %v\n%s", code, r.Findings, out)
+	}
+	ev, _ := json.Marshal(f.Evidence)
+	if !strings.Contains(string(ev), lab.OtherFortune) || !strings.Contains(string(ev), lab.ServerFortune) {
+		t.Errorf("evidence lacks both banners: %s", ev)
+	}
+	if !strings.Contains(f.Fix, "default host") && !strings.Contains(f.Fix, "Default Host") {
+		t.Errorf("fix: %s", f.Fix)
+	}
+	if lf, ok := fs[report.CodeFTPLoginFailed]; !ok || !strings.Contains(lf.Summary, "another machine") {
+		t.Errorf("login failure not explained as another machine: %+v", lf)
+	}
+	text, _, _ := l.Server.NatdoctorEnv(t, []string{"LAB_FTP_PW=" + lab.FTPPassword}, "diagnose", "--pasv", labRange,
+		"--user", lab.FTPUser, "--password-env", "LAB_FTP_PW", "--reflector", refl)
+	if !strings.Contains(text, "default-host-override") || !strings.Contains(text, "✗") {
+		t.Errorf("text output:\n%s", text)
+	}
+
+	// The user's fix: Default Host off. Everything passes.
+	l.SetDefaultHost(false)
+	r, out, code = labDiagnose(t, l, "--reflector", refl)
+	if code != 0 || !r.Healthy {
+		t.Fatalf("after turning the default host off: exit %d\n%s", code, out)
+	}
+	if _, ok := codes(r)[report.CodeOutsideOK]; !ok {
+		t.Errorf("no outside-reachable finding: %v", r.Findings)
+	}
+	for _, h := range r.Path {
+		if h.Status != "ok" {
+			t.Errorf("hop %s: %s %s", h.Name, h.Status, h.Detail)
+		}
+	}
+	if !strings.Contains(out, report.CodePASVPrivate) {
+		t.Errorf("the private PASV address is not reported:\n%s", out)
+	}
+	if strings.Contains(out, lab.FTPPassword) {
+		t.Fatal("the password appears in diagnose output")
+	}
+}
+
+func TestLabDiagnoseHalfMappedRange(t *testing.T) {
+	l := lab.Start(t, lab.Options{})
+	refl := l.StartReflector(t)
+	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", "42000-42005")
+	r, out, code := labDiagnose(t, l, "--reflector", refl)
+	fs := codes(r)
+	if code != exitProblem {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if f := fs[report.CodeMappingMissing]; !strings.Contains(f.Summary, "42006-42010") {
+		t.Errorf("mapping-missing: %+v", f)
+	}
+	if f := fs[report.CodePASVUnreachable]; !strings.Contains(f.Summary, "42006-42010") {
+		t.Errorf("pasv-port-unreachable: %+v\n%s", f, out)
+	}
+}
+
+func TestLabDiagnoseDoubleNATAndNoReflector(t *testing.T) {
+	l := lab.Start(t, lab.Options{CGNAT: true})
+	r, out, code := labDiagnose(t, l)
+	if code != exitProblem {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if _, ok := codes(r)[report.CodeDoubleNAT]; !ok {
+		t.Errorf("no double-nat: %v", r.Findings)
+	}
+	notChecked := strings.Join(r.NotChecked, "\n")
+	if !strings.Contains(notChecked, "needs --reflector") {
+		t.Errorf("outside checks not listed as not checked: %v", r.NotChecked)
+	}
+	for _, h := range r.Path {
+		if strings.HasPrefix(h.Name, "internet") && h.Status != "skipped" {
+			t.Errorf("outside hop %s reported %s without a reflector", h.Name, h.Status)
+		}
+	}
+}

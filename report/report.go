@@ -1,0 +1,747 @@
+package report
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/probe"
+)
+
+// Schema names the JSON document's version.
+const Schema = "natdoctor.diagnose/v1"
+
+// Severity ranks a finding.
+type Severity string
+
+// Severities, worst first.
+const (
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+	SevInfo    Severity = "info"
+	SevOK      Severity = "ok"
+)
+
+func (s Severity) rank() int {
+	return map[Severity]int{SevError: 0, SevWarning: 1, SevInfo: 2, SevOK: 3}[s]
+}
+
+// Finding codes: a public contract, documented in README.
+const (
+	CodeNoMappingProtocol = "no-mapping-protocol"
+	CodeDoubleNAT         = "double-nat"
+	CodeMappingMissing    = "mapping-missing"
+	CodeMappingWrongHost  = "mapping-wrong-host"
+	CodeDefaultHost       = "default-host-override"
+	CodeThisHostDefault   = "this-host-is-default-host"
+	CodePASVPrivate       = "pasv-private-address"
+	CodePASVOutsideRange  = "pasv-outside-range"
+	CodePASVUnreachable   = "pasv-port-unreachable"
+	CodePASVRangeTooSmall = "pasv-range-too-small"
+	CodeNoPassiveRange    = "no-passive-range"
+	CodeFTPUnreachable    = "ftp-unreachable"
+	CodeFTPLoginFailed    = "ftp-login-failed"
+	CodeFTPCleartext      = "ftp-cleartext"
+	CodeHairpin           = "hairpin-unsupported"
+	CodeLeaseExpiring     = "lease-expiring"
+	CodeOutsideOK         = "outside-reachable"
+)
+
+// Finding is one thing diagnose found.
+type Finding struct {
+	Code        string         `json:"code"`
+	Severity    Severity       `json:"severity"`
+	Summary     string         `json:"summary"`
+	Evidence    map[string]any `json:"evidence,omitempty"`
+	Explanation string         `json:"explanation,omitempty"`
+	Fix         string         `json:"fix,omitempty"`
+}
+
+// Hop is one step of the path a connection from outside takes.
+type Hop struct {
+	Name   string       `json:"name"`
+	Status probe.Status `json:"status"` // ok, failed, skipped
+	Detail string       `json:"detail,omitempty"`
+}
+
+// Observations are what nat and probe saw; report turns them into findings.
+type Observations struct {
+	Discovery     *nat.Discovery       `json:"discovery,omitempty"`
+	DiscoveryErr  string               `json:"discovery_error,omitempty"`
+	Server        netip.Addr           `json:"server"`
+	FTPPort       uint16               `json:"ftp_port"`
+	Passive       *probe.PortRange     `json:"passive_range,omitempty"`
+	PassiveSource string               `json:"passive_range_source,omitempty"`
+	Config        *probe.FTPConfig     `json:"ftp_config,omitempty"`
+	Mappings      []nat.Mapping        `json:"mappings,omitempty"`
+	MappingsKnown bool                 `json:"mappings_known"`
+	MappingsErr   string               `json:"mappings_error,omitempty"`
+	Inside        *probe.FTPResult     `json:"inside,omitempty"`
+	Outside       *probe.OutsideResult `json:"outside,omitempty"`
+	Reflector     string               `json:"reflector,omitempty"`
+	Hairpin       *probe.FTPResult     `json:"hairpin,omitempty"`
+	HairpinStatus probe.Status         `json:"hairpin_status,omitempty"`
+	Credentials   bool                 `json:"credentials_given"`
+	Elapsed       time.Duration        `json:"elapsed_ns"`
+}
+
+// Report is the outcome of diagnose.
+type Report struct {
+	Schema       string        `json:"schema"`
+	Verdict      string        `json:"verdict"`
+	Healthy      bool          `json:"healthy"`
+	Findings     []Finding     `json:"findings"`
+	Path         []Hop         `json:"path"`
+	NotChecked   []string      `json:"not_checked"`
+	Observations *Observations `json:"observations"`
+}
+
+// HasErrors reports whether any finding is an error.
+func (r *Report) HasErrors() bool {
+	for _, f := range r.Findings {
+		if f.Severity == SevError {
+			return true
+		}
+	}
+	return false
+}
+
+// Build turns observations into a report.
+func Build(o *Observations) *Report {
+	r := &Report{Schema: Schema, Observations: o, Findings: []Finding{}, NotChecked: []string{}}
+	var b builder
+	b.o = o
+	b.router()
+	b.mappings()
+	b.server()
+	b.outside()
+	b.config()
+	r.Findings = b.findings
+	r.NotChecked = append(r.NotChecked, b.notChecked...)
+	sort.SliceStable(r.Findings, func(i, j int) bool {
+		a, b := r.Findings[i], r.Findings[j]
+		if a.Severity != b.Severity {
+			return a.Severity.rank() < b.Severity.rank()
+		}
+		return priority(a.Code) < priority(b.Code)
+	})
+	r.Path = path(o)
+	r.Healthy = !r.HasErrors()
+	r.Verdict = verdict(r)
+	return r
+}
+
+// causeOrder puts root causes before their symptoms.
+var causeOrder = []string{CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeFTPUnreachable, CodeMappingWrongHost,
+	CodeMappingMissing, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPLoginFailed}
+
+func priority(code string) int {
+	if i := slices.Index(causeOrder, code); i >= 0 {
+		return i
+	}
+	return len(causeOrder)
+}
+
+func verdict(r *Report) string {
+	var errs, warns []Finding
+	for _, f := range r.Findings {
+		switch f.Severity {
+		case SevError:
+			errs = append(errs, f)
+		case SevWarning:
+			warns = append(warns, f)
+		}
+	}
+	switch {
+	case len(errs) == 1:
+		return "1 problem: " + errs[0].Summary
+	case len(errs) > 1:
+		return fmt.Sprintf("%d problems; first: %s", len(errs), errs[0].Summary)
+	case len(r.NotChecked) > 0 && len(warns) > 0:
+		return fmt.Sprintf("no errors in what was checked (%d warnings; %d checks not run)", len(warns), len(r.NotChecked))
+	case len(r.NotChecked) > 0:
+		return fmt.Sprintf("no errors in what was checked (%d checks not run)", len(r.NotChecked))
+	case len(warns) > 0:
+		return fmt.Sprintf("reachable from outside, with %d warnings", len(warns))
+	}
+	return "healthy: the server is reachable from outside"
+}
+
+type builder struct {
+	o          *Observations
+	findings   []Finding
+	notChecked []string
+}
+
+func (b *builder) add(f Finding) { b.findings = append(b.findings, f) }
+func (b *builder) skip(what string) {
+	b.notChecked = append(b.notChecked, what)
+}
+
+// neededPorts returns 21 (or --ftp-port) and the passive range.
+func (o *Observations) neededPorts() []uint16 {
+	ports := []uint16{o.FTPPort}
+	if o.Passive != nil {
+		for p := int(o.Passive.Low); p <= int(o.Passive.High); p++ {
+			ports = append(ports, uint16(p))
+		}
+	}
+	return ports
+}
+
+// routerPlace names where the router's admin tool keeps a setting.
+func (o *Observations) routerPlace(setting string) string {
+	d := o.Discovery
+	var who string
+	if d != nil && d.UPnP.Device != nil {
+		who = strings.ToLower(d.UPnP.Device.Manufacturer + " " + d.UPnP.Device.ModelName + " " + d.UPnP.Device.FriendlyName + " " + d.UPnP.Device.Server)
+	}
+	switch {
+	case strings.Contains(who, "apple") || strings.Contains(who, "airport"),
+		d != nil && d.UPnP.Device == nil && d.NATPMP.Answered():
+		places := map[string]string{
+			"dmz":     "AirPort Utility > (base station) > Edit > Network > Network Options: untick \"Default Host\" (or set it to this server)",
+			"forward": "AirPort Utility > (base station) > Edit > Network > Port Settings",
+			"upnp":    "AirPort Utility > Edit > Network > Network Options: \"Enable NAT Port Mapping Protocol\"",
+		}
+		prefix := ""
+		if d.UPnP.Device == nil {
+			prefix = "if this is an Apple AirPort (NAT-PMP without UPnP is typical of one): "
+		}
+		return prefix + places[setting]
+	case strings.Contains(who, "fritz") || strings.Contains(who, "avm"):
+		return map[string]string{
+			"dmz":     "FRITZ!Box: Internet > Permit Access > Port Sharing: remove the \"Exposed Host\" entry",
+			"forward": "FRITZ!Box: Internet > Permit Access > Port Sharing",
+			"upnp":    "FRITZ!Box: Internet > Permit Access > Port Sharing: \"Permit independent port sharing\" for this device",
+		}[setting]
+	case strings.Contains(who, "openwrt") || strings.Contains(who, "miniupnp"):
+		return map[string]string{
+			"dmz":     "OpenWrt LuCI: Network > Firewall > Port Forwards: remove the catch-all (DMZ) forward",
+			"forward": "OpenWrt LuCI: Network > Firewall > Port Forwards",
+			"upnp":    "OpenWrt LuCI: Services > UPnP IGD & PCP/NAT-PMP: enable the service",
+		}[setting]
+	case strings.Contains(who, "pfsense") || strings.Contains(who, "opnsense"):
+		return map[string]string{
+			"dmz":     "pfSense/OPNsense: Firewall > NAT > Port Forward: remove the catch-all forward",
+			"forward": "pfSense/OPNsense: Firewall > NAT > Port Forward",
+			"upnp":    "pfSense/OPNsense: Services > UPnP & NAT-PMP",
+		}[setting]
+	}
+	return map[string]string{
+		"dmz":     "the router's admin page, usually under NAT, Firewall or Advanced: turn \"DMZ\" / \"Default Host\" / \"Exposed Host\" off, or point it at this server",
+		"forward": "the router's admin page, under Port Forwarding / Virtual Servers / NAT",
+		"upnp":    "the router's admin page: enable UPnP IGD or NAT-PMP/PCP",
+	}[setting]
+}
+
+func (b *builder) router() {
+	o := b.o
+	d := o.Discovery
+	if d == nil {
+		b.skip("router: discovery failed: " + o.DiscoveryErr)
+		return
+	}
+	if !d.Any() {
+		b.add(Finding{
+			Code: CodeNoMappingProtocol, Severity: SevError,
+			Summary:     fmt.Sprintf("the router %s answers none of NAT-PMP, PCP and UPnP IGD", d.Gateway),
+			Evidence:    map[string]any{"gateway": d.Gateway.String(), "natpmp": d.NATPMP.Error, "pcp": d.PCP.Error, "upnp": d.UPnP.Error},
+			Explanation: "natdoctor cannot read or make port mappings: the router has them switched off, or does not offer them.",
+			Fix:         "Enable UPnP IGD or NAT-PMP in " + o.routerPlace("upnp") + ", or forward the ports by hand in " + o.routerPlace("forward") + ".",
+		})
+	}
+	ext := d.ExternalAddr()
+	class := nat.AddrNone
+	if ext.IsValid() {
+		class = nat.ClassifyAddr(ext)
+	}
+	ev := map[string]any{"router_external_address": addrOrEmpty(ext), "class": string(class)}
+	var why string
+	switch {
+	case ext.IsValid() && class != nat.AddrPublic:
+		why = fmt.Sprintf("the router's external address %s is %s", ext, class)
+	case !ext.IsValid() && d.NoExternalAddr():
+		why = "the router answers but reports no usable external address (its WAN address is private, shared or reserved, or the WAN link is down)"
+	case ext.IsValid() && o.Outside != nil && o.Outside.PublicAddr.IsValid() && o.Outside.PublicAddr != ext:
+		why = fmt.Sprintf("the router says its external address is %s, but the reflector sees this network as %s", ext, o.Outside.PublicAddr)
+		ev["public_address_seen_from_outside"] = o.Outside.PublicAddr.String()
+	}
+	if why != "" {
+		b.add(Finding{
+			Code: CodeDoubleNAT, Severity: SevError, Summary: "double NAT: " + why, Evidence: ev,
+			Explanation: "Another NAT (a modem-router, or the provider's carrier-grade NAT) stands between this router and the internet. Mappings on this router alone cannot make the server reachable.",
+			Fix:         "Put the upstream modem-router in bridge mode, or forward the same ports on it to this router; with carrier-grade NAT (100.64.0.0/10), ask the provider for a public IPv4 address.",
+		})
+	}
+}
+
+// omitEmpty drops empty strings from evidence.
+func omitEmpty(m map[string]any) map[string]any {
+	for k, v := range m {
+		if v == "" {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+func addrOrEmpty(a netip.Addr) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return ""
+}
+
+func (b *builder) mappings() {
+	o := b.o
+	if !o.MappingsKnown {
+		why := "the router cannot list its mappings (NAT-PMP and PCP cannot)"
+		if o.MappingsErr != "" {
+			why = o.MappingsErr
+		}
+		b.skip("mappings: " + why)
+		return
+	}
+	have := map[uint16]nat.Mapping{}
+	for _, m := range o.Mappings {
+		if m.Protocol == nat.TCP {
+			have[m.ExternalPort] = m
+		}
+	}
+	var missing []uint16
+	var wrong []map[string]any
+	var finite []uint16
+	for _, p := range o.neededPorts() {
+		m, ok := have[p]
+		switch {
+		case !ok:
+			missing = append(missing, p)
+		case m.InternalAddr != o.Server:
+			wrong = append(wrong, map[string]any{"port": p, "points_at": fmt.Sprintf("%s:%d", m.InternalAddr, m.InternalPort), "description": m.Description})
+		default:
+			if m.Lease > 0 {
+				finite = append(finite, p)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		what := "passive ports"
+		if slices.Contains(missing, o.FTPPort) {
+			what = "the control port"
+			if len(missing) > 1 {
+				what = "the control port and passive ports"
+			}
+		}
+		b.add(Finding{
+			Code: CodeMappingMissing, Severity: SevError,
+			Summary:  fmt.Sprintf("%s not mapped: TCP %s", what, nat.CompressPorts(missing)),
+			Evidence: map[string]any{"missing": nat.CompressPorts(missing), "needed": nat.CompressPorts(o.neededPorts())},
+			Explanation: "A connection from outside to an unmapped port stops at the router. An unmapped control port means no login; " +
+				"an unmapped passive port means a login that works and a listing that fails now and then (the server picks passive ports at random).",
+			Fix: fmt.Sprintf("natdoctor add %s  (or `natdoctor keep ...` to keep them alive)", portsArg(o)),
+		})
+	}
+	if len(wrong) > 0 {
+		b.add(Finding{
+			Code: CodeMappingWrongHost, Severity: SevError,
+			Summary:     fmt.Sprintf("%d of the server's ports are mapped to another LAN address, not %s", len(wrong), o.Server),
+			Evidence:    map[string]any{"mappings": wrong},
+			Explanation: "The router forwards these ports to another machine: a stale DHCP lease, an old server, or a typo in a rule.",
+			Fix:         fmt.Sprintf("natdoctor add %s --force  (replaces them), or fix the rules in %s", portsArg(o), o.routerPlace("forward")),
+		})
+	}
+	if len(finite) > 0 {
+		b.add(Finding{
+			Code: CodeLeaseExpiring, Severity: SevInfo,
+			Summary:     fmt.Sprintf("mappings of TCP %s have finite leases and lapse unless renewed", nat.CompressPorts(finite)),
+			Evidence:    map[string]any{"ports": nat.CompressPorts(finite)},
+			Explanation: "Leased mappings expire, and a router that restarts forgets them.",
+			Fix:         fmt.Sprintf("run `natdoctor keep %s` as a service (see contrib/)", portsArg(o)),
+		})
+	}
+}
+
+func portsArg(o *Observations) string {
+	s := fmt.Sprint(o.FTPPort)
+	if o.Passive != nil {
+		s += " " + o.Passive.String()
+	}
+	return s
+}
+
+func (b *builder) server() {
+	o := b.o
+	in := o.Inside
+	if in == nil {
+		b.skip("FTP server on the LAN: not probed")
+		return
+	}
+	if in.Reached != probe.OK {
+		b.add(Finding{
+			Code: CodeFTPUnreachable, Severity: SevError,
+			Summary:     fmt.Sprintf("the FTP server %s does not answer on the LAN: %s", in.Target, in.ReachErr),
+			Evidence:    map[string]any{"target": in.Target, "error": in.ReachErr, "banner": in.Banner},
+			Explanation: "If the server does not answer inside the network, nothing outside can reach it either.",
+			Fix:         "Start the FTP server, check that it listens on this address and port, and that the host firewall lets port " + fmt.Sprint(o.FTPPort) + " in.",
+		})
+		return
+	}
+	if in.AuthTLS == probe.Failed {
+		b.add(Finding{
+			Code: CodeFTPCleartext, Severity: SevWarning,
+			Summary:     "the server offers no AUTH TLS: passwords cross the internet in clear text",
+			Evidence:    map[string]any{"features": in.Features},
+			Explanation: "Plain FTP sends the user name and password unencrypted; anyone on the path can read them.",
+			Fix:         "Enable TLS (Pure-FTPd: TLS 1 with a certificate; vsftpd: ssl_enable=YES; ProFTPD: mod_tls) and tell users to connect with explicit FTPS.",
+		})
+	}
+	if in.Login == probe.Skipped {
+		b.skip("login: no credentials given (--user with --password-env or --password-file)")
+	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
+		b.add(loginFailed(in, false, "on the LAN"))
+	}
+	if p := in.PASV; p != nil && p.ParseError == "" {
+		switch p.AddrClass {
+		case "private", "loopback", "unspecified", "link-local", "shared":
+			forced := ""
+			if o.Config != nil {
+				forced = o.Config.ForcedAddr
+			}
+			ext := ""
+			if o.Discovery != nil {
+				ext = addrOrEmpty(o.Discovery.ExternalAddr())
+			}
+			b.add(Finding{
+				Code: CodePASVPrivate, Severity: SevWarning,
+				Summary:  fmt.Sprintf("the server advertises its %s address %s in PASV replies", p.AddrClass, p.Addr.Addr()),
+				Evidence: omitEmpty(map[string]any{"reply": p.Reply, "forced_address_configured": forced, "router_external_address": ext}),
+				Explanation: "Behind NAT, a client outside cannot reach that address. Some clients notice and use the server's public address instead; " +
+					"strict ones (and many Windows clients) then log in but cannot list files.",
+				Fix: forcedAddrFix(o, ext),
+			})
+		}
+		if p.InRange != nil && !*p.InRange {
+			b.add(Finding{
+				Code: CodePASVOutsideRange, Severity: SevError,
+				Summary:     fmt.Sprintf("the server hands out passive port %d, outside the mapped range %s", p.Addr.Port(), o.Passive),
+				Evidence:    map[string]any{"reply": p.Reply, "expected": o.Passive.String()},
+				Explanation: "Data connections go to a port the router does not forward: listings and transfers fail.",
+				Fix:         "Set the server's passive range to " + o.Passive.String() + " (Pure-FTPd: PassivePortRange " + strings.Replace(o.Passive.String(), "-", " ", 1) + ").",
+			})
+		}
+	}
+	if dead := in.DeadPorts(); len(dead) > 0 && (o.Outside == nil || len(o.Outside.Passive) == 0) {
+		b.add(Finding{
+			Code: CodePASVUnreachable, Severity: SevError,
+			Summary:     fmt.Sprintf("passive ports %s do not carry a data connection", nat.CompressPorts(dead)),
+			Evidence:    map[string]any{"ports": nat.CompressPorts(dead), "seen_from": "the LAN"},
+			Explanation: "Even on the LAN, these passive ports do not accept a connection: a host firewall blocks them.",
+			Fix:         "Open the passive range in the server's firewall.",
+		})
+	}
+}
+
+func forcedAddrFix(o *Observations, ext string) string {
+	addr := ext
+	if addr == "" {
+		addr = "<your public address>"
+	}
+	server := ""
+	if o.Config != nil {
+		server = o.Config.Server
+	} else if o.Inside != nil {
+		server = o.Inside.Software
+	}
+	switch server {
+	case "vsftpd":
+		return "Set pasv_address=" + addr + " in vsftpd.conf."
+	case "ProFTPD":
+		return "Set MasqueradeAddress " + addr + " in proftpd.conf."
+	}
+	return "Tell the server its public address: Pure-FTPd `ForcePassiveIP " + addr + "` (or -P " + addr + "); vsftpd pasv_address; ProFTPD MasqueradeAddress. With a dynamic address, use a DNS name where the server allows it."
+}
+
+func loginFailed(r *probe.FTPResult, otherMachine bool, where string) Finding {
+	f := Finding{
+		Code: CodeFTPLoginFailed, Severity: SevError,
+		Evidence: map[string]any{"user": r.LoginUser, "code": r.LoginCode, "reply": r.LoginText, "banner": r.Banner, "seen_from": where},
+	}
+	if otherMachine {
+		f.Summary = fmt.Sprintf("login fails from outside (%d) because port %s reaches another machine, not a wrong password", r.LoginCode, portOf(r.Target))
+		f.Explanation = "The same credentials work on the LAN. From outside, the connection lands on another machine, which does not know the account: to the user it looks like \"my password is wrong\"."
+		f.Fix = "See default-host-override: make port " + portOf(r.Target) + " from outside reach this server."
+		return f
+	}
+	f.Summary = fmt.Sprintf("login as %s refused %s (%d): wrong user name or password", r.LoginUser, where, r.LoginCode)
+	f.Explanation = "The server itself refuses the credentials."
+	f.Fix = "Check the user name and password, and that the account may log in (for Pure-FTPd: pure-pw show USER; run pure-pw mkdb after changes)."
+	return f
+}
+
+func portOf(target string) string {
+	t := strings.TrimSuffix(target, " (from outside)")
+	if i := strings.LastIndexByte(t, ':'); i >= 0 {
+		return t[i+1:]
+	}
+	return "21"
+}
+
+func (b *builder) outside() {
+	o := b.o
+	out := o.Outside
+	if out == nil {
+		b.skip("from outside: port " + fmt.Sprint(o.FTPPort) + " reaches this server (needs --reflector URL)")
+		b.skip("from outside: every passive port carries a data connection (needs --reflector)")
+		b.skip("from outside: default host (DMZ) overriding the mappings (needs --reflector)")
+		if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
+			b.add(Finding{
+				Code: CodeHairpin, Severity: SevInfo,
+				Summary:     "the router does not loop connections to its public address back to the LAN (hairpin NAT)",
+				Evidence:    map[string]any{"hairpin": hairpinEvidence(o.Hairpin)},
+				Explanation: "From inside, the public address does not lead to the server. That alone says nothing about the outside: many routers do not hairpin. Check from outside with a reflector.",
+				Fix:         "Run `natdoctor reflector` on a machine outside and pass --reflector http://HOST:8021.",
+			})
+		}
+		return
+	}
+	if out.PublicError != "" {
+		b.skip("from outside: the reflector did not answer: " + out.PublicError)
+		return
+	}
+	same := out.SameServer
+	if out.Outside != nil && out.Outside.Reached != probe.OK {
+		b.add(Finding{
+			Code: CodeFTPUnreachable, Severity: SevError,
+			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.FTPPort, out.Outside.ReachErr),
+			Evidence:    map[string]any{"public_address": out.PublicAddr.String(), "error": out.Outside.ReachErr},
+			Explanation: "The server works on the LAN, but a connection from the internet to the public address does not get through.",
+			Fix:         "Map the control port: natdoctor add " + portsArg(o),
+		})
+	}
+	canaryOther := out.Canary != nil && out.Canary.MappingsReachHere == probe.Failed
+	if same == probe.Failed || canaryOther {
+		ev := map[string]any{}
+		if out.Inside != nil {
+			ev["banner_inside"] = out.Inside.Banner
+		}
+		if out.Outside != nil {
+			ev["banner_outside"] = out.Outside.Banner
+			ev["login_outside"] = fmt.Sprintf("%s %d", out.Outside.Login, out.Outside.LoginCode)
+		}
+		if out.Canary != nil {
+			ev["canary"] = out.Canary.Mapped
+		}
+		b.add(Finding{
+			Code: CodeDefaultHost, Severity: SevError,
+			Summary:  "from outside, mapped ports reach another machine than this server: a default host (DMZ) overrides the port mappings",
+			Evidence: ev,
+			Explanation: "The router sends inbound connections to its default host (DMZ) instead of following the port mappings — " +
+				"the Apple AirPort \"Default Host\" + NAT-PMP conflict. Clients meet another server, or none: " +
+				"\"authentication keeps failing\" or \"the server hangs\".",
+			Fix: "Turn the default host off, or point it at " + o.Server.String() + ": " + o.routerPlace("dmz") + ". Then run diagnose again.",
+		})
+	}
+	if out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.Login == probe.Failed {
+		b.add(loginFailed(out.Outside, same == probe.Failed, "from outside"))
+	}
+	if c := out.Canary; c != nil && c.ThisHostIsDefault == probe.OK {
+		b.add(Finding{
+			Code: CodeThisHostDefault, Severity: SevWarning,
+			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
+			Evidence:    map[string]any{"unmapped_port": c.Unmapped.Port, "outcome": c.Unmapped.Outcome},
+			Explanation: "An unmapped port reached this host from outside: the router forwards everything here. Mappings work, but so does every other service on this machine.",
+			Fix:         "Turn the default host off and map only the ports the server needs: " + o.routerPlace("dmz") + ".",
+		})
+	}
+	var dead []uint16
+	for _, p := range out.Passive {
+		if p.Status == probe.Failed || p.Status == probe.Error {
+			dead = append(dead, p.Port)
+		}
+	}
+	if out.Outside != nil {
+		for _, p := range out.Outside.DeadPorts() {
+			if !slices.Contains(dead, p) {
+				dead = append(dead, p)
+			}
+		}
+	}
+	if len(dead) > 0 {
+		fix := "natdoctor add " + nat.CompressPorts(dead) + "  (or fix the rules in " + o.routerPlace("forward") + ")"
+		if same == probe.Failed || canaryOther {
+			fix = "First fix default-host-override: the default host captures these ports too. Then, if any stay dead: " + fix
+		}
+		outcomes := map[string][]uint16{}
+		for _, p := range out.Passive {
+			if p.Status == probe.Failed || p.Status == probe.Error {
+				outcomes[p.Outcome] = append(outcomes[p.Outcome], p.Port)
+			}
+		}
+		byOutcome := map[string]any{}
+		for k, v := range outcomes {
+			byOutcome[k] = nat.CompressPorts(v)
+		}
+		b.add(Finding{
+			Code: CodePASVUnreachable, Severity: SevError,
+			Summary:  fmt.Sprintf("from outside, passive ports %s do not reach this server", nat.CompressPorts(dead)),
+			Evidence: map[string]any{"ports": nat.CompressPorts(dead), "outcomes": byOutcome},
+			Explanation: "Logins work but listings and transfers fail whenever the server picks one of these ports — one time in " +
+				fmt.Sprint(max(1, rangeSize(o.Passive))) + " per dead port, at random. A port forgotten between two router rules looks exactly like this.",
+			Fix: fix,
+		})
+	}
+	if o.Passive == nil {
+		b.skip("from outside: passive ports (the passive range is unknown: give --pasv or --ftp-config)")
+	}
+	if same == probe.OK && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
+		b.add(Finding{
+			Code: CodeOutsideOK, Severity: SevOK,
+			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.FTPPort),
+			Evidence: map[string]any{"banner_outside": out.Outside.Banner, "login": string(out.Outside.Login), "list": string(out.Outside.List)},
+		})
+	}
+}
+
+func rangeSize(r *probe.PortRange) int {
+	if r == nil {
+		return 0
+	}
+	return r.Size()
+}
+
+func hairpinEvidence(r *probe.FTPResult) map[string]any {
+	if r == nil {
+		return nil
+	}
+	return map[string]any{"target": r.Target, "reached": string(r.Reached), "error": r.ReachErr, "banner": r.Banner}
+}
+
+func (b *builder) config() {
+	o := b.o
+	c := o.Config
+	if c == nil {
+		if o.Passive == nil {
+			b.skip("server configuration: no passive range known (give --pasv or --ftp-config)")
+		}
+		return
+	}
+	if c.PassiveOff {
+		return
+	}
+	if c.Passive == nil {
+		b.add(Finding{
+			Code: CodeNoPassiveRange, Severity: SevError,
+			Summary:  fmt.Sprintf("%s has no passive port range: it may pick any port from 1024 to 65535", c.Server),
+			Evidence: map[string]any{"config": c.Source},
+			Explanation: "In passive mode the data connection goes to a port the server picks. Without a fixed range, every port 1024-65535 would have to be mapped " +
+				"— as good as no firewall. The operating system's built-in servers often cannot restrict it at all.",
+			Fix: "Set a small range and map exactly it: Pure-FTPd `PassivePortRange 42000 42010`; vsftpd pasv_min_port/pasv_max_port; ProFTPD PassivePorts. Then: natdoctor add 21 42000-42010",
+		})
+		return
+	}
+	size := c.Passive.Size()
+	if c.MaxClients > size {
+		rec := probe.RecommendedPassivePorts(c.MaxClients)
+		b.add(Finding{
+			Code: CodePASVRangeTooSmall, Severity: SevWarning,
+			Summary: fmt.Sprintf("the passive range %s has %d ports for up to %d sessions", c.Passive, size, c.MaxClients),
+			Evidence: map[string]any{"passive_range": c.Passive.String(), "ports": size, "max_clients": c.MaxClients,
+				"max_per_ip": c.MaxPerIP, "recommended_ports": rec},
+			Explanation: fmt.Sprintf("Each session with a listing or transfer under way holds one passive port. %d sessions are allowed, but only %d ports exist: "+
+				"under load the %dth transfer fails. Clients open 3-4 sessions each, so %d ports serve only about %d people at once.",
+				c.MaxClients, size, size+1, size, max(1, size/4)),
+			Fix: fmt.Sprintf("Widen the passive range to at least %d ports (e.g. %d-%d) and map it, or lower the session limit.",
+				rec, c.Passive.Low, int(c.Passive.Low)+rec-1),
+		})
+	}
+}
+
+// path draws the hops of a connection from outside.
+func path(o *Observations) []Hop {
+	var hops []Hop
+	ext := ""
+	if o.Discovery != nil {
+		ext = addrOrEmpty(o.Discovery.ExternalAddr())
+	}
+	out := o.Outside
+	reached := probe.Skipped
+	detail := "not checked: needs --reflector"
+	if out != nil && out.Outside != nil {
+		reached = out.Outside.Reached
+		detail = out.Outside.ReachErr
+		if reached == probe.OK {
+			detail = "answered through the reflector"
+		}
+	}
+	pub := ext
+	if out != nil && out.PublicAddr.IsValid() {
+		pub = out.PublicAddr.String()
+	}
+	if pub == "" {
+		pub = "?"
+	}
+	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.FTPPort), Status: reached, Detail: detail})
+
+	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.FTPPort, o.Server, o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	if o.MappingsKnown {
+		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"
+		for _, m := range o.Mappings {
+			if m.Protocol == nat.TCP && m.ExternalPort == o.FTPPort {
+				if m.InternalAddr == o.Server {
+					mapHop.Status, mapHop.Detail = probe.OK, fmt.Sprintf("%q, lease %s", m.Description, leaseText(m.Lease))
+				} else {
+					mapHop.Detail = fmt.Sprintf("points at %s:%d", m.InternalAddr, m.InternalPort)
+				}
+			}
+		}
+	}
+	hops = append(hops, mapHop)
+
+	srv := Hop{Name: fmt.Sprintf("server %s:%d", o.Server, o.FTPPort), Status: probe.Skipped, Detail: "not checked from outside"}
+	if out != nil && out.SameServer != probe.Skipped {
+		srv.Status = out.SameServer
+		if out.SameServer == probe.OK {
+			srv.Detail = "the same server answers inside and outside"
+		} else {
+			srv.Detail = "another machine answers from outside"
+		}
+	}
+	hops = append(hops, srv)
+
+	pasv := Hop{Name: "passive ports", Status: probe.Skipped, Detail: "not checked from outside"}
+	if o.Passive != nil {
+		pasv.Name = "passive ports " + o.Passive.String()
+	}
+	if out != nil && len(out.Passive) > 0 {
+		var dead, skipped []uint16
+		for _, p := range out.Passive {
+			switch p.Status {
+			case probe.Failed, probe.Error:
+				dead = append(dead, p.Port)
+			case probe.Skipped:
+				skipped = append(skipped, p.Port)
+			}
+		}
+		pasv.Status, pasv.Detail = probe.OK, "every port reached this server"
+		if len(dead) > 0 {
+			pasv.Status, pasv.Detail = probe.Failed, "dead: "+nat.CompressPorts(dead)
+		}
+		if len(skipped) > 0 {
+			pasv.Detail += "; in use, not checked: " + nat.CompressPorts(skipped)
+		}
+	}
+	hops = append(hops, pasv)
+	return hops
+}
+
+func leaseText(d time.Duration) string {
+	if d == 0 {
+		return "permanent"
+	}
+	return d.String()
+}

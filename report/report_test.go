@@ -1,0 +1,180 @@
+package report
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// airport is the user's situation: an AirPort (NAT-PMP, no UPnP) whose
+// Default Host captures inbound connections, Pure-FTPd with 11 passive
+// ports for 15 sessions, advertising its private address.
+func airport() *Observations {
+	epoch := uint32(86400)
+	rng := &probe.PortRange{Low: 42000, High: 42010}
+	banner := []string{"220-Welcome to Pure-FTPd [privsep]", "220 You will be disconnected after 15 minutes of inactivity."}
+	other := []string{"220 ProFTPD Server (Other Mac) [10.0.1.253]"}
+	inside := &probe.FTPResult{Target: "10.0.1.2:21", ControlAddr: addr("10.0.1.2"), Reached: probe.OK, Banner: banner,
+		Software: "Pure-FTPd", AuthTLS: probe.Failed, Login: probe.OK, LoginUser: "alice", LoginCode: 230,
+		PASV: &probe.Passive{Reply: "227 Entering Passive Mode (10,0,1,2,164,24)", Addr: netip.MustParseAddrPort("10.0.1.2:42008"), AddrClass: "private"},
+		List: probe.OK}
+	outside := &probe.FTPResult{Target: "11.22.33.44:21 (from outside)", Reached: probe.OK, Banner: other, Software: "ProFTPD",
+		AuthTLS: probe.Failed, Login: probe.Failed, LoginUser: "alice", LoginCode: 530, LoginText: "530 Login incorrect.", List: probe.Skipped}
+	var passive []probe.PortProbe
+	for p := uint16(42000); p <= 42010; p++ {
+		passive = append(passive, probe.PortProbe{Port: p, Status: probe.Failed, Outcome: "refused"})
+	}
+	return &Observations{
+		Discovery: &nat.Discovery{Gateway: addr("10.0.1.1"), LocalAddr: addr("10.0.1.2"),
+			NATPMP: nat.ProtocolResult{Method: nat.MethodNATPMP, Status: nat.StatusOK, ExternalAddr: addr("11.22.33.44"), Epoch: &epoch},
+			PCP:    nat.ProtocolResult{Method: nat.MethodPCP, Status: nat.StatusUnsupported, Error: "PCP announce: the router does not speak PCP version 2"},
+			UPnP:   nat.ProtocolResult{Method: nat.MethodUPnP, Status: nat.StatusNoAnswer, Error: "SSDP: the router did not answer"}},
+		Server: addr("10.0.1.2"), FTPPort: 21, Passive: rng,
+		Config:  &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf", Passive: rng, MaxClients: 15, MaxPerIP: 8},
+		Inside:  inside,
+		Outside: &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Inside: inside, Outside: outside, SameServer: probe.Failed, Passive: passive},
+		Credentials: true, Reflector: "http://reflector.example:8021", Elapsed: 2 * time.Second,
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; got:\n%s", name, got)
+	}
+}
+
+func TestGoldenRenderings(t *testing.T) {
+	r := Build(airport())
+	var text, js, md bytes.Buffer
+	if err := r.WriteText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "airport.txt", text.Bytes())
+	golden(t, "airport.json", js.Bytes())
+	golden(t, "airport.md", md.Bytes())
+	if strings.Contains(md.String(), "\x1b") || strings.Contains(text.String(), "\x1b") {
+		t.Error("terminal escapes without colour")
+	}
+	var colored bytes.Buffer
+	r.WriteText(&colored, true)
+	if !strings.Contains(colored.String(), "\x1b[31m") {
+		t.Error("no colour on a terminal")
+	}
+}
+
+func TestAirportFindings(t *testing.T) {
+	r := Build(airport())
+	if r.Healthy || r.Findings[0].Code != CodeDefaultHost {
+		t.Fatalf("first finding %s, want %s", r.Findings[0].Code, CodeDefaultHost)
+	}
+	got := map[string]Finding{}
+	for _, f := range r.Findings {
+		got[f.Code] = f
+	}
+	for _, c := range []string{CodeDefaultHost, CodeFTPLoginFailed, CodePASVUnreachable, CodePASVPrivate, CodePASVRangeTooSmall, CodeFTPCleartext} {
+		if _, ok := got[c]; !ok {
+			t.Errorf("missing %s", c)
+		}
+	}
+	if f := got[CodeDefaultHost]; !strings.Contains(f.Fix, "AirPort Utility") {
+		t.Errorf("the fix does not name the AirPort's place: %s", f.Fix)
+	}
+	if f := got[CodeFTPLoginFailed]; !strings.Contains(f.Summary, "another machine") {
+		t.Errorf("login failure blamed on the password: %s", f.Summary)
+	}
+	if f := got[CodePASVRangeTooSmall]; !strings.Contains(f.Explanation, "15 sessions") || f.Evidence["recommended_ports"] != 30 {
+		t.Errorf("range arithmetic: %+v", f)
+	}
+	if !strings.Contains(strings.Join(r.NotChecked, "\n"), "cannot list") {
+		t.Errorf("mappings not listed as not checked: %v", r.NotChecked)
+	}
+}
+
+func TestWrongPasswordIsNotBlamedOnTheRouter(t *testing.T) {
+	o := airport()
+	o.Outside.Outside.Banner = o.Inside.Banner
+	o.Outside.SameServer = probe.OK
+	o.Outside.Passive = nil
+	r := Build(o)
+	for _, f := range r.Findings {
+		if f.Code == CodeDefaultHost {
+			t.Error("default host reported for the same server")
+		}
+		if f.Code == CodeFTPLoginFailed && !strings.Contains(f.Summary, "wrong user name or password") {
+			t.Errorf("%s", f.Summary)
+		}
+	}
+}
+
+func TestHealthyAndNotChecked(t *testing.T) {
+	o := airport()
+	o.Outside = nil
+	o.Inside.PASV.AddrClass = "public"
+	o.Inside.AuthTLS = probe.OK
+	o.Config = nil
+	r := Build(o)
+	if !r.Healthy || !strings.HasPrefix(r.Verdict, "no errors in what was checked") {
+		t.Fatalf("verdict %q findings %+v", r.Verdict, r.Findings)
+	}
+	for _, h := range r.Path {
+		if h.Status == probe.OK && strings.HasPrefix(h.Name, "internet") {
+			t.Error("outside hop passed without a reflector")
+		}
+	}
+}
+
+func TestNoPassiveRangeAndDoubleNAT(t *testing.T) {
+	o := airport()
+	o.Config.Passive = nil
+	o.Discovery.NATPMP.ExternalAddr = addr("100.64.3.4")
+	r := Build(o)
+	seen := map[string]bool{}
+	for _, f := range r.Findings {
+		seen[f.Code] = true
+	}
+	if !seen[CodeNoPassiveRange] || !seen[CodeDoubleNAT] {
+		t.Errorf("%v", seen)
+	}
+}
+
+func TestEvidenceIsSanitised(t *testing.T) {
+	o := airport()
+	o.Outside.Outside.Banner = []string{"220 evil\x1b[2J\x07 server"}
+	var md, text bytes.Buffer
+	r := Build(o)
+	r.WriteMarkdown(&md)
+	r.WriteText(&text, false)
+	if strings.ContainsAny(md.String(), "\x1b\x07") || strings.ContainsAny(text.String(), "\x1b\x07") {
+		t.Error("control characters from a server reached the output")
+	}
+}
