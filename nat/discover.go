@@ -16,6 +16,10 @@ const (
 	DefaultPMPTimeout  = 1200 * time.Millisecond
 	DefaultUPnPTimeout = 1500 * time.Millisecond
 	DefaultHTTPTimeout = 3 * time.Second
+	// DefaultCallTimeout bounds one NAT-PMP or PCP mapping request, with
+	// its retransmissions: a busy router may take a while to change its
+	// rules.
+	DefaultCallTimeout = 4 * time.Second
 )
 
 // Config says where the router is and how to talk to it.
@@ -30,6 +34,8 @@ type Config struct {
 	// PMPTimeout bounds NAT-PMP and PCP discovery; UPnPTimeout bounds SSDP
 	// and the device description.
 	PMPTimeout, UPnPTimeout time.Duration
+	// CallTimeout bounds each NAT-PMP/PCP request after discovery.
+	CallTimeout time.Duration
 	// SSDPPort is the gateway's SSDP port (1900 unless a test says otherwise).
 	SSDPPort uint16
 	// SSDPMulticast also sends M-SEARCH to 239.255.255.250 (off in unit tests).
@@ -70,6 +76,9 @@ func (c *Config) resolve() error {
 	}
 	if c.UPnPTimeout <= 0 {
 		c.UPnPTimeout = DefaultUPnPTimeout
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
 	}
 	if c.SSDPPort == 0 {
 		c.SSDPPort = ssdpPort
@@ -205,7 +214,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			start := time.Now()
 			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
 			defer cancel()
-			p := NewPMP(cfg.Gateway, cfg.Local, cfg.PMPTimeout)
+			p := NewPMP(cfg.Gateway, cfg.Local, cfg.CallTimeout) // discovery is bounded by ctx
 			addr, epoch, err := p.ExternalAddrEpoch(ctx)
 			d.NATPMP.Elapsed = time.Since(start)
 			d.NATPMP.Status = statusOf(err)
@@ -233,7 +242,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 					cfg.tracef("PCP: %v", kerr)
 				}
 			}
-			c := NewPCP(cfg.Gateway, cfg.Local, cfg.PMPTimeout, key)
+			c := NewPCP(cfg.Gateway, cfg.Local, cfg.CallTimeout, key) // discovery is bounded by ctx
 			epoch, err := c.Announce(ctx)
 			d.PCP.Elapsed = time.Since(start)
 			d.PCP.Status = statusOf(err)

@@ -190,9 +190,19 @@ func LoadPCPKey() ([]byte, error) {
 	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
 		return b, nil
 	}
+	// Create it atomically: a complete temporary file, linked into place
+	// only if no other natdoctor got there first.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-		if err := os.WriteFile(path, fresh, 0o600); err == nil {
-			return fresh, nil
+		if tmp, err := os.CreateTemp(filepath.Dir(path), ".pcp-key-*"); err == nil {
+			_, werr := tmp.Write(fresh)
+			cerr := tmp.Close()
+			if werr == nil && cerr == nil {
+				_ = os.Link(tmp.Name(), path)
+			}
+			os.Remove(tmp.Name())
+			if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
+				return b, nil
+			}
 		}
 	}
 	return fresh, fmt.Errorf("cannot write %s: PCP mappings of this run cannot be removed by a later one", path)

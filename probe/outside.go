@@ -220,6 +220,12 @@ func (o OutsideOptions) passivePorts(ctx context.Context) []PortProbe {
 	lns := map[uint16]*canaryListener{}
 	for p := int(o.Passive.Low); p <= int(o.Passive.High) && len(ports) < maxCheckPorts; p++ {
 		ln, err := listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
+		// A session that just ended may hold its passive port a moment
+		// longer: poll it a few times, bounded.
+		for try := 0; err != nil && try < 10 && ctx.Err() == nil; try++ {
+			time.Sleep(50 * time.Millisecond)
+			ln, err = listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
+		}
 		if err != nil {
 			probes = append(probes, PortProbe{Port: uint16(p), Status: Skipped, Outcome: "in-use", Detail: "the server is using it now"})
 			continue

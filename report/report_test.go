@@ -42,9 +42,9 @@ func airport() *Observations {
 			PCP:    nat.ProtocolResult{Method: nat.MethodPCP, Status: nat.StatusUnsupported, Error: "PCP announce: the router does not speak PCP version 2"},
 			UPnP:   nat.ProtocolResult{Method: nat.MethodUPnP, Status: nat.StatusNoAnswer, Error: "SSDP: the router did not answer"}},
 		Server: addr("10.0.1.2"), FTPPort: 21, Passive: rng,
-		Config:  &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf", Passive: rng, MaxClients: 15, MaxPerIP: 8},
-		Inside:  inside,
-		Outside: &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Inside: inside, Outside: outside, SameServer: probe.Failed, Passive: passive},
+		Config:      &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf", Passive: rng, MaxClients: 15, MaxPerIP: 8},
+		Inside:      inside,
+		Outside:     &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Inside: inside, Outside: outside, SameServer: probe.Failed, Passive: passive},
 		Credentials: true, Reflector: "http://reflector.example:8021", Elapsed: 2 * time.Second,
 	}
 }

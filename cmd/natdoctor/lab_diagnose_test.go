@@ -32,6 +32,7 @@ func codes(r *report.Report) map[string]report.Finding {
 }
 
 func TestLabDiagnoseAirPortDefaultHost(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{DefaultHost: true})
 	refl := l.StartReflector(t)
 	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", labRange)
@@ -80,6 +81,7 @@ func TestLabDiagnoseAirPortDefaultHost(t *testing.T) {
 }
 
 func TestLabDiagnoseHalfMappedRange(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	refl := l.StartReflector(t)
 	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", "42000-42005")
@@ -97,6 +99,7 @@ func TestLabDiagnoseHalfMappedRange(t *testing.T) {
 }
 
 func TestLabDiagnoseDoubleNATAndNoReflector(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{CGNAT: true})
 	r, out, code := labDiagnose(t, l)
 	if code != exitProblem {

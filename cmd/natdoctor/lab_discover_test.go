@@ -50,6 +50,7 @@ type discoverJSON struct {
 }
 
 func TestLabDiscoverAllProtocols(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	d, errOut, code, elapsed := labDiscover(t, l)
 	if code != 0 {
@@ -75,6 +76,7 @@ func TestLabDiscoverAllProtocols(t *testing.T) {
 }
 
 func TestLabDiscoverIGDv1(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{IGDv1: true})
 	d, errOut, code, _ := labDiscover(t, l)
 	if code != 0 || d.UPnP.Status != "ok" {
@@ -86,6 +88,7 @@ func TestLabDiscoverIGDv1(t *testing.T) {
 }
 
 func TestLabDiscoverWithoutUPnP(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{NoUPnP: true})
 	d, errOut, code, _ := labDiscover(t, l)
 	if code != 0 {
@@ -97,6 +100,7 @@ func TestLabDiscoverWithoutUPnP(t *testing.T) {
 }
 
 func TestLabDiscoverSilentGateway(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{SilentGateway: true})
 	d, errOut, code, elapsed := labDiscover(t, l)
 	if code != exitProblem || d.AnyProtocol {
@@ -117,6 +121,7 @@ func TestLabDiscoverSilentGateway(t *testing.T) {
 }
 
 func TestLabDiscoverDoubleNAT(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{CGNAT: true})
 	d, errOut, code, _ := labDiscover(t, l)
 	if code != exitProblem || !d.DoubleNAT || d.ExternalClass != "none" {

@@ -47,6 +47,7 @@ func seq(lo, hi int) []int {
 }
 
 func TestLabAddIdempotentRemove(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	out, errOut, code := l.Server.Natdoctor(t, "add", "21", "42000-42010")
 	if code != 0 {
@@ -79,6 +80,7 @@ func TestLabAddIdempotentRemove(t *testing.T) {
 }
 
 func TestLabAddConflictLeavesNothing(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	l.Other.MustRun(t, "upnpc", "-a", lab.DefaultHostLAN.String(), "42005", "42005", "TCP")
 	before := upnpcList(t, l)
@@ -92,6 +94,7 @@ func TestLabAddConflictLeavesNothing(t *testing.T) {
 }
 
 func TestLabAddViaNATPMPAndPCP(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	for _, via := range []string{"natpmp", "pcp"} {
 		out, errOut, code := l.Server.Natdoctor(t, "add", "21", "42000-42010", "--via", via)
@@ -118,6 +121,7 @@ func TestLabAddViaNATPMPAndPCP(t *testing.T) {
 }
 
 func TestLabKeepSurvivesRouterRestart(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	bin := lab.Natdoctor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

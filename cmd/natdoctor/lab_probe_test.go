@@ -23,6 +23,7 @@ func labProbe(t *testing.T, l *lab.Lab, password string, extra ...string) (*prob
 }
 
 func TestLabProbeFTPFromOutside(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", fmt.Sprintf("%d-%d", lab.PassiveLow, lab.PassiveHigh))
 	r, out, errOut, code := labProbe(t, l, lab.FTPPassword, "--samples", "5")
@@ -57,6 +58,7 @@ func TestLabProbeFTPFromOutside(t *testing.T) {
 }
 
 func TestLabProbeFTPNamesDeadPorts(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	// Half the range, as when a port list was split into two rules and one was lost.
 	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", "42000-42005")
@@ -81,6 +83,7 @@ func TestLabProbeFTPNamesDeadPorts(t *testing.T) {
 }
 
 func TestLabProbeFTPWrongPasswordStaysSecret(t *testing.T) {
+	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21")
 	const wrong = "Wr0ng-Secret-Value-77"
