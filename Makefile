@@ -22,6 +22,10 @@ unit-test:
 lab-test:
 	NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 20m -run 'Lab' -v ./...
 
+# The user's AirPort situation in the lab, and natdoctor finding it (root).
+demo:
+	NATDOCTOR_DEMO=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./cmd/natdoctor | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ok '
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

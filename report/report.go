@@ -162,13 +162,20 @@ func verdict(r *Report) string {
 	case len(errs) > 1:
 		return fmt.Sprintf("%d problems; first: %s", len(errs), errs[0].Summary)
 	case len(r.NotChecked) > 0 && len(warns) > 0:
-		return fmt.Sprintf("no errors in what was checked (%d warnings; %d checks not run)", len(warns), len(r.NotChecked))
+		return fmt.Sprintf("no errors in what was checked (%s; %s not run)", plural(len(warns), "warning"), plural(len(r.NotChecked), "check"))
 	case len(r.NotChecked) > 0:
-		return fmt.Sprintf("no errors in what was checked (%d checks not run)", len(r.NotChecked))
+		return fmt.Sprintf("no errors in what was checked (%s not run)", plural(len(r.NotChecked), "check"))
 	case len(warns) > 0:
-		return fmt.Sprintf("reachable from outside, with %d warnings", len(warns))
+		return fmt.Sprintf("reachable from outside, with %s", plural(len(warns), "warning"))
 	}
 	return "healthy: the server is reachable from outside"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 type builder struct {
