@@ -26,6 +26,11 @@ lab-test:
 demo:
 	NATDOCTOR_DEMO=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./cmd/natdoctor | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ok '
 
+# natdoctor against upnpc and natpmpc on the lab (root); writes bench/results.json.
+bench:
+	NATDOCTOR_BENCH=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 60m -v -run '^TestBench$$' ./bench | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ok ' -e 'bench_test.go'
+	$(GO) test -run '^$$' -bench . -benchmem ./nat ./probe
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

@@ -96,3 +96,31 @@ func FuzzParseDeviceDescription(f *testing.F) {
 	f.Add([]byte(`<root xmlns="urn:schemas-upnp-org:device-1-0"><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:2</deviceType></device></root>`))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParseDeviceDescription(b) })
 }
+
+func BenchmarkParseSSDPResponse(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSSDPResponse([]byte(miniupnpdSSDP)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParsePortMappingList(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParsePortMappingList([]byte(miniupnpdList)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseDeviceDescription(b *testing.B) {
+	doc := []byte(`<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:2</deviceType><friendlyName>r</friendlyName><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:2</deviceType><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:2</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:2</serviceType><controlURL>/ctl/IPConn</controlURL></service></serviceList></device></deviceList></device></deviceList></device></root>`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseDeviceDescription(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -396,3 +396,12 @@ func TestCancelStopsTheChecker(t *testing.T) {
 		t.Fatal("cancel did not stop the checker")
 	}
 }
+
+func BenchmarkParsePASV(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParsePASV("227 Entering Passive Mode (10,0,1,2,164,24)"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/lab"
+)
+
+// Row is one comparison.
+type Row struct {
+	Name         string  `json:"name"`
+	Natdoctor    float64 `json:"natdoctor_seconds"`
+	Peer         string  `json:"peer"`
+	PeerSeconds  float64 `json:"peer_seconds"`
+	Ratio        float64 `json:"ratio_peer_over_natdoctor"`
+	Target       string  `json:"target"`
+	Met          bool    `json:"met"`
+	Note         string  `json:"note,omitempty"`
+	NatdoctorReq float64 `json:"natdoctor_requests_per_port,omitempty"`
+	PeerReq      float64 `json:"peer_requests_per_port,omitempty"`
+}
+
+func median(xs []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), xs...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// timed runs a command in host h, bounded by limit, and returns its duration
+// and whether it hit the bound.
+func timed(t *testing.T, h *lab.Host, limit time.Duration, name string, args ...string) (time.Duration, bool, *os.ProcessState) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := h.Command(ctx, name, args...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if ctx.Err() != nil {
+		return d, true, cmd.ProcessState
+	}
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	return d, false, cmd.ProcessState
+}
+
+// runs times a command n times after one warm-up and returns the median.
+func runs(t *testing.T, n int, h *lab.Host, limit time.Duration, name string, args ...string) time.Duration {
+	t.Helper()
+	timed(t, h, limit, name, args...)
+	var ds []time.Duration
+	for i := 0; i < n; i++ {
+		d, _, _ := timed(t, h, limit, name, args...)
+		ds = append(ds, d)
+	}
+	return median(ds)
+}
+
+func soapCount(l *lab.Lab) int { return strings.Count(l.RouterLog(), "SOAPAction:") }
+
+func portArgs(lo, hi int) []string {
+	var a []string
+	for p := lo; p <= hi; p++ {
+		a = append(a, fmt.Sprint(p), "TCP")
+	}
+	return a
+}
+
+func TestBench(t *testing.T) {
+	if os.Getenv("NATDOCTOR_BENCH") != "1" {
+		t.Skip("set NATDOCTOR_BENCH=1 (make bench)")
+	}
+	bin := lab.Natdoctor(t)
+	var rows []Row
+	add := func(r Row) {
+		if r.Natdoctor > 0 {
+			r.Ratio = r.PeerSeconds / r.Natdoctor
+		}
+		rows = append(rows, r)
+		t.Logf("%+v", r)
+	}
+
+	// 1. Discovery on a healthy router.
+	{
+		l := lab.Start(t, lab.Options{})
+		nd := runs(t, 5, l.Server, time.Minute, bin, "discover")
+		peer := runs(t, 3, l.Server, time.Minute, "upnpc", "-s")
+		r := Row{Name: "discovery (healthy router)", Natdoctor: nd.Seconds(), Peer: "upnpc -s", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
+		r.Met = peer >= 10*nd
+		add(r)
+	}
+	// 2. Silent gateway.
+	{
+		l := lab.Start(t, lab.Options{SilentGateway: true})
+		nd := runs(t, 3, l.Server, time.Minute, bin, "discover")
+		const bound = 20 * time.Second
+		peer, hit, _ := timed(t, l.Server, bound, "natpmpc")
+		r := Row{Name: "verdict on a silent gateway", Natdoctor: nd.Seconds(), Peer: "natpmpc", PeerSeconds: peer.Seconds(), Target: "natdoctor < 2 s"}
+		if hit {
+			r.Note = fmt.Sprintf("natpmpc was stopped at the %v bound (RFC 6886 retries run about 128 s)", bound)
+		}
+		r.Met = nd < 2*time.Second
+		add(r)
+	}
+	// 3. Mapping 12 and 200 ports, add then remove.
+	for _, tc := range []struct {
+		name   string
+		lo, hi int
+		n      int
+	}{{"map+unmap 21 + 42000-42010 (12 ports)", 42000, 42010, 3}, {"map+unmap 200 ports", 20000, 20199, 1}} {
+		l := lab.Start(t, lab.Options{})
+		spec := fmt.Sprintf("%d-%d", tc.lo, tc.hi)
+		ports := tc.hi - tc.lo + 1
+		if tc.lo == 42000 {
+			ports++
+		}
+		ndArgs := []string{spec}
+		upArgs := portArgs(tc.lo, tc.hi)
+		if tc.lo == 42000 {
+			ndArgs = append([]string{"21"}, ndArgs...)
+			upArgs = append([]string{"21", "TCP"}, upArgs...)
+		}
+		var nds, peers []time.Duration
+		var ndReq, peerReq int
+		for i := 0; i < tc.n; i++ {
+			before := soapCount(l)
+			start := time.Now()
+			timed(t, l.Server, 5*time.Minute, bin, append([]string{"add", "--timeout", "5m"}, ndArgs...)...)
+			timed(t, l.Server, 5*time.Minute, bin, append([]string{"remove", "--timeout", "5m"}, ndArgs...)...)
+			nds = append(nds, time.Since(start))
+			ndReq = soapCount(l) - before
+			if fs := l.Forwards(t); len(fs) != 0 {
+				t.Fatalf("natdoctor left %d forwards", len(fs))
+			}
+			before = soapCount(l)
+			start = time.Now()
+			_, hit, _ := timed(t, l.Server, 10*time.Minute, "upnpc", append([]string{"-r"}, upArgs...)...)
+			if !hit {
+				var del []string
+				for j := 0; j < len(upArgs); j += 2 {
+					del = append(del, upArgs[j])
+				}
+				// upnpc -d takes one mapping per call.
+				for _, p := range del {
+					timed(t, l.Server, time.Minute, "upnpc", "-d", p, "TCP")
+				}
+			}
+			peers = append(peers, time.Since(start))
+			peerReq = soapCount(l) - before
+		}
+		r := Row{Name: tc.name, Natdoctor: median(nds).Seconds(), Peer: "upnpc -r, then upnpc -d per port", PeerSeconds: median(peers).Seconds(),
+			NatdoctorReq: float64(ndReq) / float64(2*ports), PeerReq: float64(peerReq) / float64(2*ports)}
+		if ports >= 200 {
+			r.Target = ">= 2x faster, one request per port"
+			r.Met = median(peers) >= 2*median(nds)
+		} else {
+			r.Target = "(12 ports: feels instant)"
+			r.Met = median(nds) < 2*time.Second
+		}
+		r.Note = "requests per port counted in miniupnpd's log (SOAPAction lines, add and remove; natdoctor's include one paged listing per command)"
+		add(r)
+	}
+	// 4. Listing 200 mappings.
+	{
+		l := lab.Start(t, lab.Options{})
+		timed(t, l.Server, 5*time.Minute, bin, "add", "--timeout", "5m", "20000-20199")
+		nd := runs(t, 3, l.Server, 5*time.Minute, bin, "list", "--timeout", "5m")
+		peer, hit, _ := timed(t, l.Server, 5*time.Minute, "upnpc", "-l")
+		r := Row{Name: "list 200 mappings", Natdoctor: nd.Seconds(), Peer: "upnpc -l", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
+		if hit {
+			r.Note = "upnpc -l was stopped at the 5 min bound"
+		}
+		r.Met = peer >= 10*nd
+		add(r)
+	}
+	// 5. Outside probe of the passive range, half of it dead.
+	{
+		l := lab.Start(t, lab.Options{})
+		refl := l.StartReflector(t)
+		timed(t, l.Server, time.Minute, bin, "add", "21", "42000-42005")
+		cmd := l.Server.Command(context.Background(), bin, "diagnose", "--json", "--pasv", "42000-42010", "--reflector", refl)
+		start := time.Now()
+		out, _ := cmd.Output()
+		el := time.Since(start)
+		var rep struct {
+			Observations struct {
+				Outside struct {
+					Elapsed int64 `json:"elapsed_ns"`
+				} `json:"outside"`
+			} `json:"observations"`
+		}
+		_ = json.Unmarshal(out, &rep)
+		seq := 11 * 3 * time.Second
+		r := Row{Name: "diagnose with reflector, 11 passive ports (5 dead)", Natdoctor: el.Seconds(), Peer: "11 dial timeouts in a row (3 s each)",
+			PeerSeconds: seq.Seconds(), Target: "about one dial timeout for the ports, not eleven"}
+		r.Met = el < 2*3*time.Second+4*time.Second
+		r.Note = fmt.Sprintf("outside checks took %v in all", time.Duration(rep.Observations.Outside.Elapsed).Round(time.Millisecond))
+		add(r)
+
+		// 6. Resources.
+		st, err := os.Stat(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, ps := timed(t, l.Server, time.Minute, bin, "diagnose", "--pasv", "42000-42010", "--reflector", refl)
+		rss := ps.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		add(Row{Name: "binary size (MB)", Natdoctor: float64(st.Size()) / 1e6, Target: "< 20 MB", Met: st.Size() < 20e6,
+			Note: "go build without -ldflags=-s -w; make build strips it"})
+		add(Row{Name: "peak RSS of diagnose (MB)", Natdoctor: float64(rss) / 1024, Target: "< 40 MB", Met: rss < 40*1024})
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nnatdoctor benchmarks on the lab (%s/%s, %d cores, %s)\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "| comparison | natdoctor | peer | peer | ratio peer/natdoctor | target | met |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		peer, ratio := "-", "-"
+		if r.Peer != "" {
+			peer = fmt.Sprintf("%.3f s", r.PeerSeconds)
+			ratio = fmt.Sprintf("%.1fx", r.Ratio)
+		}
+		nd := fmt.Sprintf("%.3f s", r.Natdoctor)
+		if strings.Contains(r.Name, "(MB)") {
+			nd = fmt.Sprintf("%.1f", r.Natdoctor)
+		}
+		if r.NatdoctorReq > 0 {
+			nd += fmt.Sprintf(" (%.2f req/port)", r.NatdoctorReq)
+			peer += fmt.Sprintf(" (%.2f req/port)", r.PeerReq)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %v |\n", r.Name, nd, r.Peer, peer, ratio, r.Target, r.Met)
+	}
+	for _, r := range rows {
+		if r.Note != "" {
+			fmt.Fprintf(&b, "- %s: %s\n", r.Name, r.Note)
+		}
+	}
+	fmt.Print(b.String())
+	js, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "rows": rows}, "", "  ")
+	if err := os.WriteFile("results.json", js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
