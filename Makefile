@@ -6,14 +6,16 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test unit-test lab-test demo bench fmt vet man clean
+PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: build test unit-test lab-test demo bench fmt vet man cross dist clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
 
 # Unit tests always; the lab suite too when run as root with the tools
 # installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail).
-test: vet
+test: vet cross
 	$(GO) test -count=1 -timeout 20m ./...
 
 unit-test:
@@ -39,5 +41,29 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# Man pages from the cobra tree; the date is fixed, so the output is stable.
+man:
+	$(GO) run ./cmd/natdoctor man man/man1
+
+# go build and go vet for every platform people run natdoctor on.
+cross:
+	@set -e; for p in $(PLATFORMS); do \
+		echo "cross: $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o /dev/null ./cmd/natdoctor; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./...; \
+	done
+
+# Release archives with SHA-256 checksums in dist/.
+dist:
+	@set -e; rm -rf dist; mkdir -p dist; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=natdoctor-$(VERSION)-$$os-$$arch; ext=; \
+		[ $$os = windows ] && ext=.exe; \
+		mkdir -p dist/$$name; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$name/natdoctor$$ext ./cmd/natdoctor; \
+		cp README.md dist/$$name/; \
+		if [ $$os = windows ]; then (cd dist && zip -qr $$name.zip $$name); else tar -C dist -czf dist/$$name.tar.gz $$name; fi; \
+		rm -rf dist/$$name; \
+	done; cd dist && sha256sum natdoctor-* > SHA256SUMS; cat SHA256SUMS
+
 clean:
-	rm -rf bin bench/results.json
+	rm -rf bin bench/results.json dist man

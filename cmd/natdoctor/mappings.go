@@ -32,7 +32,14 @@ func (f *mapFlags) register(fs *pflag.FlagSet, forceHelp string) {
 	fs.BoolVar(&f.force, "force", false, forceHelp)
 }
 
+// portPresets are offered when completing PORTS: FTP control port and the
+// passive range of the field notes.
+var portPresets = []string{"21\tFTP control port", "21,42000-42010\tFTP with an 11-port passive range", "42000-42010\tpassive range"}
+
 func completeVia(cmd *cobra.Command) {
+	cmd.ValidArgsFunction = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return portPresets, cobra.ShellCompDirectiveNoFileComp
+	}
 	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions([]string{"auto", "upnp", "natpmp", "pcp"}, cobra.ShellCompDirectiveNoFileComp))
 }
 

@@ -99,6 +99,7 @@ and probes the server from inside and, through a reflector, from outside.
 		newCmdKeep(g),
 		newCmdProbe(g),
 		newCmdReflector(g),
+		newCmdMan(g),
 	)
 	return root
 }

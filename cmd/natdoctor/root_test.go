@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -86,5 +89,49 @@ func TestCompletionScripts(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, "natdoctor") {
 			t.Errorf("completion %s: exit %d, %d bytes", shell, code, len(out))
 		}
+	}
+}
+
+func TestManPagesAreStable(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for _, d := range dirs {
+		if code, _, errOut := runCmd(t, "man", d); code != exitOK {
+			t.Fatalf("man: %d %s", code, errOut)
+		}
+	}
+	for _, name := range []string{"natdoctor.1", "natdoctor-diagnose.1", "natdoctor-add.1", "natdoctor-reflector.1"} {
+		a, err1 := os.ReadFile(filepath.Join(dirs[0], name))
+		b, err2 := os.ReadFile(filepath.Join(dirs[1], name))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: %v %v, equal %v", name, err1, err2, bytes.Equal(a, b))
+		}
+	}
+}
+
+func TestCompletionScriptsNameTheCommands(t *testing.T) {
+	_, bash, _ := runCmd(t, "completion", "bash")
+	if !strings.Contains(bash, "__start_natdoctor") {
+		t.Errorf("bash completion lacks its entry point")
+	}
+	// Completion is computed by the binary: ask it as the shells do.
+	_, out, _ := runCmd(t, "__complete", "")
+	for _, c := range []string{"diagnose", "discover", "list", "add", "remove", "keep", "probe", "reflector", "version"} {
+		if !strings.Contains(out, c) {
+			t.Errorf("completion does not offer %s:\n%s", c, out)
+		}
+	}
+	_, out, _ = runCmd(t, "__complete", "add", "--via", "")
+	for _, v := range []string{"auto", "upnp", "natpmp", "pcp"} {
+		if !strings.Contains(out, v) {
+			t.Errorf("--via completion lacks %s: %s", v, out)
+		}
+	}
+	_, out, _ = runCmd(t, "__complete", "diagnose", "--format", "")
+	if !strings.Contains(out, "markdown") {
+		t.Errorf("--format completion: %s", out)
+	}
+	_, out, _ = runCmd(t, "__complete", "add", "")
+	if !strings.Contains(out, "21,42000-42010") {
+		t.Errorf("port presets: %s", out)
 	}
 }

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// manDate is the date written into man pages: fixed, so that the pages do
+// not change from one run to the next (SOURCE_DATE_EPOCH overrides it).
+var manDate = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func newCmdMan(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "man DIR",
+		Short:  "Write natdoctor's man pages into DIR (make man)",
+		Hidden: true,
+		Args:   exactArgs(1, "a directory"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
+			date := manDate
+			if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+					date = time.Unix(n, 0).UTC()
+				}
+			}
+			header := &doc.GenManHeader{Title: "NATDOCTOR", Section: "1", Source: "natdoctor", Manual: "natdoctor manual", Date: &date}
+			root := cmd.Root()
+			root.DisableAutoGenTag = true
+			return doc.GenManTree(root, header, args[0])
+		},
+	}
+}
