@@ -62,15 +62,16 @@ const (
 
 // Options switch the lab's router and server into the situations the tests need.
 type Options struct {
-	DefaultHost    bool // the router sends every unsolicited inbound connection to DefaultHostLAN, ahead of the mappings
-	NoUPnP         bool // miniupnpd without UPnP IGD
-	NoPMP          bool // miniupnpd without NAT-PMP and PCP
-	IGDv1          bool // miniupnpd describes itself as IGD v1
-	CGNAT          bool // the router's WAN address is in 100.64/10 (carrier-grade NAT)
-	SilentGateway  bool // the router drops NAT-PMP/PCP and SSDP
-	SecureModeOff  bool // let LAN hosts map ports to other LAN hosts
-	NoOtherFTP     bool // the second LAN host runs no FTP server
-	ForcePassiveIP bool // pure-ftpd advertises the router's WAN address in PASV replies
+	DefaultHost    bool  // the router sends every unsolicited inbound connection to DefaultHostLAN, ahead of the mappings
+	NoUPnP         bool  // miniupnpd without UPnP IGD
+	NoPMP          bool  // miniupnpd without NAT-PMP and PCP
+	IGDv1          bool  // miniupnpd describes itself as IGD v1
+	CGNAT          bool  // the router's WAN address is in 100.64/10 (carrier-grade NAT)
+	SilentGateway  bool  // the router drops NAT-PMP/PCP and SSDP
+	SecureModeOff  bool  // let LAN hosts map ports to other LAN hosts
+	NoOtherFTP     bool  // the second LAN host runs no FTP server
+	ForcePassiveIP bool  // pure-ftpd advertises the router's WAN address in PASV replies
+	DenyPorts      []int // miniupnpd refuses mappings of these external ports (a failure halfway through a range)
 }
 
 // Host is one namespace of the lab.
@@ -338,10 +339,18 @@ upnp_nat_chain=prerouting_miniupnpd
 upnp_nat_postrouting_chain=postrouting_miniupnpd
 min_lifetime=60
 max_lifetime=86400
-allow 1-65535 10.0.1.0/24 1-65535
+%sallow 1-65535 10.0.1.0/24 1-65535
 deny 0-65535 0.0.0.0/0 0-65535
 `, UPnPHTTPPort, yesNo(!l.Opts.NoUPnP), yesNo(!l.Opts.NoPMP), yesNo(!l.Opts.SecureModeOff),
-		yesNo(l.Opts.IGDv1), RouterFriendly)
+		yesNo(l.Opts.IGDv1), RouterFriendly, denyRules(l.Opts.DenyPorts))
+}
+
+func denyRules(ports []int) string {
+	var b strings.Builder
+	for _, p := range ports {
+		fmt.Fprintf(&b, "deny %d 0.0.0.0/0 0-65535\n", p)
+	}
+	return b.String()
 }
 
 // StartRouterDaemon starts miniupnpd and waits until it serves.

@@ -37,6 +37,16 @@ type Keeper struct {
 	CheckInterval time.Duration
 	// Log receives every event.
 	Log func(KeepEvent)
+	// Lock, when set, is held around each round of changes (LockMappings).
+	Lock func(ctx context.Context) (unlock func(), err error)
+}
+
+// lock takes k.Lock, if any.
+func (k *Keeper) lock(ctx context.Context) (func(), error) {
+	if k.Lock == nil {
+		return func() {}, nil
+	}
+	return k.Lock(ctx)
 }
 
 func (k *Keeper) log(kind, format string, args ...any) {
@@ -72,6 +82,11 @@ func (k *Keeper) Run(ctx context.Context) error {
 	)
 	for ctx.Err() == nil {
 		wait, err := func() (time.Duration, error) {
+			unlock, err := k.lock(ctx)
+			if err != nil {
+				return 0, err
+			}
+			defer unlock()
 			if mapper == nil {
 				m, err := k.Open(ctx)
 				if err != nil {
@@ -176,6 +191,9 @@ func (k *Keeper) cleanup(ctx context.Context, mapper *Mapper, created map[Key]bo
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepCleanupTimeout)
 	defer cancel()
+	if unlock, err := k.lock(cctx); err == nil {
+		defer unlock()
+	}
 	if mapper == nil {
 		m, err := k.Open(cctx)
 		if err != nil {

@@ -73,6 +73,16 @@ func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
 	return pairs, to, nil
 }
 
+// lockMappings takes the host-wide mapping lock for the rest of the command.
+func lockMappings(ctx context.Context, g *globalOptions) (func(), error) {
+	unlock, err := nat.LockMappings(ctx)
+	if err != nil && unlock != nil {
+		fmt.Fprintf(g.IO.ErrOut, "warning: %v\n", err)
+		return unlock, nil
+	}
+	return unlock, err
+}
+
 // openMapper discovers the router (only the protocol asked for, when one
 // is) and returns a mapper, the discovery and the target host.
 func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
@@ -316,6 +326,13 @@ with the router and the granted lease is reported.`,
 }
 
 func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.PortPair, to netip.Addr) error {
+	if !o.dryRun {
+		unlock, err := lockMappings(ctx, g)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
 	if err != nil {
 		return err
@@ -356,6 +373,11 @@ error. NAT-PMP and PCP remove with a lifetime of 0.`,
 			}
 			ctx, cancel := g.budget(cmd.Context())
 			defer cancel()
+			unlock, err := lockMappings(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
 			if err != nil {
 				return err
@@ -447,6 +469,7 @@ func runKeep(ctx context.Context, g *globalOptions, o *keepOptions, pairs []nat.
 		host = local
 	}
 	k := &nat.Keeper{
+		Lock:          func(ctx context.Context) (func(), error) { return lockMappings(ctx, g) },
 		Requests:      nat.Requests(pairs, o.protocols(), host, o.lease, o.desc),
 		Leave:         o.leave,
 		CheckInterval: o.check,

@@ -1,0 +1,26 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestLockMappingsSerialises(t *testing.T) {
+	unlock, err := LockMappings(context.Background())
+	if err != nil {
+		t.Skipf("no lock here: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := LockMappings(ctx); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock while held: %v", err)
+	}
+	unlock()
+	unlock2, err := LockMappings(context.Background())
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
