@@ -78,6 +78,7 @@ type Options struct {
 type Host struct {
 	Name string // role: outside, router, server, other
 	NS   string // network namespace name
+	Tmp  string // TMPDIR of commands run here: hosts share no lock files
 }
 
 // Lab is a running lab.
@@ -156,6 +157,12 @@ func Start(t testing.TB, opts Options) *Lab {
 		t:       t,
 	}
 	t.Cleanup(l.close)
+	for _, h := range l.hosts() {
+		h.Tmp = filepath.Join(dir, "tmp-"+h.Name)
+		if err := os.MkdirAll(h.Tmp, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l.buildNetwork()
 	l.loadRules()
 	l.startFTP(l.Server, ServerAddr, ServerFortune, true)
@@ -557,7 +564,11 @@ func (l *Lab) close() {
 
 // Command returns a command that runs name inside host h, bounded by ctx.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	if h.Tmp != "" {
+		cmd.Env = append(os.Environ(), "TMPDIR="+h.Tmp)
+	}
+	return cmd
 }
 
 // Run runs name inside h with a bounded time and returns its combined

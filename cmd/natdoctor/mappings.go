@@ -83,10 +83,16 @@ func lockMappings(ctx context.Context, g *globalOptions) (func(), error) {
 	return unlock, err
 }
 
+// mapDiscoveryTimeout bounds discovery in add, remove and keep.
+const mapDiscoveryTimeout = 3 * time.Second
+
 // openMapper discovers the router (only the protocol asked for, when one
 // is) and returns a mapper, the discovery and the target host.
 func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
 	cfg := g.natConfig()
+	// A router busy changing its rules may answer late; a command that
+	// changes mappings can wait a little longer than discover does.
+	cfg.PMPTimeout, cfg.UPnPTimeout = mapDiscoveryTimeout, mapDiscoveryTimeout
 	if via != "auto" {
 		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
 			if string(m) != via {
