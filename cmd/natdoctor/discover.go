@@ -17,6 +17,7 @@ import (
 func (g *globalOptions) natConfig() nat.Config {
 	cfg := nat.DefaultConfig()
 	cfg.Gateway = g.Gateway
+	cfg.CountRequest = func() { g.requests.Add(1) }
 	if g.Verbose {
 		cfg.Trace = g.tracef
 	}

@@ -351,6 +351,7 @@ func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.Po
 	if !o.dryRun {
 		err = m.Add(ctx, steps)
 	}
+	g.tracef("%d UPnP requests to the router", g.requests.Load())
 	via := m.Router.Method()
 	if g.JSON {
 		if jerr := writeJSON(g.IO.Out, toStepsJSON(via, o.dryRun, steps, d.LocalAddr, err)); jerr != nil {
@@ -393,6 +394,7 @@ error. NAT-PMP and PCP remove with a lifetime of 0.`,
 				return err
 			}
 			err = m.Remove(ctx, steps)
+			g.tracef("%d UPnP requests to the router", g.requests.Load())
 			if g.JSON {
 				if jerr := writeJSON(g.IO.Out, toStepsJSON(m.Router.Method(), false, steps, d.LocalAddr, err)); jerr != nil {
 					return jerr

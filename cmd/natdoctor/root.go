@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,8 @@ type globalOptions struct {
 	// configure adjusts the router configuration; tests use it to keep
 	// SSDP on loopback.
 	configure func(*nat.Config)
+	// requests counts UPnP requests sent to the router (reported with -v).
+	requests atomic.Int64
 }
 
 // budget returns a context that ends when the command's time budget is spent.
