@@ -6,9 +6,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
+FUZZTIME ?= 2m
+FUZZ_TARGETS := nat:FuzzParsePCPResponse nat:FuzzParseSSDPResponse nat:FuzzParsePortMappingList \
+	nat:FuzzParseDeviceDescription probe:FuzzParsePASV probe:FuzzParseEPSV probe:FuzzParseConfigs \
+	probe:FuzzFTPReplies probe:FuzzReflectorRequest
 PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
 
-.PHONY: build test unit-test lab-test demo bench fmt vet man cross dist clean
+.PHONY: build test unit-test lab-test demo bench fuzz fmt vet man cross dist clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
@@ -16,7 +20,15 @@ build:
 # Unit tests always; the lab suite too when run as root with the tools
 # installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail).
 test: vet cross
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Every fuzz target for FUZZTIME each (make test runs them for 3 s first).
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} > /tmp/natdoctor-fuzz.log 2>&1 || { cat /tmp/natdoctor-fuzz.log; exit 1; }; \
+	done
 
 unit-test:
 	$(GO) test -count=1 -short ./...

@@ -75,6 +75,9 @@ type Mapper struct {
 	Lister      Lister // nil when the protocol cannot list (NAT-PMP, PCP)
 	Concurrency int
 	Force       bool // take or remove mappings of other hosts
+	// Verify lists the mappings again after an add (one paged listing) and
+	// treats a mapping the router accepted but does not hold as a failure.
+	Verify bool
 }
 
 func (m *Mapper) concurrency() int {
@@ -265,9 +268,40 @@ func (m *Mapper) Add(ctx context.Context, steps []Step) error {
 		}
 	})
 	if !failed.Load() && ctx.Err() == nil {
-		return nil
+		if err := m.verify(ctx, steps); err == nil {
+			return nil
+		}
 	}
 	return m.rollback(ctx, steps)
+}
+
+// verify checks that the router holds every mapping it accepted. A step it
+// does not hold gets an error.
+func (m *Mapper) verify(ctx context.Context, steps []Step) error {
+	if !m.Verify || m.Lister == nil {
+		return nil
+	}
+	var reqs []Request
+	for _, s := range steps {
+		reqs = append(reqs, s.Request)
+	}
+	have, known, err := m.existing(ctx, reqs)
+	if err != nil || !known {
+		return nil // cannot tell: what the router said stands
+	}
+	var bad error
+	for i := range steps {
+		s := &steps[i]
+		if s.Granted == nil {
+			continue
+		}
+		got, ok := have[s.key()]
+		if !ok || got.InternalAddr != s.Request.InternalAddr || got.InternalPort != s.Request.InternalPort {
+			s.Err = fmt.Errorf("the router accepted the mapping but does not hold it (%w)", ErrNoSuchMapping)
+			bad = s.Err
+		}
+	}
+	return bad
 }
 
 func (m *Mapper) rollback(ctx context.Context, steps []Step) error {

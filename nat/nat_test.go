@@ -24,6 +24,7 @@ func testConfig(r *nattest.Router) nat.Config {
 	cfg.UPnPTimeout = 800 * time.Millisecond
 	cfg.HTTPClient = nat.NewHTTPClient(2 * time.Second)
 	cfg.PCPKey = []byte("nattest key")
+	cfg.CallTimeout = time.Second
 	return cfg
 }
 

@@ -26,6 +26,7 @@ const (
 	maxHTTPHeader      = 16 << 10
 	maxListEntries     = 10000 // mappings natdoctor will read from one router
 	listPageSize       = 25    // miniupnpd 2.3.1 fails one bulk call of 200 entries
+	listPageMax        = 100   // pages grow up to this while the router copes
 	maxGenericIndex    = 2048  // GetGenericPortMappingEntry calls, at most
 	upnpMaxIdlePerHost = 8
 )
@@ -118,7 +119,7 @@ func soapError(action string, err error) error {
 	if strings.Contains(err.Error(), ErrTooLarge.Error()) {
 		return fmt.Errorf("UPnP %s: %w", action, ErrTooLarge)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) || strings.Contains(strings.ToLower(err.Error()), "timeout") {
 		return fmt.Errorf("UPnP %s: %w: %v", action, ErrNoResponse, err)
 	}
 	return fmt.Errorf("UPnP %s: %w", action, err)
@@ -434,7 +435,7 @@ func (u *UPnP) Get(ctx context.Context, proto Protocol, externalPort uint16) (Ma
 func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
 	if bl, ok := u.conn.(bulkLister); ok {
 		ms, err := u.listBulk(ctx, bl)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNoResponse) {
 			return ms, err
 		}
 	}
@@ -443,37 +444,48 @@ func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
 
 func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 	var all []Mapping
+	seen := map[Key]bool{}
+	page := uint16(listPageSize)
 	for _, proto := range []Protocol{TCP, UDP} {
 		start := uint16(0)
-		for {
+		for pages := 0; pages < maxListEntries; pages++ {
 			u.count()
-			listing, err := bl.GetListOfPortMappingsCtx(ctx, start, 65535, string(proto), true, listPageSize)
+			listing, err := bl.GetListOfPortMappingsCtx(ctx, start, 65535, string(proto), true, page)
 			if err != nil {
 				err = soapError("GetListOfPortMappings", err)
 				if c := UPnPCode(err); c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray {
 					break // no (more) entries for this protocol
 				}
+				if page > listPageSize && ctx.Err() == nil {
+					page /= 2 // too big for this router: smaller pages
+					continue
+				}
 				return nil, err
 			}
-			page, err := ParsePortMappingList([]byte(listing))
+			ms, err := ParsePortMappingList([]byte(listing))
 			if err != nil {
 				return nil, err
 			}
 			last := start
-			for _, m := range page {
-				if m.Protocol != proto || m.ExternalPort < start {
-					continue // not what was asked: ignore rather than loop
+			for _, m := range ms {
+				k := Key{m.Protocol, m.ExternalPort}
+				if m.Protocol != proto || m.ExternalPort < start || seen[k] {
+					continue // not what was asked, or listed twice
 				}
+				seen[k] = true
 				all = append(all, m)
 				last = max(last, m.ExternalPort)
 			}
 			if len(all) > maxListEntries {
 				return nil, fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d mappings", ErrTooLarge, maxListEntries)
 			}
-			if len(page) < listPageSize || last == 65535 || last < start {
+			if len(ms) < int(page) || last == 65535 || last < start {
 				break
 			}
 			start = last + 1
+			if page < listPageMax {
+				page = min(page*2, listPageMax)
+			}
 		}
 	}
 	return all, nil

@@ -112,7 +112,7 @@ func openMapper(ctx context.Context, g *globalOptions, via string, force bool, t
 	if to.IsValid() {
 		host = to
 	}
-	m := &nat.Mapper{Router: r, Force: force}
+	m := &nat.Mapper{Router: r, Force: force, Verify: true}
 	if l, ok := r.(nat.Lister); ok {
 		m.Lister = l
 	}

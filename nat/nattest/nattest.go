@@ -72,6 +72,9 @@ type Router struct {
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
 	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing
 	BodyPadding    atomic.Int64 // pad SOAP replies with this many bytes
+	EndlessHeader  atomic.Bool  // answer SOAP with a header line that never ends
+	Trickle        atomic.Bool  // answer SOAP one byte at a time, slowly
+	DuplicateList  atomic.Bool  // list every entry twice
 	ExternalAddrIs atomic.Value // string: override GetExternalIPAddress's answer
 
 	// Request counters.
@@ -418,6 +421,10 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.SOAPRequests.Add(1)
+	if r.EndlessHeader.Load() || r.Trickle.Load() {
+		r.misbehave(w)
+		return
+	}
 	m := soapActionRE.FindStringSubmatch(req.Header.Get("SOAPAction"))
 	if m == nil {
 		http.Error(w, "no SOAPAction", http.StatusBadRequest)
@@ -462,6 +469,40 @@ func soapArgs(body io.Reader) (map[string]string, error) {
 			depth--
 			field = ""
 		}
+	}
+}
+
+// misbehave takes the connection over and sends an endless header or a
+// slow trickle, until the client gives up (bounded: 100 MB or 60 s).
+func (r *Router) misbehave(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	end := time.Now().Add(60 * time.Second)
+	if r.EndlessHeader.Load() {
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Pad: ")
+		chunk := strings.Repeat("a", 64<<10)
+		for sent := 0; sent < 100<<20 && time.Now().Before(end); sent += len(chunk) {
+			_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, chunk); err != nil {
+				return
+			}
+		}
+		return
+	}
+	msg := "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n<s:Envelope>"
+	for i := 0; time.Now().Before(end); i++ {
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte{msg[i%len(msg)]}); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the trickle itself: the fake is slow on purpose
 	}
 }
 
@@ -578,19 +619,25 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 			return
 		}
 		start, end, proto := port("NewStartPort"), port("NewEndPort"), strings.ToUpper(a["NewProtocol"])
-		entries := r.Entries()
 		var b strings.Builder
 		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">`)
 		count := 0
-		for _, k := range r.sortedKeys() {
-			if k.Proto != proto || k.Port < start || k.Port > end || (n > 0 && count >= n) {
+		r.mu.Lock()
+		for p := int(start); p <= int(end) && (n == 0 || count < n); p++ {
+			k := Key{proto, uint16(p)}
+			e, ok := r.entries[k]
+			if !ok {
 				continue
 			}
-			e := entries[k]
-			fmt.Fprintf(&b, "<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>%d</p:NewExternalPort><p:NewProtocol>%s</p:NewProtocol><p:NewInternalPort>%d</p:NewInternalPort><p:NewInternalClient>%s</p:NewInternalClient><p:NewEnabled>%s</p:NewEnabled><p:NewDescription>%s</p:NewDescription><p:NewLeaseTime>%d</p:NewLeaseTime></p:PortMappingEntry>",
+			entry := fmt.Sprintf("<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>%d</p:NewExternalPort><p:NewProtocol>%s</p:NewProtocol><p:NewInternalPort>%d</p:NewInternalPort><p:NewInternalClient>%s</p:NewInternalClient><p:NewEnabled>%s</p:NewEnabled><p:NewDescription>%s</p:NewDescription><p:NewLeaseTime>%d</p:NewLeaseTime></p:PortMappingEntry>",
 				k.Port, k.Proto, e.InternalPort, e.InternalClient, boolStr(e.Enabled), html.EscapeString(e.Description), e.Lease)
+			b.WriteString(entry)
+			if r.DuplicateList.Load() {
+				b.WriteString(entry)
+			}
 			count++
 		}
+		r.mu.Unlock()
 		b.WriteString("</p:PortMappingList>")
 		if count == 0 {
 			r.fault(w, 730, "PortMappingNotFound")
