@@ -37,7 +37,7 @@ func FuzzFTPReplies(f *testing.F) {
 		defer cancel()
 		r := CheckFTP(ctx, client, "fuzz", FTPOptions{User: "u", Password: "p", Samples: 2, ReplyTimeout: 200 * time.Millisecond,
 			DataTimeout: 100 * time.Millisecond,
-			DialData: func(context.Context, netip.AddrPort) (net.Conn, error) { return nil, errors.New("no data in fuzzing") }})
+			DialData:    func(context.Context, netip.AddrPort) (net.Conn, error) { return nil, errors.New("no data in fuzzing") }})
 		if r == nil {
 			t.Fatal("nil result")
 		}
