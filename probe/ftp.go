@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
 )
 
 // Status is the outcome of one check. It keeps "not checked" apart from "no".
@@ -597,24 +599,7 @@ func describeNetErr(err error) string {
 }
 
 // classify names the kind of address a server advertises.
-func classify(a netip.Addr) string {
-	a = a.Unmap()
-	switch {
-	case !a.IsValid():
-		return "invalid"
-	case a.IsUnspecified():
-		return "unspecified"
-	case a.IsLoopback():
-		return "loopback"
-	case a.IsPrivate():
-		return "private"
-	case netip.MustParsePrefix("100.64.0.0/10").Contains(a):
-		return "shared"
-	case a.IsLinkLocalUnicast():
-		return "link-local"
-	}
-	return "public"
-}
+func classify(a netip.Addr) string { return string(nat.ClassifyAddr(a)) }
 
 // DialAndCheckFTP dials target (host:port) and runs the checker.
 func DialAndCheckFTP(ctx context.Context, target string, opts FTPOptions) *FTPResult {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
 )
 
 // The reflector is a small dial-back service that a user runs on any
@@ -144,9 +146,8 @@ func (rf *Reflector) source(r *http.Request) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("bad source address %q", r.RemoteAddr)
 	}
 	a := ap.Addr().Unmap()
-	if !rf.AllowPrivate && (a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(a)) {
-		return netip.Addr{}, fmt.Errorf("source %s is not a public address: the reflector dials back public addresses only (start it with --allow-private to change that)", a)
+	if !rf.AllowPrivate && nat.ClassifyAddr(a) != nat.AddrPublic {
+		return netip.Addr{}, fmt.Errorf("source %s is %s, not public: the reflector dials back public addresses only (start it with --allow-private to change that)", a, nat.ClassifyAddr(a))
 	}
 	return a, nil
 }

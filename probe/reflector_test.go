@@ -33,7 +33,7 @@ func startReflector(t *testing.T, rf *Reflector) (*ReflectorClient, string) {
 func TestReflectorRefusesPrivateSources(t *testing.T) {
 	c, _ := startReflector(t, &Reflector{})
 	_, err := c.WhoAmI(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "not a public address") {
+	if err == nil || !strings.Contains(err.Error(), "not public") {
 		t.Fatalf("loopback source accepted: %v", err)
 	}
 	_, err = c.Check(context.Background(), []uint16{22}, "")

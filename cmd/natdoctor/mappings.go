@@ -351,16 +351,21 @@ func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.Po
 	if !o.dryRun {
 		err = m.Add(ctx, steps)
 	}
+	return writeSteps(g, m.Router.Method(), o.dryRun, steps, d.LocalAddr, err)
+}
+
+// writeSteps reports an add or remove on stdout (JSON or text) and returns
+// the operation's error.
+func writeSteps(g *globalOptions, via nat.Method, dry bool, steps []nat.Step, self netip.Addr, opErr error) error {
 	g.tracef("%d UPnP requests to the router", g.requests.Load())
-	via := m.Router.Method()
 	if g.JSON {
-		if jerr := writeJSON(g.IO.Out, toStepsJSON(via, o.dryRun, steps, d.LocalAddr, err)); jerr != nil {
-			return jerr
+		if err := writeJSON(g.IO.Out, toStepsJSON(via, dry, steps, self, opErr)); err != nil {
+			return err
 		}
 	} else {
-		printSteps(g.IO.Out, via, o.dryRun, steps)
+		printSteps(g.IO.Out, via, dry, steps)
 	}
-	return err
+	return opErr
 }
 
 func newCmdRemove(g *globalOptions) *cobra.Command {
@@ -394,21 +399,13 @@ error. NAT-PMP and PCP remove with a lifetime of 0.`,
 				return err
 			}
 			err = m.Remove(ctx, steps)
-			g.tracef("%d UPnP requests to the router", g.requests.Load())
-			if g.JSON {
-				if jerr := writeJSON(g.IO.Out, toStepsJSON(m.Router.Method(), false, steps, d.LocalAddr, err)); jerr != nil {
-					return jerr
-				}
-			} else {
-				printSteps(g.IO.Out, m.Router.Method(), false, steps)
-			}
 			for _, s := range steps {
 				if s.Action == nat.ActionSkip {
 					fmt.Fprintf(g.IO.ErrOut, "warning: %s %d is mapped to %s, not %s: left alone (use --force to remove it)\n",
 						s.Request.Protocol, s.Request.ExternalPort, s.Existing.InternalAddr, host)
 				}
 			}
-			return err
+			return writeSteps(g, m.Router.Method(), false, steps, d.LocalAddr, err)
 		},
 	}
 	o.register(cmd.Flags(), "also remove mappings that point at another host")
