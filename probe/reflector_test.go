@@ -219,3 +219,35 @@ func TestReflectorSlowClientIsCut(t *testing.T) {
 		t.Errorf("slow client held a connection for %v (%v)", time.Since(start), err)
 	}
 }
+
+// Idle and half-sent connections do not starve well-behaved clients.
+func TestReflectorStaysResponsiveUnderSlowloris(t *testing.T) {
+	rf := &Reflector{AllowPrivate: true}
+	c, addr := startReflector(t, rf)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		conn, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte("POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"))
+		conns = append(conns, conn)
+	}
+	var worst time.Duration
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		if _, err := c.WhoAmI(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("worst whoami latency with 200 slow connections open: %v", worst)
+	if worst > time.Second {
+		t.Errorf("well-behaved client waited %v", worst)
+	}
+}
