@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 FUZZTIME ?= 2m
 FUZZ_TARGETS := nat:FuzzParsePCPResponse nat:FuzzParseSSDPResponse nat:FuzzParsePortMappingList \
-	nat:FuzzParseDeviceDescription probe:FuzzParsePASV probe:FuzzParseEPSV probe:FuzzParseConfigs \
+	nat:FuzzParseDeviceDescription nat:FuzzSOAPResponse probe:FuzzParsePASV probe:FuzzParseEPSV probe:FuzzParseConfigs \
 	probe:FuzzFTPReplies probe:FuzzReflectorRequest
 PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
 

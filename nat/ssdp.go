@@ -19,6 +19,9 @@ const (
 	ssdpMaxDatagram = 2048 // an SSDP response is a few hundred bytes
 	ssdpMaxIgnored  = 16   // foreign responses remembered for the report
 	ssdpMaxPackets  = 256  // datagrams read in one search, whatever they are
+	// ssdpTimeout bounds the search: a gateway answers a unicast M-SEARCH
+	// at once; the rest of the UPnP bound is for the description and SOAP.
+	ssdpTimeout = time.Second
 )
 
 var ssdpMulticast = netip.AddrPortFrom(netip.MustParseAddr("239.255.255.250"), ssdpPort)

@@ -264,7 +264,9 @@ func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goup
 // openUPnP finds the IGD by SSDP and opens its WAN connection service. It
 // accepts only a device, and a control URL, on the gateway's address.
 func openUPnP(ctx context.Context, cfg *Config) (*UPnP, []string, error) {
-	found, ignored, err := searchIGD(ctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
+	sctx, cancel := context.WithTimeout(ctx, ssdpTimeout)
+	found, ignored, err := searchIGD(sctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
+	cancel()
 	if err != nil {
 		return nil, ignored, err
 	}
@@ -493,6 +495,7 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 
 func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 	var all []Mapping
+	bad := 0
 	for i := 0; i < maxGenericIndex; i++ {
 		u.count()
 		rh, ep, proto, ip, client, enabled, desc, lease, err := u.conn.GetGenericPortMappingEntryCtx(ctx, uint16(i))
@@ -505,6 +508,9 @@ func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 		}
 		p, perr := ParseProtocol(proto)
 		if perr != nil {
+			if bad++; bad >= 16 {
+				return all, fmt.Errorf("UPnP GetGenericPortMappingEntry: %w: %d entries without a protocol", ErrMalformed, bad)
+			}
 			continue
 		}
 		addr, _ := netip.ParseAddr(strings.TrimSpace(client))
