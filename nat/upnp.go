@@ -215,6 +215,7 @@ type bulkLister interface {
 // UPnP is a client of the router's UPnP IGD WAN connection service.
 type UPnP struct {
 	conn   wanConnection
+	local  netip.Addr // this host, as the router sees it
 	Device DeviceInfo
 	// Calls counts SOAP requests sent, for tests and benchmarks.
 	calls func()
@@ -332,6 +333,7 @@ func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, err
 		}
 		return &UPnP{
 			conn:  c.conn,
+			local: cfg.Local,
 			calls: cfg.CountRequest,
 			Device: DeviceInfo{
 				FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
@@ -390,6 +392,11 @@ func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 	case (code == UPnPInvalidArgs || code == 501) && lease == 0:
 		lease = uint32(DefaultPMPLease / time.Second)
 		err = add(lease)
+	}
+	if c := UPnPCode(err); (c == UPnPConflictInMappingEntry || c == UPnPActionNotAuthorized) && u.local.IsValid() && req.InternalAddr != u.local {
+		// miniupnpd and others answer 718 or 606 in "secure mode", which
+		// lets a host map ports only to itself.
+		return Mapping{}, fmt.Errorf("%w; the router may only let a host map ports to itself (\"secure mode\"): run natdoctor on %s, or allow mappings for other hosts in the router", err, req.InternalAddr)
 	}
 	if err != nil {
 		return Mapping{}, err

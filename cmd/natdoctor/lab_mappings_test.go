@@ -163,3 +163,15 @@ func TestLabKeepSurvivesRouterRestart(t *testing.T) {
 		}
 	}
 }
+
+func TestLabSecureModeRefusalExplained(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	out, errOut, code := l.Server.Natdoctor(t, "add", "8080", "--to", lab.DefaultHostLAN.String())
+	if code != exitProblem || !strings.Contains(errOut, "secure mode") {
+		t.Fatalf("mapping for another host in secure mode: exit %d\n%s%s", code, out, errOut)
+	}
+	if fs := l.Forwards(t); len(fs) != 0 {
+		t.Errorf("left %v", fs)
+	}
+}
