@@ -15,7 +15,10 @@ import (
 const (
 	DefaultPMPTimeout  = 1200 * time.Millisecond
 	DefaultUPnPTimeout = 1500 * time.Millisecond
-	DefaultHTTPTimeout = 3 * time.Second
+	// DefaultHTTPTimeout bounds one UPnP HTTP request; discovery has its
+	// own, shorter bound. A router busy with a long table (miniupnpd takes
+	// about 0.5 s per add at 200 mappings) queues requests for a while.
+	DefaultHTTPTimeout = 15 * time.Second
 	// DefaultCallTimeout bounds one NAT-PMP or PCP mapping request, with
 	// its retransmissions: a busy router may take a while to change its
 	// rules.

@@ -11,12 +11,18 @@ import (
 	"time"
 )
 
-// DefaultConcurrency bounds the requests in flight to one router.
-const DefaultConcurrency = 8
+// DefaultConcurrency bounds the requests in flight to one router. Home
+// routers handle mapping requests one at a time (miniupnpd is single
+// threaded): two in flight overlap the network with the router's work,
+// more only queue up and time out.
+const DefaultConcurrency = 2
 
-// rollbackTimeout bounds the clean-up after a failed add, which runs even
-// when the command's own context was cancelled.
-const rollbackTimeout = 10 * time.Second
+// Roll-back bounds: the clean-up after a failed add runs even when the
+// command's own context was cancelled, and waits for a busy router.
+const (
+	rollbackTimeout = 10 * time.Second
+	rollbackPerStep = 300 * time.Millisecond
+)
 
 // Action is what a plan does with one mapping.
 type Action string
@@ -305,7 +311,7 @@ func (m *Mapper) verify(ctx context.Context, steps []Step) error {
 }
 
 func (m *Mapper) rollback(ctx context.Context, steps []Step) error {
-	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout+time.Duration(len(steps))*rollbackPerStep)
 	defer cancel()
 	ae := &AddError{}
 	for _, s := range steps {

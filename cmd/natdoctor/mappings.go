@@ -83,6 +83,12 @@ func lockMappings(ctx context.Context, g *globalOptions) (func(), error) {
 	return unlock, err
 }
 
+// mapBudget is the default time budget of a command that sends n mapping
+// requests: routers slow down as their table grows.
+func mapBudget(n int) time.Duration {
+	return defaultTimeout + time.Duration(n)*300*time.Millisecond
+}
+
 // mapDiscoveryTimeout bounds discovery in add, remove and keep.
 const mapDiscoveryTimeout = 3 * time.Second
 
@@ -305,7 +311,10 @@ All or nothing: if any port fails, the mappings this call created are removed
 again and the router is left as it was found. A mapping that already exists
 for the same host is renewed, not duplicated. A port mapped to another host is
 a conflict, reported with that host, unless --force. Leases are negotiated
-with the router and the granted lease is reported.`,
+with the router and the granted lease is reported.
+
+Unless --timeout is given, the budget is 5s plus 0.3s per mapping: routers
+slow down as their table grows.`,
 		Example: `  natdoctor add 21 42000-42010
   natdoctor add 21,42000-42010 --lease 2h --dry-run
   natdoctor add 8021:21 --via natpmp`,
@@ -318,7 +327,7 @@ with the router and the granted lease is reported.`,
 			if o.lease < 0 {
 				return usageErrorf("--lease must not be negative")
 			}
-			ctx, cancel := g.budget(cmd.Context())
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(pairs)*len(o.protocols())))
 			defer cancel()
 			return runAdd(ctx, g, o, pairs, to)
 		},
@@ -375,7 +384,8 @@ func newCmdRemove(g *globalOptions) *cobra.Command {
 		Short: "Remove this host's mappings of the given ports",
 		Long: `Remove the mappings of PORTS that point at this host (or --to). A mapping of
 another host is left alone unless --force; removing what is absent is not an
-error. NAT-PMP and PCP remove with a lifetime of 0.`,
+error. NAT-PMP and PCP remove with a lifetime of 0. Unless --timeout is given,
+the budget is 5s plus 0.3s per mapping.`,
 		Example: `  natdoctor remove 21 42000-42010`,
 		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -383,7 +393,7 @@ error. NAT-PMP and PCP remove with a lifetime of 0.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.budget(cmd.Context())
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(pairs)*len(o.protocols())))
 			defer cancel()
 			unlock, err := lockMappings(ctx, g)
 			if err != nil {
@@ -434,7 +444,7 @@ and log each event on stderr (JSON lines on stdout with --json). It keeps
 working across a router that is down for a while. On SIGINT or SIGTERM it
 removes what it added, unless --leave, and exits 0.
 
---timeout bounds each round of requests, not the whole run.`,
+It runs until stopped; each request to the router is bounded on its own.`,
 		Example: `  natdoctor keep 21 42000-42010 --lease 1h`,
 		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -479,7 +489,7 @@ func runKeep(ctx context.Context, g *globalOptions, o *keepOptions, pairs []nat.
 		Leave:         o.leave,
 		CheckInterval: o.check,
 		Open: func(ctx context.Context) (*nat.Mapper, error) {
-			bctx, cancel := g.budget(ctx)
+			bctx, cancel := context.WithTimeout(ctx, max(g.Timeout, mapDiscoveryTimeout+time.Second))
 			defer cancel()
 			m, _, _, err := openMapper(bctx, g, o.via, o.force, host)
 			return m, err
