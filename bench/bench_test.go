@@ -160,6 +160,7 @@ func TestBench(t *testing.T) {
 		}
 		var nds, peers []time.Duration
 		var ndReq, peerReq int
+		peerHit := false
 		for i := 0; i < tc.n; i++ {
 			start := time.Now()
 			ndReq = ndRequests(t, l.Server, bin, append([]string{"add"}, ndArgs...)...)
@@ -170,8 +171,12 @@ func TestBench(t *testing.T) {
 			}
 			before := upnpcRequests(l)
 			start = time.Now()
-			_, hit, _ := timed(t, l.Server, 15*time.Minute, "upnpc", append([]string{"-r"}, upArgs...)...)
-			if !hit {
+			// upnpc needs about half an hour for 200 ports here: bound it and
+			// report the bound as a lower limit.
+			_, hit, _ := timed(t, l.Server, 8*time.Minute, "upnpc", append([]string{"-r"}, upArgs...)...)
+			if hit {
+				peerHit = true
+			} else {
 				var del []string
 				for j := 0; j < len(upArgs); j += 2 {
 					del = append(del, upArgs[j])
@@ -192,6 +197,9 @@ func TestBench(t *testing.T) {
 		} else {
 			r.Target = "feels instant: add and remove each well under 2 s"
 			r.Met = median(nds) < 3*time.Second
+		}
+		if peerHit {
+			r.Peer += " (stopped at its 8 min bound: the ratio is a lower limit)"
 		}
 		r.Note = "requests per port: natdoctor's own count (-v), upnpc's from miniupnpd's log; add and remove together, natdoctor's include discovery and one paged listing per command"
 		add(r)
