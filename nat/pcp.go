@@ -182,11 +182,10 @@ func LoadPCPKey() ([]byte, error) {
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return fresh, fmt.Errorf("no config directory for the PCP key (%v): PCP mappings of this run cannot be removed by a later one", err)
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("natdoctor-%d", os.Getuid()), "pcp-nonce.key") // no $HOME: a service
+	if dir, err := os.UserConfigDir(); err == nil {
+		path = filepath.Join(dir, pcpKeyFile)
 	}
-	path := filepath.Join(dir, pcpKeyFile)
 	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
 		return b, nil
 	}
