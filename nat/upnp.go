@@ -22,12 +22,15 @@ import (
 
 // Bounds on what a UPnP device may send.
 const (
-	maxHTTPBody        = 1 << 20 // a device description or SOAP reply
-	maxHTTPHeader      = 16 << 10
-	maxListEntries     = 10000 // mappings natdoctor will read from one router
-	listPageSize       = 25    // miniupnpd 2.3.1 fails one bulk call of 200 entries
-	listPageMax        = 100   // pages grow up to this while the router copes
-	maxGenericIndex    = 2048  // GetGenericPortMappingEntry calls, at most
+	maxHTTPBody    = 1 << 20 // a device description or SOAP reply
+	maxHTTPHeader  = 16 << 10
+	maxListEntries = 10000 // mappings natdoctor will read from one router
+	// listPageSize is the number of entries asked for per GetListOfPortMappings
+	// call. It stays small and fixed: miniupnpd 2.3.1 corrupts its heap and
+	// dies ("realloc(): invalid next size") answering larger pages of a long
+	// table, seen in the lab with pages of 50-100.
+	listPageSize       = 25
+	maxGenericIndex    = 2048 // GetGenericPortMappingEntry calls, at most
 	upnpMaxIdlePerHost = 8
 )
 
@@ -454,7 +457,7 @@ func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
 func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 	var all []Mapping
 	seen := map[Key]bool{}
-	page := uint16(listPageSize)
+	const page = listPageSize
 	for _, proto := range []Protocol{TCP, UDP} {
 		start := uint16(0)
 		for pages := 0; pages < maxListEntries; pages++ {
@@ -464,10 +467,6 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 				err = soapError("GetListOfPortMappings", err)
 				if c := UPnPCode(err); c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray {
 					break // no (more) entries for this protocol
-				}
-				if page > listPageSize && ctx.Err() == nil {
-					page /= 2 // too big for this router: smaller pages
-					continue
 				}
 				return nil, err
 			}
@@ -492,9 +491,6 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 				break
 			}
 			start = last + 1
-			if page < listPageMax {
-				page = min(page*2, listPageMax)
-			}
 		}
 	}
 	return all, nil
