@@ -140,12 +140,14 @@ func TestBench(t *testing.T) {
 		r.Met = nd < 2*time.Second
 		add(r)
 	}
-	// 3. Mapping 12 and 200 ports, add then remove.
+	// 3. Mapping 12 and 100 ports, add then remove. (200, as the issue
+	// asked, crashes the lab's miniupnpd 2.3.1: heap corruption while it
+	// reads back its nftables rules.)
 	for _, tc := range []struct {
 		name   string
 		lo, hi int
 		n      int
-	}{{"map+unmap 21 + 42000-42010 (12 ports)", 42000, 42010, 3}, {"map+unmap 200 ports", 20000, 20199, 1}} {
+	}{{"map+unmap 21 + 42000-42010 (12 ports)", 42000, 42010, 3}, {"map+unmap 100 ports", 20000, 20099, 1}} {
 		l := lab.Start(t, lab.Options{})
 		spec := fmt.Sprintf("%d-%d", tc.lo, tc.hi)
 		ports := tc.hi - tc.lo + 1
@@ -191,7 +193,7 @@ func TestBench(t *testing.T) {
 		}
 		r := Row{Name: tc.name, Natdoctor: median(nds).Seconds(), Peer: "upnpc -r, then upnpc -d per port", PeerSeconds: median(peers).Seconds(),
 			NatdoctorReq: float64(ndReq) / float64(2*ports), PeerReq: float64(peerReq) / float64(2*ports)}
-		if ports >= 200 {
+		if ports >= 100 {
 			r.Target = ">= 2x faster, one request per port"
 			r.Met = median(peers) >= 2*median(nds)
 		} else {
@@ -204,13 +206,13 @@ func TestBench(t *testing.T) {
 		r.Note = "requests per port: natdoctor's own count (-v), upnpc's from miniupnpd's log; add and remove together, natdoctor's include discovery and one paged listing per command"
 		add(r)
 	}
-	// 4. Listing 200 mappings.
+	// 4. Listing 100 mappings.
 	{
 		l := lab.Start(t, lab.Options{})
-		timed(t, l.Server, 5*time.Minute, bin, "add", "--timeout", "5m", "20000-20199")
+		ndRequests(t, l.Server, bin, "add", "20000-20099")
 		nd := runs(t, 3, l.Server, 5*time.Minute, bin, "list", "--timeout", "5m")
 		peer, hit, _ := timed(t, l.Server, 5*time.Minute, "upnpc", "-l")
-		r := Row{Name: "list 200 mappings", Natdoctor: nd.Seconds(), Peer: "upnpc -l", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
+		r := Row{Name: "list 100 mappings", Natdoctor: nd.Seconds(), Peer: "upnpc -l", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
 		if hit {
 			r.Note = "upnpc -l was stopped at the 5 min bound"
 		}
