@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,10 +27,9 @@ const (
 	maxHTTPHeader  = 16 << 10
 	maxListEntries = 10000 // mappings natdoctor will read from one router
 	// listPageSize is the number of entries asked for per GetListOfPortMappings
-	// call. It stays small and fixed: miniupnpd 2.3.1 corrupts its heap and
-	// dies ("realloc(): invalid next size") answering larger pages of a long
-	// table, seen in the lab with pages of 50-100.
+	// call: small and fixed, as miniupnpd 2.3.1 fails a bulk call of 200.
 	listPageSize       = 25
+	maxListCalls       = 4096 // GetListOfPortMappings calls in one listing
 	maxGenericIndex    = 2048 // GetGenericPortMappingEntry calls, at most
 	upnpMaxIdlePerHost = 8
 )
@@ -454,43 +454,65 @@ func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
 	return u.listGeneric(ctx)
 }
 
+// listBulk lists with GetListOfPortMappings. Routers return a page's
+// entries in any order (miniupnpd: newest first), so a full page does not
+// say where the next one starts: a full page splits its port range in two
+// and each half is listed again, until every range comes back short.
 func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 	var all []Mapping
 	seen := map[Key]bool{}
-	const page = listPageSize
-	for _, proto := range []Protocol{TCP, UDP} {
-		start := uint16(0)
-		for pages := 0; pages < maxListEntries; pages++ {
-			u.count()
-			listing, err := bl.GetListOfPortMappingsCtx(ctx, start, 65535, string(proto), true, page)
-			if err != nil {
-				err = soapError("GetListOfPortMappings", err)
-				if c := UPnPCode(err); c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray {
-					break // no (more) entries for this protocol
-				}
-				return nil, err
+	calls := 0
+	var walk func(proto Protocol, lo, hi uint16) error
+	walk = func(proto Protocol, lo, hi uint16) error {
+		if calls++; calls > maxListCalls {
+			return fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d calls", ErrTooLarge, maxListCalls)
+		}
+		u.count()
+		listing, err := bl.GetListOfPortMappingsCtx(ctx, lo, hi, string(proto), true, listPageSize)
+		if err != nil {
+			err = soapError("GetListOfPortMappings", err)
+			if c := UPnPCode(err); c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray {
+				return nil // nothing in this range
 			}
-			ms, err := ParsePortMappingList([]byte(listing))
-			if err != nil {
-				return nil, err
+			return err
+		}
+		ms, err := ParsePortMappingList([]byte(listing))
+		if err != nil {
+			return err
+		}
+		var got []uint16
+		for _, m := range ms {
+			k := Key{m.Protocol, m.ExternalPort}
+			if m.Protocol != proto || m.ExternalPort < lo || m.ExternalPort > hi {
+				continue // not what was asked
 			}
-			last := start
-			for _, m := range ms {
-				k := Key{m.Protocol, m.ExternalPort}
-				if m.Protocol != proto || m.ExternalPort < start || seen[k] {
-					continue // not what was asked, or listed twice
-				}
+			got = append(got, m.ExternalPort)
+			if !seen[k] {
 				seen[k] = true
 				all = append(all, m)
-				last = max(last, m.ExternalPort)
 			}
-			if len(all) > maxListEntries {
-				return nil, fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d mappings", ErrTooLarge, maxListEntries)
-			}
-			if len(ms) < int(page) || last == 65535 || last < start {
-				break
-			}
-			start = last + 1
+		}
+		if len(all) > maxListEntries {
+			return fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d mappings", ErrTooLarge, maxListEntries)
+		}
+		if len(ms) < listPageSize || lo == hi {
+			return nil // the whole range fitted in one page
+		}
+		// Split where the entries are: at the median port of this page
+		// (ports cluster: 21 and a passive range), kept inside [lo, hi-1].
+		slices.Sort(got)
+		mid := lo + (hi-lo)/2
+		if len(got) > 0 {
+			mid = min(max(got[len(got)/2], lo), hi-1)
+		}
+		if err := walk(proto, lo, mid); err != nil {
+			return err
+		}
+		return walk(proto, mid+1, hi)
+	}
+	for _, proto := range []Protocol{TCP, UDP} {
+		if err := walk(proto, 1, 65535); err != nil {
+			return nil, err
 		}
 	}
 	return all, nil

@@ -623,7 +623,9 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">`)
 		count := 0
 		r.mu.Lock()
-		for p := int(start); p <= int(end) && (n == 0 || count < n); p++ {
+		// Newest first would be miniupnpd's order; descending ports make the
+		// same point: a page is not sorted the way a client might assume.
+		for p := int(end); p >= int(start) && (n == 0 || count < n); p-- {
 			k := Key{proto, uint16(p)}
 			e, ok := r.entries[k]
 			if !ok {
