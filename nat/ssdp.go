@@ -19,9 +19,10 @@ const (
 	ssdpMaxDatagram = 2048 // an SSDP response is a few hundred bytes
 	ssdpMaxIgnored  = 16   // foreign responses remembered for the report
 	ssdpMaxPackets  = 256  // datagrams read in one search, whatever they are
-	// ssdpTimeout bounds the search: a gateway answers a unicast M-SEARCH
-	// at once; the rest of the UPnP bound is for the description and SOAP.
-	ssdpTimeout = time.Second
+	// ssdpShare/3 of the UPnP bound goes to the search (1 s of the default
+	// 1.5 s): a gateway answers a unicast M-SEARCH at once; the rest is for
+	// the description and the first SOAP calls.
+	ssdpShare = 2
 )
 
 var ssdpMulticast = netip.AddrPortFrom(netip.MustParseAddr("239.255.255.250"), ssdpPort)

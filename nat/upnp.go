@@ -268,7 +268,7 @@ func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goup
 // openUPnP finds the IGD by SSDP and opens its WAN connection service. It
 // accepts only a device, and a control URL, on the gateway's address.
 func openUPnP(ctx context.Context, cfg *Config) (*UPnP, []string, error) {
-	sctx, cancel := context.WithTimeout(ctx, ssdpTimeout)
+	sctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout*ssdpShare/3)
 	found, ignored, err := searchIGD(sctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
 	cancel()
 	if err != nil {

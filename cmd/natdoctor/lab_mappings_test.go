@@ -64,9 +64,9 @@ func TestLabAddIdempotentRemove(t *testing.T) {
 	if got := upnpcList(t, l); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("second add changed the table: %v", got)
 	}
-	out, _, code = l.Server.Natdoctor(t, "list")
+	out, errOut, code = l.Server.Natdoctor(t, "list")
 	if code != 0 || strings.Count(out, "(this host)") != 12 || !strings.Contains(out, "natdoctor 42010/tcp") {
-		t.Errorf("list: exit %d\n%s", code, out)
+		t.Errorf("list: exit %d\n%s%s", code, out, errOut)
 	}
 	// Another host maps a port of its own; remove must leave it.
 	l.Other.MustRun(t, "upnpc", "-a", lab.DefaultHostLAN.String(), "8080", "8080", "TCP")

@@ -171,6 +171,7 @@ ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.`,
 			defer cancel()
 			cfg := g.natConfig()
 			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+			cfg.UPnPTimeout = mapDiscoveryTimeout
 			d, err := nat.Discover(ctx, cfg)
 			if err != nil {
 				return err
