@@ -25,7 +25,7 @@ VPS, a friend's box). A natdoctor client asks it to dial back the client's own
 public address, to check ports from the internet or to relay an FTP session.
 
 It only ever dials the source address of the request, never an address named
-in it, and refuses private, loopback and link-local sources unless
+in it, and refuses every source that is not a public address unless
 --allow-private. Each request is bounded (ports, bytes, time, concurrency) and
 rate-limited per source. With --token-env, clients must send that token.
 Each dial-back is logged on stderr. It stores nothing.
@@ -65,7 +65,7 @@ Each dial-back is logged on stderr. It stores nothing.
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", ":8021", "address to listen on")
-	cmd.Flags().BoolVar(&allowPrivate, "allow-private", false, "also dial back private, loopback and link-local sources")
+	cmd.Flags().BoolVar(&allowPrivate, "allow-private", false, "also dial back sources that are not public addresses (private, loopback, link-local, shared, reserved)")
 	cmd.Flags().StringVar(&tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
 	return cmd
 }
