@@ -215,7 +215,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 	if !skip[MethodNATPMP] {
 		wg.Go(func() {
 			start := time.Now()
-			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
+			ctx, cancel := context.WithTimeout(ctx, cfg.PMPTimeout)
 			defer cancel()
 			p := NewPMP(cfg.Gateway, cfg.Local, cfg.CallTimeout) // discovery is bounded by ctx
 			addr, epoch, err := p.ExternalAddrEpoch(ctx)
@@ -236,7 +236,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 	if !skip[MethodPCP] {
 		wg.Go(func() {
 			start := time.Now()
-			ctx, cancel := withDeadline(ctx, cfg.PMPTimeout)
+			ctx, cancel := context.WithTimeout(ctx, cfg.PMPTimeout)
 			defer cancel()
 			key := cfg.PCPKey
 			if key == nil {
@@ -261,7 +261,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 	if !skip[MethodUPnP] {
 		wg.Go(func() {
 			start := time.Now()
-			ctx, cancel := withDeadline(ctx, cfg.UPnPTimeout)
+			ctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout)
 			defer cancel()
 			u, ignored, err := openUPnP(ctx, &cfg)
 			d.UPnP.Ignored = ignored

@@ -124,11 +124,6 @@ func (e *PortMovedError) Error() string {
 		e.Method, e.Protocol, e.Requested, e.Granted)
 }
 
-// withDeadline bounds ctx by d.
-func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
-}
-
 // remaining returns how long ctx has left, or fallback when it has no deadline.
 func remaining(ctx context.Context, fallback time.Duration) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {

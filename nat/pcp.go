@@ -227,7 +227,7 @@ func (c *PCP) header(b []byte, op uint8, lifetime uint32) {
 // arrives, retransmitting with back-off, bounded by ctx and the timeout.
 // Datagrams from any other address or port are ignored.
 func (c *PCP) exchange(ctx context.Context, op string, req []byte, match func(pcpResponse) bool) (pcpResponse, error) {
-	ctx, cancel := withDeadline(ctx, remaining(ctx, c.timeout))
+	ctx, cancel := context.WithTimeout(ctx, remaining(ctx, c.timeout))
 	defer cancel()
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0)))
 	if err != nil {
