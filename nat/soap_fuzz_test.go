@@ -2,6 +2,7 @@ package nat
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -66,4 +67,55 @@ func FuzzSOAPResponse(f *testing.F) {
 			t.Fatalf("%d entries", len(ms))
 		}
 	})
+}
+
+// actionTransport answers each SOAP action with its own fixed body.
+type actionTransport map[string]string
+
+func (a actionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	action := strings.Join(req.Header["SOAPACTION"], "") // goupnp sets the key as is
+	action = strings.Trim(action[strings.LastIndex(action, "#")+1:], `"`)
+	body, ok := a[action]
+	status := 200
+	if !ok {
+		status, body = 500, soapFault
+	}
+	return bodyTransport{status, []byte(body)}.RoundTrip(req)
+}
+
+// TestListRouterIgnoringRangeAndIndex: a router that answers every
+// GetListOfPortMappings with the same full page and every
+// GetGenericPortMappingEntry with the same entry gets an error after a
+// few calls, not thousands.
+func TestListRouterIgnoringRangeAndIndex(t *testing.T) {
+	var page strings.Builder
+	for range listPageSize {
+		page.WriteString(`<p:PortMappingEntry><p:NewExternalPort>80</p:NewExternalPort><p:NewProtocol>TCP</p:NewProtocol><p:NewInternalPort>80</p:NewInternalPort><p:NewInternalClient>10.0.1.2</p:NewInternalClient><p:NewEnabled>1</p:NewEnabled></p:PortMappingEntry>`)
+	}
+	list := `<p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">` + page.String() + `</p:PortMappingList>`
+	reply := func(action, inner string) string {
+		return `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:` + action +
+			`Response xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2">` + inner + `</u:` + action + `Response></s:Body></s:Envelope>`
+	}
+	u := fuzzUPnP(200, nil)
+	sc := u.conn.(*internetgateway2.WANIPConnection2).SOAPClient
+	sc.HTTPClient.Transport = actionTransport{
+		"GetListOfPortMappings": reply("GetListOfPortMappings", "<NewPortListing>"+
+			strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(list)+"</NewPortListing>"),
+		"GetGenericPortMappingEntry": reply("GetGenericPortMappingEntry",
+			"<NewRemoteHost></NewRemoteHost><NewExternalPort>80</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>80</NewInternalPort>"+
+				"<NewInternalClient>10.0.1.2</NewInternalClient><NewEnabled>1</NewEnabled><NewPortMappingDescription>x</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration>"),
+	}
+	calls := 0
+	u.calls = func() { calls++ }
+	ms, err := u.List(context.Background())
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("List = %d entries, %v; want ErrMalformed", len(ms), err)
+	}
+	if calls > 40 {
+		t.Errorf("%d SOAP calls before giving up", calls)
+	}
+	if len(ms) != 1 || ms[0].ExternalPort != 80 {
+		t.Errorf("entries read before the error: %+v", ms)
+	}
 }

@@ -220,7 +220,7 @@ type UPnP struct {
 	conn   wanConnection
 	local  netip.Addr // this host, as the router sees it
 	Device DeviceInfo
-	// Calls counts SOAP requests sent, for tests and benchmarks.
+	// calls, when set, is called once per SOAP request sent.
 	calls func()
 }
 
@@ -498,6 +498,11 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 		if len(ms) < listPageSize || lo == hi {
 			return nil // the whole range fitted in one page
 		}
+		if len(got) < len(ms) {
+			// A full page with ports outside the range asked for: the
+			// router ignores the range, so splitting it would never end.
+			return fmt.Errorf("UPnP GetListOfPortMappings: %w: a full page of ports outside %d-%d", ErrMalformed, lo, hi)
+		}
 		// Split where the entries are: at the median port of this page
 		// (ports cluster: 21 and a passive range), kept inside [lo, hi-1].
 		slices.Sort(got)
@@ -520,7 +525,8 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 
 func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 	var all []Mapping
-	bad := 0
+	seen := map[string]bool{}
+	bad, repeats := 0, 0
 	for i := 0; i < maxGenericIndex; i++ {
 		u.count()
 		rh, ep, proto, ip, client, enabled, desc, lease, err := u.conn.GetGenericPortMappingEntryCtx(ctx, uint16(i))
@@ -538,6 +544,16 @@ func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 			}
 			continue
 		}
+		// A router that ignores the index answers the same entry each
+		// time; one whose table changes mid-walk repeats a few.
+		k := fmt.Sprint(p, ep, rh)
+		if seen[k] {
+			if repeats++; repeats >= 16 {
+				return all, fmt.Errorf("UPnP GetGenericPortMappingEntry: %w: %d entries repeated", ErrMalformed, repeats)
+			}
+			continue
+		}
+		seen[k] = true
 		addr, _ := netip.ParseAddr(strings.TrimSpace(client))
 		all = append(all, Mapping{Protocol: p, ExternalPort: ep, InternalAddr: addr.Unmap(), InternalPort: ip,
 			Description: desc, Lease: time.Duration(lease) * time.Second, Enabled: enabled, RemoteHost: rh, Method: MethodUPnP})
