@@ -44,6 +44,9 @@ func pickGateway(ips []net.IP) (netip.Addr, error) {
 // LocalAddrFor returns this host's address on the path to gw, from a UDP
 // "connect" (no packet is sent), not from guessing interfaces.
 func LocalAddrFor(gw netip.Addr) (netip.Addr, error) {
+	if gw = gw.Unmap(); !gw.Is4() || gw.IsUnspecified() {
+		return netip.Addr{}, fmt.Errorf("gateway %v is not an IPv4 address", gw)
+	}
 	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw, pmpPort)))
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("no route to gateway %s: %w", gw, err)
