@@ -97,7 +97,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	} else {
 		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
 		if d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
-			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), o.FTPPort, obs.Inside, ftp)
+			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), o.FTPPort, obs.Inside, ftp.ReplyTimeout)
 		}
 	}
 	wg.Wait()
