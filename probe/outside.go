@@ -320,7 +320,7 @@ func (o OutsideOptions) canary(ctx context.Context) *CanaryResult {
 // Hairpin dials the router's external address from inside and compares
 // the greeting with the LAN one. Many routers do not loop back, and some do
 // while the outside still fails: the answer is informational only. It reads
-// the greeting only: credentials never leave through the router's loop.
+// the greeting and FEAT only: it never logs in.
 func Hairpin(ctx context.Context, external netip.Addr, port uint16, inside *FTPResult, replyTimeout time.Duration) (*FTPResult, Status) {
 	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: replyTimeout})
 	if r.Reached != OK {
