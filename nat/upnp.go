@@ -462,6 +462,18 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 	var all []Mapping
 	seen := map[Key]bool{}
 	calls := 0
+	// known says whether every port in [lo, hi] is already listed.
+	known := func(proto Protocol, lo, hi uint16) bool {
+		if int(hi-lo)+1 > len(all) {
+			return false
+		}
+		for p := int(lo); p <= int(hi); p++ {
+			if !seen[Key{proto, uint16(p)}] {
+				return false
+			}
+		}
+		return true
+	}
 	var walk func(proto Protocol, lo, hi uint16) error
 	walk = func(proto Protocol, lo, hi uint16) error {
 		if calls++; calls > maxListCalls {
@@ -503,13 +515,24 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 			// router ignores the range, so splitting it would never end.
 			return fmt.Errorf("UPnP GetListOfPortMappings: %w: a full page of ports outside %d-%d", ErrMalformed, lo, hi)
 		}
+		slices.Sort(got)
+		first, last := got[0], got[len(got)-1]
+		if known(proto, first, last) {
+			// A dense page (a mapped range, newest or oldest first): every
+			// port between its ends is known, so only the sides remain.
+			if first > lo {
+				if err := walk(proto, lo, first-1); err != nil {
+					return err
+				}
+			}
+			if last < hi {
+				return walk(proto, last+1, hi)
+			}
+			return nil
+		}
 		// Split where the entries are: at the median port of this page
 		// (ports cluster: 21 and a passive range), kept inside [lo, hi-1].
-		slices.Sort(got)
-		mid := lo + (hi-lo)/2
-		if len(got) > 0 {
-			mid = min(max(got[len(got)/2], lo), hi-1)
-		}
+		mid := min(max(got[len(got)/2], lo), hi-1)
 		if err := walk(proto, lo, mid); err != nil {
 			return err
 		}
