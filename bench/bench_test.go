@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,6 +110,12 @@ func TestBench(t *testing.T) {
 		t.Skip("set NATDOCTOR_BENCH=1 (make bench)")
 	}
 	bin := lab.Natdoctor(t)
+	// NATDOCTOR_BENCH_ROWS picks rows by name (discovery, silent, map,
+	// list, probe; comma-separated); unset runs them all.
+	only := os.Getenv("NATDOCTOR_BENCH_ROWS")
+	want := func(name string) bool {
+		return only == "" || slices.Contains(strings.Split(only, ","), name)
+	}
 	var rows []Row
 	add := func(r Row) {
 		if r.Natdoctor > 0 {
@@ -119,7 +126,7 @@ func TestBench(t *testing.T) {
 	}
 
 	// 1. Discovery on a healthy router.
-	{
+	if want("discovery") {
 		l := lab.Start(t, lab.Options{})
 		nd := runs(t, 5, l.Server, time.Minute, bin, "discover")
 		peer := runs(t, 3, l.Server, time.Minute, "upnpc", "-s")
@@ -128,7 +135,7 @@ func TestBench(t *testing.T) {
 		add(r)
 	}
 	// 2. Silent gateway.
-	{
+	if want("silent") {
 		l := lab.Start(t, lab.Options{SilentGateway: true})
 		nd := runs(t, 3, l.Server, time.Minute, bin, "discover")
 		const bound = 20 * time.Second
@@ -148,6 +155,9 @@ func TestBench(t *testing.T) {
 		lo, hi int
 		n      int
 	}{{"map+unmap 21 + 42000-42010 (12 ports)", 42000, 42010, 3}, {"map+unmap 100 ports", 20000, 20099, 1}} {
+		if !want("map") {
+			break
+		}
 		l := lab.Start(t, lab.Options{})
 		spec := fmt.Sprintf("%d-%d", tc.lo, tc.hi)
 		ports := tc.hi - tc.lo + 1
@@ -207,12 +217,15 @@ func TestBench(t *testing.T) {
 		add(r)
 	}
 	// 4. Listing 100 mappings.
-	{
+	if want("list") {
 		l := lab.Start(t, lab.Options{})
 		ndRequests(t, l.Server, bin, "add", "20000-20099")
 		nd := runs(t, 3, l.Server, 5*time.Minute, bin, "list", "--timeout", "5m")
+		ndReq := ndRequests(t, l.Server, bin, "list")
+		before := upnpcRequests(l)
 		peer, hit, _ := timed(t, l.Server, 5*time.Minute, "upnpc", "-l")
-		r := Row{Name: "list 100 mappings", Natdoctor: nd.Seconds(), Peer: "upnpc -l", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
+		r := Row{Name: "list 100 mappings", Natdoctor: nd.Seconds(), Peer: "upnpc -l", PeerSeconds: peer.Seconds(), Target: ">= 10x faster",
+			NatdoctorReq: float64(ndReq) / 100, PeerReq: float64(upnpcRequests(l)-before) / 100}
 		if hit {
 			r.Note = "upnpc -l was stopped at the 5 min bound"
 		}
@@ -220,7 +233,7 @@ func TestBench(t *testing.T) {
 		add(r)
 	}
 	// 5. Outside probe of the passive range, half of it dead.
-	{
+	if want("probe") {
 		l := lab.Start(t, lab.Options{})
 		refl := l.StartReflector(t)
 		timed(t, l.Server, time.Minute, bin, "add", "21", "42000-42005")
@@ -275,8 +288,8 @@ func TestBench(t *testing.T) {
 			nd = fmt.Sprintf("%.1f", r.Natdoctor)
 		}
 		if r.NatdoctorReq > 0 {
-			nd += fmt.Sprintf(" (%.2f req/port)", r.NatdoctorReq)
-			peer += fmt.Sprintf(" (%.2f req/port)", r.PeerReq)
+			nd += fmt.Sprintf(" (%.2f req/mapping)", r.NatdoctorReq)
+			peer += fmt.Sprintf(" (%.2f req/mapping)", r.PeerReq)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %v |\n", r.Name, nd, r.Peer, peer, ratio, r.Target, r.Met)
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	PCPKey []byte
 	// Skip lists protocols not to probe.
 	Skip []Method
+	// ListPage is the number of entries asked for per UPnP
+	// GetListOfPortMappings request; 0 means 100. Pages halve, down to 25,
+	// when a router fails one with an HTTP error.
+	ListPage int
 }
 
 // DefaultConfig returns the configuration for a real network.

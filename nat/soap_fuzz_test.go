@@ -89,7 +89,7 @@ func (a actionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // few calls, not thousands.
 func TestListRouterIgnoringRangeAndIndex(t *testing.T) {
 	var page strings.Builder
-	for range listPageSize {
+	for range maxListPage {
 		page.WriteString(`<p:PortMappingEntry><p:NewExternalPort>80</p:NewExternalPort><p:NewProtocol>TCP</p:NewProtocol><p:NewInternalPort>80</p:NewInternalPort><p:NewInternalClient>10.0.1.2</p:NewInternalClient><p:NewEnabled>1</p:NewEnabled></p:PortMappingEntry>`)
 	}
 	list := `<p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">` + page.String() + `</p:PortMappingList>`

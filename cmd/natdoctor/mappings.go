@@ -159,19 +159,26 @@ func leaseText(d time.Duration) string {
 // --- list ---
 
 func newCmdList(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var page int
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the router's port mappings (UPnP IGD)",
 		Long: `List every mapping the router will tell: protocol, external port, internal
 address and port, description, lease left, enabled, remote host, and which
-ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.`,
+ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.
+IGD v2 routers are asked for --page-size entries per request (smaller pages
+are tried when a router fails a large one); IGD v1 routers one by one.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if page < 1 || page > 1000 {
+				return usageErrorf("--page-size %d: want 1 to 1000", page)
+			}
 			ctx, cancel := g.budget(cmd.Context())
 			defer cancel()
 			cfg := g.natConfig()
 			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
 			cfg.UPnPTimeout = mapDiscoveryTimeout
+			cfg.ListPage = page
 			d, err := nat.Discover(ctx, cfg)
 			if err != nil {
 				return err
@@ -181,6 +188,7 @@ ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.`,
 				return fmt.Errorf("cannot list mappings on %s: %w", d.Gateway, err)
 			}
 			ms, err := l.List(ctx)
+			g.tracef("%d UPnP requests to the router", g.requests.Load())
 			if err != nil {
 				return err
 			}
@@ -210,6 +218,8 @@ ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.`,
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().IntVar(&page, "page-size", 100, "mappings asked for per IGD v2 list request (1-1000)")
+	return cmd
 }
 
 // --- add and remove ---
