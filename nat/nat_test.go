@@ -3,8 +3,10 @@ package nat_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -435,12 +437,7 @@ func TestUPnPListScatteredAndDense(t *testing.T) {
 	for p := uint16(42000); p < 42100; p++ {
 		want[p] = true // a passive range
 	}
-	for p := range want {
-		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
-	}
-	d := discover(t, r)
-	l, _ := d.Lister()
-	ms, err := l.List(context.Background())
+	ms, err := setAndList(t, r, slices.Collect(maps.Keys(want)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,12 +456,7 @@ func TestUPnPListScatteredAndDense(t *testing.T) {
 // page at a time from the side not yet known, without splitting it.
 func TestUPnPListDensePages(t *testing.T) {
 	r := nattest.New(t)
-	for p := uint16(42000); p < 42250; p++ {
-		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
-	}
-	d := discover(t, r)
-	l, _ := d.Lister()
-	ms, err := l.List(context.Background())
+	ms, err := setAndList(t, r, portRange(42000, 42249))
 	if err != nil || len(ms) != 250 {
 		t.Fatalf("listed %d of 250: %v", len(ms), err)
 	}
@@ -479,13 +471,8 @@ func TestUPnPListDensePages(t *testing.T) {
 // build with an HTTP error gets smaller pages, not the generic fallback.
 func TestUPnPListHalvesPages(t *testing.T) {
 	r := nattest.New(t)
-	for p := uint16(42000); p <= 42060; p++ {
-		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
-	}
 	r.BulkListMax.Store(30)
-	d := discover(t, r)
-	l, _ := d.Lister()
-	ms, err := l.List(context.Background())
+	ms, err := setAndList(t, r, portRange(42000, 42060))
 	if err != nil || len(ms) != 61 {
 		t.Fatalf("listed %d of 61: %v", len(ms), err)
 	}
@@ -497,4 +484,26 @@ func TestUPnPListHalvesPages(t *testing.T) {
 	if n := r.Actions()["GetGenericPortMappingEntry"]; n != 0 {
 		t.Errorf("fell back to %d generic calls", n)
 	}
+}
+
+// setAndList maps each TCP port to 10.0.1.2 on r, then lists r's table
+// through a fresh discovery.
+func setAndList(t *testing.T, r *nattest.Router, ports []uint16) ([]nat.Mapping, error) {
+	t.Helper()
+	for _, p := range ports {
+		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
+	}
+	l, err := discover(t, r).Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.List(context.Background())
+}
+
+func portRange(lo, hi uint16) []uint16 {
+	var ps []uint16
+	for p := lo; p <= hi; p++ {
+		ps = append(ps, p)
+	}
+	return ps
 }
