@@ -72,6 +72,7 @@ type Options struct {
 	NoOtherFTP     bool  // the second LAN host runs no FTP server
 	ForcePassiveIP bool  // pure-ftpd advertises the router's WAN address in PASV replies
 	DenyPorts      []int // miniupnpd refuses mappings of these external ports (a failure halfway through a range)
+	FTPTLS         int   // the server's pure-ftpd TLS level (-Y): 0 none, 1 optional, 2 required; self-signed certificate
 }
 
 // Host is one namespace of the lab.
@@ -461,6 +462,13 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 		"-S", addr.String() + ",21"}
 	if l.Opts.ForcePassiveIP && h == l.Server {
 		args = append(args, "-P", l.WAN().String())
+	}
+	if l.Opts.FTPTLS > 0 && h == l.Server {
+		// A self-signed certificate, as home servers have.
+		key, cert := filepath.Join(base, "tls.key"), filepath.Join(base, "tls.crt")
+		l.must("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+			"-subj", "/CN=natdoctor-lab", "-keyout", key, "-out", cert)
+		args = append(args, "-Y", strconv.Itoa(l.Opts.FTPTLS), "-2", cert+","+key)
 	}
 	var log bytes.Buffer
 	cmd := exec.Command("ip", args...)

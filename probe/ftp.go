@@ -3,6 +3,7 @@ package probe
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,11 @@ type FTPOptions struct {
 	DialData func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 	// ReplyTimeout bounds each reply; DataTimeout each data connection.
 	ReplyTimeout, DataTimeout time.Duration
+	// TLS says whether to use explicit FTPS; "" means TLSAuto.
+	TLS TLSMode
+	// ServerName is the name the certificate is checked against; ""
+	// means the host the target names.
+	ServerName string
 }
 
 // Exchange is one command and its reply, for the evidence.
@@ -129,7 +135,8 @@ type FTPResult struct {
 	Banner    []string `json:"banner,omitempty"`
 	Software  string   `json:"software,omitempty"`
 	Features  []string `json:"features,omitempty"`
-	AuthTLS   Status   `json:"auth_tls"` // ok: offered; failed: not offered
+	AuthTLS   Status   `json:"auth_tls"`      // ok: offered; failed: not offered
+	TLS       *TLSInfo `json:"tls,omitempty"` // when AUTH TLS was tried
 	Login     Status   `json:"login"`
 	LoginCode int      `json:"login_code,omitempty"`
 	LoginUser string   `json:"login_user,omitempty"`
@@ -169,6 +176,9 @@ type ftpConn struct {
 	budget  *budgetReader
 	timeout time.Duration
 	res     *FTPResult
+	// tlsConfig is set once AUTH TLS succeeded; dataTLS once PROT P did.
+	tlsConfig *tls.Config
+	dataTLS   bool
 }
 
 // budgetReader fails once more than left bytes were read: an endless line
@@ -269,7 +279,13 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	res.Software = guessSoftware(banner)
 
 	if code, feat, err := c.cmd(ctx, "FEAT", "FEAT"); err == nil && code == 211 {
-		for _, l := range feat[1:] {
+		// The lines between "211-Extensions" and "211 End" (whose code
+		// textproto has already cut off).
+		lines := feat[1:]
+		if len(lines) > 0 {
+			lines = lines[:len(lines)-1]
+		}
+		for _, l := range lines {
 			if f := strings.TrimSpace(l); f != "" && !strings.HasPrefix(f, "211") {
 				res.Features = append(res.Features, f)
 			}
@@ -283,6 +299,16 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	}
 	if res.Software == "" {
 		res.Software = guessSoftware(res.Features)
+	}
+
+	mode := opts.TLS
+	if mode == "" {
+		mode = TLSAuto
+	}
+	if mode == TLSRequire || (mode == TLSAuto && res.AuthTLS == OK) {
+		if !c.startTLS(ctx, opts, serverName(target, opts.ServerName, res.ControlAddr)) {
+			return res
+		}
 	}
 
 	user, pass := opts.User, opts.Password
@@ -314,6 +340,9 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 		return res
 	}
 	res.Login = OK
+	if c.tlsConfig != nil {
+		c.protectData(ctx)
+	}
 	c.cmd(ctx, "PWD", "PWD")
 
 	// PASV, then a data connection to the advertised address with LIST.
@@ -409,11 +438,21 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 		dc.Status, dc.Error, dc.Elapsed = Failed, describeNetErr(err), time.Since(start)
 		return dc
 	}
-	defer data.Close()
+	defer func() { data.Close() }() // the TLS connection, once there is one
 	code, _, err := c.cmd(ctx, "LIST", "LIST")
 	if err != nil || (code != 150 && code != 125) {
 		dc.Status, dc.Error, dc.Elapsed = Failed, fmt.Sprintf("LIST answered %d", code), time.Since(start)
 		return dc
+	}
+	if c.dataTLS {
+		tc, err := c.secureData(ctx, data, opts.DataTimeout)
+		if err != nil {
+			data.Close()
+			_, _, _ = c.reply(ctx, "", time.Now()) // the server's 425 or 426
+			dc.Status, dc.Error, dc.Elapsed = Failed, err.Error(), time.Since(start)
+			return dc
+		}
+		data = tc
 	}
 	_ = data.SetReadDeadline(time.Now().Add(c.timeout))
 	body, err := io.ReadAll(io.LimitReader(data, maxListingBytes+1))
@@ -426,6 +465,9 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 	if err != nil && !dc.Truncated {
 		dc.Status, dc.Error = Failed, "listing cut off: "+describeNetErr(err)
 	}
+	// Close before the final reply: over TLS, Pure-FTPd waits for the
+	// client's close_notify before it sends 226.
+	data.Close()
 	code, _, rerr := c.reply(ctx, "", time.Now())
 	if dc.Status == "" {
 		if rerr == nil && (code == 226 || code == 250 || (dc.Truncated && code == 426)) {
@@ -600,6 +642,19 @@ func describeNetErr(err error) string {
 
 // classify names the kind of address a server advertises.
 func classify(a netip.Addr) string { return string(nat.ClassifyAddr(a)) }
+
+// serverName is the name a server's certificate should carry: the one
+// given, else the host the target names, else the address dialled.
+func serverName(target, given string, control netip.Addr) string {
+	if given != "" {
+		return given
+	}
+	t, _, _ := strings.Cut(target, " ")
+	if h, _, err := net.SplitHostPort(t); err == nil && h != "" {
+		return h
+	}
+	return control.String()
+}
 
 // DialAndCheckFTP dials target (host:port) and runs the checker.
 func DialAndCheckFTP(ctx context.Context, target string, opts FTPOptions) *FTPResult {

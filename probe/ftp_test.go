@@ -3,7 +3,9 @@ package probe
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -23,6 +25,10 @@ type fakeFTP struct {
 	hugeList   int    // LIST body size in bytes, overriding listing
 	garbage227 bool   // malformed PASV reply
 	noFeat     bool
+	tlsConf    *tls.Config // offer AUTH TLS with this certificate
+	requireTLS bool        // refuse USER before AUTH TLS
+	brokenTLS  bool        // answer AUTH TLS with 234, then garbage
+	refuseAuth bool        // offer AUTH TLS in FEAT, refuse the command
 
 	ln       net.Listener
 	mu       sync.Mutex
@@ -71,6 +77,7 @@ func (f *fakeFTP) serve(c net.Conn) {
 		banner = "220-Welcome to Pure-FTPd [privsep]\r\n220-You are user number 1 of 15 allowed.\r\n220 This is a private system\r\n"
 	}
 	w := bufio.NewWriter(c)
+	secured, protected := false, false
 	w.WriteString(banner)
 	w.Flush()
 	r := bufio.NewReader(c)
@@ -97,9 +104,44 @@ func (f *fakeFTP) serve(c net.Conn) {
 			if f.noFeat {
 				reply = "500 Unknown command\r\n"
 			} else {
-				reply = "211-Extensions supported:\r\n EPRT\r\n PASV\r\n EPSV\r\n211 End.\r\n"
+				reply = "211-Extensions supported:\r\n EPRT\r\n PASV\r\n EPSV\r\n"
+				if f.tlsConf != nil {
+					reply += " AUTH TLS\r\n PBSZ\r\n PROT\r\n"
+				}
+				reply += "211 End.\r\n"
 			}
+		case "AUTH":
+			if f.tlsConf == nil {
+				reply = "500 Unknown command\r\n"
+				break
+			}
+			if f.refuseAuth {
+				reply = "431 Unable to accept security mechanism\r\n"
+				break
+			}
+			w.WriteString("234 AUTH TLS OK.\r\n")
+			w.Flush()
+			if f.brokenTLS {
+				c.Write([]byte("this is not a TLS server hello\r\n"))
+				return
+			}
+			tc := tls.Server(c, f.tlsConf)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			c, secured = tc, true
+			r, w = bufio.NewReader(c), bufio.NewWriter(c)
+			continue
+		case "PBSZ":
+			reply = "200 PBSZ=0\r\n"
+		case "PROT":
+			protected = secured && strings.EqualFold(arg, "P")
+			reply = "200 Data protection level set to private\r\n"
 		case "USER":
+			if f.requireTLS && !secured {
+				reply = "530 Sorry, cleartext sessions and weak ciphers are not accepted on this server.\r\n"
+				break
+			}
 			user = arg
 			reply = "331 User " + arg + " OK. Password required\r\n"
 		case "PASS":
@@ -140,6 +182,9 @@ func (f *fakeFTP) serve(c net.Conn) {
 			}
 			w.WriteString("150 Accepted data connection\r\n")
 			w.Flush()
+			if protected {
+				dc = tls.Server(dc, f.tlsConf)
+			}
 			if f.hugeList > 0 {
 				chunk := []byte(strings.Repeat("-rw-r--r-- 1 u g 1 Jan 1 00:00 f\n", 1000))
 				for sent := 0; sent < f.hugeList; sent += len(chunk) {
@@ -156,8 +201,17 @@ func (f *fakeFTP) serve(c net.Conn) {
 				body = "-rw-r--r--    1 65534      nogroup            19 Dec  1 02:50 file1.txt\r\n"
 			}
 			dc.Write([]byte(body))
-			dc.Close()
 			reply = "226 Transfer complete\r\n"
+			if tc, ok := dc.(*tls.Conn); ok {
+				// As Pure-FTPd: close_notify, then wait for the client's
+				// before the final reply.
+				_ = tc.CloseWrite()
+				_ = tc.SetReadDeadline(time.Now().Add(3 * time.Second))
+				if _, err := io.Copy(io.Discard, tc); err != nil {
+					reply = "426 Data connection not closed by the client\r\n"
+				}
+			}
+			dc.Close()
 		case "QUIT":
 			w.WriteString("221 Goodbye\r\n")
 			w.Flush()
@@ -214,6 +268,9 @@ func TestFTPHappyPath(t *testing.T) {
 	}
 	if r.AuthTLS != Failed {
 		t.Errorf("AUTH TLS not offered, got %s", r.AuthTLS)
+	}
+	if got := strings.Join(r.Features, ","); got != "EPRT,PASV,EPSV" {
+		t.Errorf("features %q", got)
 	}
 	if r.PASV == nil || r.PASV.Mismatch || r.PASV.AddrClass != "loopback" {
 		t.Errorf("PASV %+v", r.PASV)

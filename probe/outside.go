@@ -322,7 +322,7 @@ func (o OutsideOptions) canary(ctx context.Context) *CanaryResult {
 // while the outside still fails: the answer is informational only. It reads
 // the greeting and FEAT only: it never logs in.
 func Hairpin(ctx context.Context, external netip.Addr, port uint16, inside *FTPResult, replyTimeout time.Duration) (*FTPResult, Status) {
-	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: replyTimeout})
+	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: replyTimeout, TLS: TLSOff})
 	if r.Reached != OK {
 		return r, Failed
 	}
