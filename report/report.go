@@ -46,6 +46,8 @@ const (
 	CodeFTPUnreachable    = "ftp-unreachable"
 	CodeFTPLoginFailed    = "ftp-login-failed"
 	CodeFTPCleartext      = "ftp-cleartext"
+	CodeFTPTLSFailed      = "ftp-tls-failed"
+	CodeFTPTLSUntrusted   = "ftp-tls-untrusted"
 	CodeHairpin           = "hairpin-unsupported"
 	CodeLeaseExpiring     = "lease-expiring"
 	CodeOutsideOK         = "outside-reachable"
@@ -137,7 +139,7 @@ func Build(o *Observations) *Report {
 
 // causeOrder puts root causes before their symptoms.
 var causeOrder = []string{CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeFTPUnreachable, CodeMappingWrongHost,
-	CodeMappingMissing, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPLoginFailed}
+	CodeMappingMissing, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPTLSFailed, CodeFTPLoginFailed}
 
 func priority(code string) int {
 	if i := slices.Index(causeOrder, code); i >= 0 {
@@ -407,7 +409,10 @@ func (b *builder) server() {
 			Fix:         "Enable TLS (Pure-FTPd: TLS 1 with a certificate; vsftpd: ssl_enable=YES; ProFTPD: mod_tls) and tell users to connect with explicit FTPS.",
 		})
 	}
-	if in.Login == probe.Skipped {
+	b.tls(in)
+	if in.Login == probe.Skipped && in.TLS != nil && in.TLS.Status != probe.OK {
+		b.skip("login: not tried, because FTPS failed")
+	} else if in.Login == probe.Skipped {
 		b.skip("login: no credentials given (--user with --password-env or --password-file)")
 	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
 		b.add(loginFailed(in, false, "on the LAN"))
@@ -423,13 +428,18 @@ func (b *builder) server() {
 			if o.Discovery != nil {
 				ext = addrOrEmpty(o.Discovery.ExternalAddr())
 			}
+			explain := "Behind NAT, a client outside cannot reach that address. Some clients notice and use the server's public address instead; " +
+				"strict ones (and many Windows clients) then log in but cannot list files."
+			if in.TLS != nil && in.TLS.Status == probe.OK {
+				explain += " Over FTPS the router cannot read the PASV reply to rewrite it (some routers' FTP helpers do that for plain FTP), " +
+					"so only the server's own setting fixes it: this is why plain FTP may work where FTPS fails."
+			}
 			b.add(Finding{
 				Code: CodePASVPrivate, Severity: SevWarning,
-				Summary:  fmt.Sprintf("the server advertises its %s address %s in PASV replies", p.AddrClass, p.Addr.Addr()),
-				Evidence: omitEmpty(map[string]any{"reply": p.Reply, "forced_address_configured": forced, "router_external_address": ext}),
-				Explanation: "Behind NAT, a client outside cannot reach that address. Some clients notice and use the server's public address instead; " +
-					"strict ones (and many Windows clients) then log in but cannot list files.",
-				Fix: forcedAddrFix(o, ext),
+				Summary:     fmt.Sprintf("the server advertises its %s address %s in PASV replies", p.AddrClass, p.Addr.Addr()),
+				Evidence:    omitEmpty(map[string]any{"reply": p.Reply, "forced_address_configured": forced, "router_external_address": ext}),
+				Explanation: explain,
+				Fix:         forcedAddrFix(o, ext),
 			})
 		}
 		if p.InRange != nil && !*p.InRange {
@@ -449,6 +459,47 @@ func (b *builder) server() {
 			Evidence:    map[string]any{"ports": nat.CompressPorts(dead), "seen_from": "the LAN"},
 			Explanation: "Even on the LAN, these passive ports do not accept a connection: a host firewall blocks them.",
 			Fix:         "Open the passive range in the server's firewall.",
+		})
+	}
+}
+
+// tls reports FTPS that fails, and a certificate clients will question.
+func (b *builder) tls(in *probe.FTPResult) {
+	t := in.TLS
+	if t == nil {
+		return
+	}
+	if t.Status != probe.OK {
+		f := Finding{
+			Code: CodeFTPTLSFailed, Severity: SevError,
+			Summary:  "FTPS does not work: " + t.Error,
+			Evidence: map[string]any{"error": t.Error},
+			Explanation: "The server offers AUTH TLS (or TLS was required), but the TLS session could not be set up. " +
+				"Clients set to use explicit FTP over TLS, FileZilla's default when the server offers it, fail right after connecting.",
+			Fix: "Check the server's TLS certificate and key (Pure-FTPd: /etc/ssl/private/pure-ftpd.pem, or the file given with -2/CertFile) " +
+				"and its TLS setting; or stop offering TLS until it works.",
+		}
+		if in.Login != probe.Skipped || in.LoginUser != "" {
+			// AUTH TLS refused, and the session went on in plain text.
+			f.Severity = SevWarning
+			f.Summary = "the server lists AUTH TLS but refuses it: " + t.Error
+			f.Explanation = "Clients that insist on TLS cannot connect, and the others send the password in clear text. " +
+				"(Debian's Pure-FTPd lists AUTH TLS in FEAT even with TLS off.)"
+			f.Fix = "Turn TLS on with a certificate (Pure-FTPd: TLS 1 and /etc/ssl/private/pure-ftpd.pem), then tell users to use explicit FTPS."
+		}
+		b.add(f)
+		return
+	}
+	if !t.Trusted {
+		b.add(Finding{
+			Code: CodeFTPTLSUntrusted, Severity: SevInfo,
+			Summary: "the server's TLS certificate is not trusted here: clients will ask to accept it",
+			Evidence: omitEmpty(map[string]any{"subject": t.Subject, "issuer": t.Issuer, "not_after": t.NotAfter.Format("2006-01-02"),
+				"sha256": t.Fingerprint, "error": t.TrustError}),
+			Explanation: "A self-signed or expired certificate, or one for another name, still encrypts the session, " +
+				"but each client shows a warning the first time; users who refuse it cannot log in.",
+			Fix: "Use a certificate from a public CA for the name clients connect to (e.g. Let's Encrypt), " +
+				"or give users the SHA-256 fingerprint above to compare before they accept it.",
 		})
 	}
 }
@@ -482,6 +533,13 @@ func loginFailed(r *probe.FTPResult, otherMachine bool, where string) Finding {
 		f.Summary = fmt.Sprintf("login fails from outside (%d) because port %s reaches another machine, not a wrong password", r.LoginCode, portOf(r.Target))
 		f.Explanation = "The same credentials work on the LAN. From outside, the connection lands on another machine, which does not know the account: to the user it looks like \"my password is wrong\"."
 		f.Fix = "See default-host-override: make port " + portOf(r.Target) + " from outside reach this server."
+		return f
+	}
+	if probe.TLSRequired(r.LoginCode, r.LoginText) && (r.TLS == nil || r.TLS.Status != probe.OK) {
+		f.Summary = fmt.Sprintf("login as %s refused %s (%d): the server accepts logins over TLS only", r.LoginUser, where, r.LoginCode)
+		f.Explanation = "The server refuses plain-text logins. Clients that do not use explicit FTP over TLS are turned away before the password is checked: " +
+			"to the user it looks like a wrong password."
+		f.Fix = "Connect with explicit FTP over TLS (FTPS; natdoctor: --tls auto or require), or let the server accept plain logins (Pure-FTPd: TLS 1 instead of 2)."
 		return f
 	}
 	f.Summary = fmt.Sprintf("login as %s refused %s (%d): wrong user name or password", r.LoginUser, where, r.LoginCode)

@@ -178,3 +178,65 @@ func TestEvidenceIsSanitised(t *testing.T) {
 		t.Error("control characters from a server reached the output")
 	}
 }
+
+func findingOf(r *Report, code string) *Finding {
+	for i := range r.Findings {
+		if r.Findings[i].Code == code {
+			return &r.Findings[i]
+		}
+	}
+	return nil
+}
+
+func TestFTPSFindings(t *testing.T) {
+	t.Run("self-signed", func(t *testing.T) {
+		o := airport()
+		o.Inside.AuthTLS = probe.OK
+		o.Inside.TLS = &probe.TLSInfo{Status: probe.OK, Version: "TLS 1.3", Subject: "CN=mac", Issuer: "CN=mac",
+			Fingerprint: "ab12", TrustError: "x509: certificate signed by unknown authority", ProtectedData: true}
+		r := Build(o)
+		f := findingOf(r, CodeFTPTLSUntrusted)
+		if f == nil || f.Severity != SevInfo || f.Evidence["sha256"] != "ab12" {
+			t.Fatalf("untrusted certificate: %+v", f)
+		}
+		if findingOf(r, CodeFTPCleartext) != nil || findingOf(r, CodeFTPTLSFailed) != nil {
+			t.Error("a working TLS session reported as clear text or failed")
+		}
+		if p := findingOf(r, CodePASVPrivate); p == nil || !strings.Contains(p.Explanation, "FTPS") {
+			t.Errorf("private PASV over FTPS: %+v", p)
+		}
+	})
+	t.Run("handshake fails", func(t *testing.T) {
+		o := airport()
+		o.Outside = nil
+		o.Inside.AuthTLS = probe.OK
+		o.Inside.Login, o.Inside.LoginUser, o.Inside.List = probe.Skipped, "", probe.Skipped
+		o.Inside.TLS = &probe.TLSInfo{Status: probe.Failed, Error: "TLS handshake: EOF"}
+		r := Build(o)
+		if f := findingOf(r, CodeFTPTLSFailed); f == nil || f.Severity != SevError {
+			t.Fatalf("failed TLS: %+v", f)
+		}
+		if !strings.Contains(strings.Join(r.NotChecked, "\n"), "because FTPS failed") {
+			t.Errorf("not checked: %q", r.NotChecked)
+		}
+	})
+	t.Run("AUTH TLS listed but refused", func(t *testing.T) {
+		o := airport()
+		o.Inside.AuthTLS = probe.OK
+		o.Inside.TLS = &probe.TLSInfo{Status: probe.Failed, Error: "AUTH TLS answered 500: 500 This security scheme is not implemented"}
+		f := findingOf(Build(o), CodeFTPTLSFailed)
+		if f == nil || f.Severity != SevWarning || !strings.Contains(f.Summary, "lists AUTH TLS but refuses it") {
+			t.Fatalf("refused AUTH TLS: %+v", f)
+		}
+	})
+	t.Run("server wants TLS", func(t *testing.T) {
+		o := airport()
+		o.Outside = nil
+		o.Inside.AuthTLS = probe.OK
+		o.Inside.Login, o.Inside.LoginCode, o.Inside.LoginText = probe.Failed, 421, "Please reconnect using TLS security mechanisms."
+		f := findingOf(Build(o), CodeFTPLoginFailed)
+		if f == nil || !strings.Contains(f.Summary, "TLS only") || strings.Contains(f.Summary, "wrong") {
+			t.Fatalf("TLS-only login: %+v", f)
+		}
+	})
+}

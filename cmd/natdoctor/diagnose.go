@@ -64,6 +64,7 @@ Its default --timeout is 30s.`,
 	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
 	o.creds.register(f)
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", "markdown"}, cobra.ShellCompDirectiveNoFileComp))
+	completeTLS(cmd)
 	return cmd
 }
 
@@ -134,11 +135,15 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 		}
 		opts.Reflector = rc
 	}
+	mode, err := o.creds.tlsMode()
+	if err != nil {
+		return err
+	}
 	pw, err := o.creds.password(g.IO)
 	if err != nil {
 		return err
 	}
-	opts.FTP = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous}
+	opts.FTP = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous, TLS: mode}
 	if g.IO.IsStderrTTY() && !g.Verbose {
 		opts.Progress = func(step string) { fmt.Fprintf(g.IO.ErrOut, "\r\x1b[K%s…", step) }
 		defer fmt.Fprint(g.IO.ErrOut, "\r\x1b[K")

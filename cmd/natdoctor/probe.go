@@ -24,6 +24,7 @@ type credFlags struct {
 	passwordEnv  string
 	passwordFile string
 	anonymous    bool
+	tls          string
 }
 
 func (c *credFlags) register(fs *pflag.FlagSet) {
@@ -31,6 +32,21 @@ func (c *credFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.passwordEnv, "password-env", "", "read the password from environment variable `VAR`")
 	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from the first line of `FILE`")
 	fs.BoolVar(&c.anonymous, "anonymous", false, "log in anonymously when no --user is given")
+	fs.StringVar(&c.tls, "tls", "auto", "explicit FTPS: auto (when the server offers AUTH TLS), off, require")
+}
+
+// tlsMode returns --tls as a probe.TLSMode.
+func (c *credFlags) tlsMode() (probe.TLSMode, error) {
+	m, err := probe.ParseTLSMode(c.tls)
+	if err != nil {
+		return "", usageErrorf("--tls: %v", err)
+	}
+	return m, nil
+}
+
+// completeTLS completes the values of --tls.
+func completeTLS(cmd *cobra.Command) {
+	_ = cmd.RegisterFlagCompletionFunc("tls", cobra.FixedCompletions([]string{"auto", "off", "require"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // maxPasswordFile bounds a password file.
@@ -141,6 +157,10 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 			if o.samples < 0 || o.samples > 64 {
 				return usageErrorf("--samples must be 0-64")
 			}
+			mode, err := o.creds.tlsMode()
+			if err != nil {
+				return err
+			}
 			pw, err := o.creds.password(g.IO)
 			if err != nil {
 				return err
@@ -149,7 +169,7 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 			defer cancel()
 			res := probe.DialAndCheckFTP(ctx, target, probe.FTPOptions{
 				User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous,
-				Expected: expected, Samples: o.samples,
+				Expected: expected, Samples: o.samples, TLS: mode,
 			})
 			if g.JSON {
 				if err := writeJSON(g.IO.Out, res); err != nil {
@@ -168,6 +188,7 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 	cmd.Flags().StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
 	cmd.Flags().StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range from this server configuration `PATH`")
 	cmd.Flags().IntVar(&o.samples, "samples", 0, "extra PASV commands to sample the passive ports (0-64)")
+	completeTLS(cmd)
 	return cmd
 }
 
@@ -175,6 +196,9 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 func ftpProblems(r *probe.FTPResult, expected *probe.PortRange) bool {
 	if r.Reached != probe.OK || r.Login == probe.Failed || r.Login == probe.Error || r.List == probe.Failed || len(r.DeadPorts()) > 0 {
 		return true
+	}
+	if r.TLS != nil && r.TLS.Status != probe.OK && r.Login == probe.Skipped && r.LoginUser == "" {
+		return true // the session stopped at TLS
 	}
 	for _, p := range []*probe.Passive{r.PASV, r.EPSV} {
 		if p != nil && p.InRange != nil && !*p.InRange {
@@ -212,6 +236,23 @@ func printFTP(w io.Writer, r *probe.FTPResult, expected *probe.PortRange, verbos
 	case probe.Failed:
 		fmt.Fprintln(w, "! no AUTH TLS: the password crosses the internet in clear text")
 	}
+	if t := r.TLS; t != nil {
+		if t.Status == probe.OK {
+			fmt.Fprintf(w, "✓ TLS: %s, %s\n", t.Version, t.CipherSuite)
+			fmt.Fprintf(w, "    certificate %s, issued by %s, valid until %s\n", t.Subject, t.Issuer, t.NotAfter.Format("2006-01-02"))
+			fmt.Fprintf(w, "    SHA-256 %s\n", t.Fingerprint)
+			if !t.Trusted {
+				fmt.Fprintf(w, "! certificate not trusted here (%s): clients ask to accept it; compare the fingerprint\n", t.TrustError)
+			}
+			if !t.ProtectedData {
+				fmt.Fprintln(w, "! data connections stay in clear text (PROT P not accepted or not reached)")
+			}
+		} else if r.Login != probe.Skipped {
+			fmt.Fprintf(w, "! TLS: %s; went on in plain text\n", t.Error)
+		} else {
+			fmt.Fprintf(w, "✗ TLS: %s\n", t.Error)
+		}
+	}
 	switch r.Login {
 	case probe.Skipped:
 		fmt.Fprintln(w, "- login not checked (no --user; --anonymous to try anonymous)")
@@ -219,6 +260,9 @@ func printFTP(w io.Writer, r *probe.FTPResult, expected *probe.PortRange, verbos
 		fmt.Fprintf(w, "✓ logged in as %s\n", r.LoginUser)
 	default:
 		fmt.Fprintf(w, "✗ login as %s refused: %s\n", r.LoginUser, r.LoginText)
+		if probe.TLSRequired(r.LoginCode, r.LoginText) && r.TLS == nil {
+			fmt.Fprintln(w, "    the server accepts logins over TLS only: try --tls require")
+		}
 	}
 	for _, p := range []struct {
 		name string

@@ -130,6 +130,12 @@ func TestCompletionScriptsNameTheCommands(t *testing.T) {
 	if !strings.Contains(out, "markdown") {
 		t.Errorf("--format completion: %s", out)
 	}
+	for _, c := range []string{"diagnose", "probe ftp"} {
+		_, out, _ = runCmd(t, append(append([]string{"__complete"}, strings.Fields(c)...), "--tls", "")...)
+		if !strings.Contains(out, "require") {
+			t.Errorf("%s --tls completion: %s", c, out)
+		}
+	}
 	_, out, _ = runCmd(t, "__complete", "add", "")
 	if !strings.Contains(out, "21,42000-42010") {
 		t.Errorf("port presets: %s", out)
