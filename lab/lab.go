@@ -73,6 +73,7 @@ type Options struct {
 	ForcePassiveIP bool  // pure-ftpd advertises the router's WAN address in PASV replies
 	DenyPorts      []int // miniupnpd refuses mappings of these external ports (a failure halfway through a range)
 	FTPTLS         int   // the server's pure-ftpd TLS level (-Y): 0 none, 1 optional, 2 required; self-signed certificate
+	NoChroot       bool  // the server's account is not kept inside its home: the whole disk is browsable
 }
 
 // Host is one namespace of the lab.
@@ -446,7 +447,11 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 	var entries string
 	if withUser {
 		hash := strings.TrimSpace(l.must("openssl", "passwd", "-6", "-salt", "natdoctorlab", FTPPassword))
-		entries = fmt.Sprintf("%s:%s:65534:65534::%s/./::::::::::::\n", FTPUser, hash, root)
+		home := root + "/./" // "/./": chroot to the home
+		if l.Opts.NoChroot && h == l.Server {
+			home = root
+		}
+		entries = fmt.Sprintf("%s:%s:65534:65534::%s::::::::::::\n", FTPUser, hash, home)
 	} // else an empty user database: every login is refused, as on a machine that is not the user's server
 	if err := os.WriteFile(passwd, []byte(entries), 0o600); err != nil {
 		l.t.Fatal(err)
@@ -454,7 +459,7 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 	pdb := filepath.Join(base, "pureftpd.pdb")
 	l.must("pure-pw", "mkdb", pdb, "-f", passwd)
 	args := []string{"netns", "exec", h.NS, "pure-ftpd",
-		"-l", "puredb:" + pdb, "-E", "-H", "-A",
+		"-l", "puredb:" + pdb, "-E", "-H",
 		"-p", fmt.Sprintf("%d:%d", PassiveLow, PassiveHigh),
 		"-c", "15", "-C", "15",
 		"-F", filepath.Join(base, "fortune"),
@@ -462,6 +467,9 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 		"-S", addr.String() + ",21"}
 	if l.Opts.ForcePassiveIP && h == l.Server {
 		args = append(args, "-P", l.WAN().String())
+	}
+	if !l.Opts.NoChroot || h != l.Server {
+		args = append(args, "-A") // chroot everyone
 	}
 	if l.Opts.FTPTLS > 0 && h == l.Server {
 		// A self-signed certificate, as home servers have.

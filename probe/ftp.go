@@ -142,11 +142,17 @@ type FTPResult struct {
 	LoginUser string   `json:"login_user,omitempty"`
 	LoginText string   `json:"login_reply,omitempty"`
 
-	PASV    *Passive    `json:"pasv,omitempty"`
-	EPSV    *Passive    `json:"epsv,omitempty"`
-	Data    []DataCheck `json:"data"`
-	List    Status      `json:"list"`
-	Listing []string    `json:"listing,omitempty"` // the first lines
+	// Home is the directory PWD named after login; Confined says whether
+	// the session is kept inside it: failed means CWD reached a system
+	// directory (RFC 959 CWD) outside it, the whole disk is browsable.
+	Home      string      `json:"home,omitempty"`
+	Confined  Status      `json:"confined,omitempty"`
+	EscapedTo string      `json:"escaped_to,omitempty"`
+	PASV      *Passive    `json:"pasv,omitempty"`
+	EPSV      *Passive    `json:"epsv,omitempty"`
+	Data      []DataCheck `json:"data"`
+	List      Status      `json:"list"`
+	Listing   []string    `json:"listing,omitempty"` // the first lines
 
 	SampledPorts []uint16    `json:"sampled_ports,omitempty"`
 	Samples      []DataCheck `json:"samples,omitempty"`
@@ -234,11 +240,17 @@ func (c *ftpConn) cmd(ctx context.Context, shown, format string, args ...any) (i
 	return c.reply(ctx, shown, start)
 }
 
+// newFTPResult returns a result in which nothing was checked yet.
+func newFTPResult(target string) *FTPResult {
+	return &FTPResult{Target: target, AuthTLS: Skipped, Login: Skipped, List: Skipped, Confined: Skipped,
+		Data: []DataCheck{}, Transcript: []Exchange{}}
+}
+
 // CheckFTP runs the FTP checker over conn, an open control connection to
 // target. It closes conn. The result is never nil.
 func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions) *FTPResult {
 	start := time.Now()
-	res := &FTPResult{Target: target, AuthTLS: Skipped, Login: Skipped, List: Skipped, Data: []DataCheck{}, Transcript: []Exchange{}}
+	res := newFTPResult(target)
 	defer func() { res.Elapsed = time.Since(start) }()
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
@@ -343,7 +355,7 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	if c.tlsConfig != nil {
 		c.protectData(ctx)
 	}
-	c.cmd(ctx, "PWD", "PWD")
+	c.confinement(ctx)
 
 	// PASV, then a data connection to the advertised address with LIST.
 	res.PASV = c.pasv(ctx, opts)
@@ -643,6 +655,62 @@ func describeNetErr(err error) string {
 // classify names the kind of address a server advertises.
 func classify(a netip.Addr) string { return string(nat.ClassifyAddr(a)) }
 
+// systemDirs are directories every Unix-like system (and macOS) has: a
+// session that can change into one is not confined to its home.
+var systemDirs = []string{"/etc", "/usr"}
+
+// confinement records the home directory and whether the session can
+// leave it for a system directory (no chroot, "default root"). It
+// returns to the home directory afterwards.
+func (c *ftpConn) confinement(ctx context.Context) {
+	code, rep, err := c.cmd(ctx, "PWD", "PWD")
+	if err != nil || code != 257 || len(rep) == 0 {
+		return
+	}
+	home, ok := parsePWD(rep[0])
+	if !ok {
+		return
+	}
+	c.res.Home, c.res.Confined = home, OK
+	for _, dir := range systemDirs {
+		if home == dir || strings.HasPrefix(home, dir+"/") {
+			continue
+		}
+		code, _, err := c.cmd(ctx, "CWD "+dir, "CWD %s", dir)
+		if err != nil {
+			c.res.Confined = Error
+			return
+		}
+		if code == 250 {
+			c.res.Confined, c.res.EscapedTo = Failed, dir
+			c.cmd(ctx, "CWD "+home, "CWD %s", home)
+			return
+		}
+	}
+}
+
+// parsePWD returns the quoted path of a 257 reply ("" inside doubled).
+func parsePWD(line string) (string, bool) {
+	i := strings.IndexByte(line, '"')
+	if i < 0 {
+		return "", false
+	}
+	var b strings.Builder
+	for j := i + 1; j < len(line); j++ {
+		if line[j] != '"' {
+			b.WriteByte(line[j])
+			continue
+		}
+		if j+1 < len(line) && line[j+1] == '"' {
+			b.WriteByte('"')
+			j++
+			continue
+		}
+		return b.String(), b.Len() > 0
+	}
+	return "", false
+}
+
 // serverName is the name a server's certificate should carry: the one
 // given, else the host the target names, else the address dialled.
 func serverName(target, given string, control netip.Addr) string {
@@ -667,8 +735,9 @@ func DialAndCheckFTP(ctx context.Context, target string, opts FTPOptions) *FTPRe
 	var d net.Dialer
 	conn, err := d.DialContext(dctx, "tcp", target)
 	if err != nil {
-		return &FTPResult{Target: target, Reached: Failed, ReachErr: describeNetErr(err), AuthTLS: Skipped,
-			Login: Skipped, List: Skipped, Data: []DataCheck{}, Transcript: []Exchange{}}
+		res := newFTPResult(target)
+		res.Reached, res.ReachErr = Failed, describeNetErr(err)
+		return res
 	}
 	return CheckFTP(ctx, conn, target, opts)
 }

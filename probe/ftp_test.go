@@ -29,6 +29,7 @@ type fakeFTP struct {
 	requireTLS bool        // refuse USER before AUTH TLS
 	brokenTLS  bool        // answer AUTH TLS with 234, then garbage
 	refuseAuth bool        // offer AUTH TLS in FEAT, refuse the command
+	noChroot   bool        // the session sees the whole disk from /home/u
 
 	ln       net.Listener
 	mu       sync.Mutex
@@ -152,6 +153,14 @@ func (f *fakeFTP) serve(c net.Conn) {
 			}
 		case "PWD":
 			reply = "257 \"/\" is your current location\r\n"
+			if f.noChroot {
+				reply = "257 \"/home/u\" is your current location\r\n"
+			}
+		case "CWD":
+			reply = "550 Can't change directory to " + arg + ": No such file or directory\r\n"
+			if f.noChroot || !strings.HasPrefix(arg, "/etc") && !strings.HasPrefix(arg, "/usr") {
+				reply = "250 OK. Current directory is " + arg + "\r\n"
+			}
 		case "PASV", "EPSV":
 			if pasvLn != nil {
 				pasvLn.Close()
@@ -459,6 +468,39 @@ func BenchmarkParsePASV(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParsePASV("227 Entering Passive Mode (10,0,1,2,164,24)"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestFTPConfinement(t *testing.T) {
+	r := check(t, &fakeFTP{password: "pw"}, FTPOptions{User: "u", Password: "pw"})
+	if r.Home != "/" || r.Confined != OK || r.EscapedTo != "" {
+		t.Errorf("chrooted session: home %q confined %s escaped %q", r.Home, r.Confined, r.EscapedTo)
+	}
+	f := &fakeFTP{password: "pw", noChroot: true}
+	r = check(t, f, FTPOptions{User: "u", Password: "pw"})
+	if r.Home != "/home/u" || r.Confined != Failed || r.EscapedTo != "/etc" {
+		t.Errorf("whole disk: home %q confined %s escaped %q", r.Home, r.Confined, r.EscapedTo)
+	}
+	got := strings.Join(f.received, "\n")
+	if !strings.Contains(got, "CWD /etc\nCWD /home/u\n") || r.List != OK {
+		t.Errorf("did not go back home before listing: %q", got)
+	}
+	if r = check(t, &fakeFTP{password: "pw"}, FTPOptions{}); r.Confined != Skipped {
+		t.Errorf("confinement without a login: %s", r.Confined)
+	}
+}
+
+func TestParsePWD(t *testing.T) {
+	for in, want := range map[string]string{
+		`257 "/" is your current location`:   "/",
+		`257 "/home/a ""b""" created`:        `/home/a "b"`,
+		`257 "/Users/alice/My Files" is cwd`: "/Users/alice/My Files",
+		`257 no quotes`:                      "",
+		`257 "unterminated`:                  "",
+	} {
+		if got, _ := parsePWD(in); got != want {
+			t.Errorf("parsePWD(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -104,8 +104,9 @@ func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResu
 	conn, err := o.Reflector.Relay(dctx, pub, o.FTPPort)
 	cancel()
 	if err != nil {
-		return &FTPResult{Target: target + " (from outside)", Reached: Failed, ReachErr: describeNetErr(err),
-			AuthTLS: Skipped, Login: Skipped, List: Skipped, Data: []DataCheck{}, Transcript: []Exchange{}}
+		res := newFTPResult(target + " (from outside)")
+		res.Reached, res.ReachErr = Failed, describeNetErr(err)
+		return res
 	}
 	opts := o.FTP
 	opts.DialData = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {

@@ -48,6 +48,7 @@ const (
 	CodeFTPCleartext      = "ftp-cleartext"
 	CodeFTPTLSFailed      = "ftp-tls-failed"
 	CodeFTPTLSUntrusted   = "ftp-tls-untrusted"
+	CodeFTPNoChroot       = "ftp-no-chroot"
 	CodeHairpin           = "hairpin-unsupported"
 	CodeLeaseExpiring     = "lease-expiring"
 	CodeOutsideOK         = "outside-reachable"
@@ -417,6 +418,15 @@ func (b *builder) server() {
 	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
 		b.add(loginFailed(in, false, "on the LAN"))
 	}
+	if in.Confined == probe.Failed {
+		b.add(Finding{
+			Code: CodeFTPNoChroot, Severity: SevWarning,
+			Summary:     fmt.Sprintf("logged-in users can leave their home %s: CWD %s works, the whole disk is browsable", in.Home, in.EscapedTo),
+			Evidence:    map[string]any{"home": in.Home, "reached": in.EscapedTo, "user": in.LoginUser},
+			Explanation: "Without a chroot (\"default root\"), anyone who logs in, or guesses a password, can read every file the account may read, system files included.",
+			Fix:         noChrootFix(o),
+		})
+	}
 	if p := in.PASV; p != nil && p.ParseError == "" {
 		switch p.AddrClass {
 		case "private", "loopback", "unspecified", "link-local", "shared":
@@ -461,6 +471,24 @@ func (b *builder) server() {
 			Fix:         "Open the passive range in the server's firewall.",
 		})
 	}
+}
+
+func noChrootFix(o *Observations) string {
+	server := ""
+	if o.Config != nil {
+		server = o.Config.Server
+	} else if o.Inside != nil {
+		server = o.Inside.Software
+	}
+	switch server {
+	case "vsftpd":
+		return "Set chroot_local_user=YES in vsftpd.conf."
+	case "ProFTPD":
+		return "Set DefaultRoot ~ in proftpd.conf."
+	case "Pure-FTPd":
+		return "Set ChrootEveryone yes (pure-ftpd -A), or give virtual users a home ending in /./ (pure-pw usermod USER -d DIR)."
+	}
+	return "Keep users inside their home: Pure-FTPd ChrootEveryone yes; vsftpd chroot_local_user=YES; ProFTPD DefaultRoot ~."
 }
 
 // tls reports FTPS that fails, and a certificate clients will question.

@@ -240,3 +240,15 @@ func TestFTPSFindings(t *testing.T) {
 		}
 	})
 }
+
+func TestNoChroot(t *testing.T) {
+	o := airport()
+	if findingOf(Build(o), CodeFTPNoChroot) != nil {
+		t.Fatal("no-chroot reported without evidence")
+	}
+	o.Inside.Home, o.Inside.Confined, o.Inside.EscapedTo = "/Users/alice", probe.Failed, "/etc"
+	f := findingOf(Build(o), CodeFTPNoChroot)
+	if f == nil || f.Severity != SevWarning || !strings.Contains(f.Summary, "/Users/alice") || !strings.Contains(f.Fix, "ChrootEveryone") {
+		t.Fatalf("no chroot: %+v", f)
+	}
+}

@@ -102,3 +102,28 @@ func TestLabProbeFTPWrongPasswordStaysSecret(t *testing.T) {
 		}
 	}
 }
+
+// The field notes' built-in server let clients browse the whole disk:
+// the walk notices when a session can leave its home.
+func TestLabProbeFTPConfinement(t *testing.T) {
+	t.Parallel()
+	for _, noChroot := range []bool{false, true} {
+		l := lab.Start(t, lab.Options{NoChroot: noChroot})
+		out, errOut, code := l.Server.NatdoctorEnv(t, []string{"LAB_FTP_PW=" + lab.FTPPassword}, "probe", "ftp", lab.ServerAddr.String(),
+			"--user", lab.FTPUser, "--password-env", "LAB_FTP_PW", "--json")
+		var r probe.FTPResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 {
+			t.Fatalf("no chroot %v: exit %d %v\n%s\n%s", noChroot, code, err, out, errOut)
+		}
+		want := probe.OK
+		if noChroot {
+			want = probe.Failed
+		}
+		if r.Confined != want || (noChroot && (r.EscapedTo != "/etc" || !strings.HasSuffix(r.Home, "ftproot"))) || (!noChroot && r.Home != "/") {
+			t.Errorf("no chroot %v: home %q confined %s escaped %q", noChroot, r.Home, r.Confined, r.EscapedTo)
+		}
+		if r.List != probe.OK || !strings.Contains(strings.Join(r.Listing, "\n"), "file1.txt") {
+			t.Errorf("no chroot %v: the listing is not of the home: %q", noChroot, r.Listing)
+		}
+	}
+}

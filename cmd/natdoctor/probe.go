@@ -264,6 +264,12 @@ func printFTP(w io.Writer, r *probe.FTPResult, expected *probe.PortRange, verbos
 			fmt.Fprintln(w, "    the server accepts logins over TLS only: try --tls require")
 		}
 	}
+	switch r.Confined {
+	case probe.OK:
+		fmt.Fprintf(w, "✓ the session stays inside its home %s\n", r.Home)
+	case probe.Failed:
+		fmt.Fprintf(w, "! the session can leave its home %s for %s: the whole disk is browsable\n", r.Home, r.EscapedTo)
+	}
 	for _, p := range []struct {
 		name string
 		p    *probe.Passive
