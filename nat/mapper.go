@@ -337,7 +337,7 @@ func (m *Mapper) rollback(ctx context.Context, steps []Step) error {
 			if err == nil || errors.Is(err, ErrNoSuchMapping) {
 				_, err = m.Router.Add(rbCtx, Request{Protocol: s.Existing.Protocol, ExternalPort: s.Existing.ExternalPort,
 					InternalAddr: s.Existing.InternalAddr, InternalPort: s.Existing.InternalPort,
-					Description: s.Existing.Description, Lease: s.Existing.Lease})
+					Description: s.Existing.Description, Lease: s.Existing.Lease, Disabled: !s.Existing.Enabled})
 			}
 		case s.Granted == nil:
 			// No answer: the router may have made it. It was not there

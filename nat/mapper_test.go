@@ -95,7 +95,8 @@ func TestAddIsIdempotentAndLabelled(t *testing.T) {
 
 func TestAddConflictChangesNothing(t *testing.T) {
 	r := nattest.New(t)
-	r.Set("TCP", 42005, nattest.Entry{InternalClient: other.String(), InternalPort: 42005, Description: "old laptop", Enabled: true})
+	// Disabled, so that a restore must put it back disabled.
+	r.Set("TCP", 42005, nattest.Entry{InternalClient: other.String(), InternalPort: 42005, Description: "old laptop", Enabled: false})
 	before := r.Entries()
 	m := upnpMapper(t, r, false)
 	ctx := context.Background()

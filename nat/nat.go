@@ -67,6 +67,9 @@ type Request struct {
 	InternalPort uint16
 	Description  string
 	Lease        time.Duration // 0 asks for a permanent mapping (UPnP)
+	// Disabled makes a mapping that exists but forwards nothing (UPnP
+	// only): a restore puts back a disabled mapping as it was.
+	Disabled bool
 }
 
 // Router is a port-mapping service on the gateway, spoken through one protocol.

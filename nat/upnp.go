@@ -391,7 +391,7 @@ func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 	add := func(lease uint32) error {
 		u.count()
 		return soapError("AddPortMapping", u.conn.AddPortMappingCtx(ctx, "", req.ExternalPort, string(req.Protocol),
-			req.InternalPort, req.InternalAddr.String(), true, req.Description, lease))
+			req.InternalPort, req.InternalAddr.String(), !req.Disabled, req.Description, lease))
 	}
 	err := add(lease)
 	switch code := UPnPCode(err); {
