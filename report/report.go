@@ -473,14 +473,20 @@ func (b *builder) server() {
 	}
 }
 
-func noChrootFix(o *Observations) string {
-	server := ""
+// serverSoftware names the FTP server: from its configuration, else from
+// its greeting.
+func (o *Observations) serverSoftware() string {
 	if o.Config != nil {
-		server = o.Config.Server
-	} else if o.Inside != nil {
-		server = o.Inside.Software
+		return o.Config.Server
 	}
-	switch server {
+	if o.Inside != nil {
+		return o.Inside.Software
+	}
+	return ""
+}
+
+func noChrootFix(o *Observations) string {
+	switch o.serverSoftware() {
 	case "vsftpd":
 		return "Set chroot_local_user=YES in vsftpd.conf."
 	case "ProFTPD":
@@ -537,13 +543,7 @@ func forcedAddrFix(o *Observations, ext string) string {
 	if addr == "" {
 		addr = "<your public address>"
 	}
-	server := ""
-	if o.Config != nil {
-		server = o.Config.Server
-	} else if o.Inside != nil {
-		server = o.Inside.Software
-	}
-	switch server {
+	switch o.serverSoftware() {
 	case "vsftpd":
 		return "Set pasv_address=" + addr + " in vsftpd.conf."
 	case "ProFTPD":
