@@ -89,9 +89,6 @@ type FTPOptions struct {
 	ReplyTimeout, DataTimeout time.Duration
 	// TLS says whether to use explicit FTPS; "" means TLSAuto.
 	TLS TLSMode
-	// ServerName is the name the certificate is checked against; ""
-	// means the host the target names.
-	ServerName string
 }
 
 // Exchange is one command and its reply, for the evidence.
@@ -318,7 +315,7 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 		mode = TLSAuto
 	}
 	if mode == TLSRequire || (mode == TLSAuto && res.AuthTLS == OK) {
-		if !c.startTLS(ctx, opts, serverName(target, opts.ServerName, res.ControlAddr)) {
+		if !c.startTLS(ctx, opts, serverName(target, res.ControlAddr)) {
 			return res
 		}
 	}
@@ -711,12 +708,9 @@ func parsePWD(line string) (string, bool) {
 	return "", false
 }
 
-// serverName is the name a server's certificate should carry: the one
-// given, else the host the target names, else the address dialled.
-func serverName(target, given string, control netip.Addr) string {
-	if given != "" {
-		return given
-	}
+// serverName is the name a server's certificate should carry: the host
+// the target names, else the address dialled.
+func serverName(target string, control netip.Addr) string {
 	t, _, _ := strings.Cut(target, " ")
 	if h, _, err := net.SplitHostPort(t); err == nil && h != "" {
 		return h
