@@ -29,7 +29,8 @@ const (
 	// maxListPage and minListPage bound the entries asked for per
 	// GetListOfPortMappings call. miniupnpd's cost is per call, not per
 	// entry (lab: 0.2-0.5 s for 25 or 200 of 100 entries), so pages start
-	// large and halve when a router fails a page with an HTTP error.
+	// large and halve when a router fails a page with an HTTP error. A
+	// page of minListPage or more is never taken as the end of a range.
 	maxListPage        = 100
 	minListPage        = 25
 	maxListCalls       = 4096 // GetListOfPortMappings calls in one listing
@@ -521,8 +522,11 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 		if len(all) > maxListEntries {
 			return fmt.Errorf("UPnP GetListOfPortMappings: %w: more than %d mappings", ErrTooLarge, maxListEntries)
 		}
-		if len(ms) < page || lo == hi {
-			return nil // the whole range fitted in one page
+		// A page shorter than asked is the whole range, unless it still
+		// holds minListPage entries: a router may cap pages below what
+		// was asked, and then the rest would go unseen.
+		if len(ms) < min(page, minListPage) || lo == hi {
+			return nil
 		}
 		if len(got) < len(ms) {
 			// A full page with ports outside the range asked for: the

@@ -67,6 +67,7 @@ type Router struct {
 	ControlHost    string       // when set, the description's control URL names this host
 	NoBulkList     atomic.Bool  // GetListOfPortMappings fails with HTTP 500
 	BulkListMax    atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
+	BulkListCap    atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
 	OnlyPermanent  atomic.Bool  // refuse finite UPnP leases with 725
 	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
@@ -617,6 +618,9 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		if r.NoBulkList.Load() || (r.BulkListMax.Load() > 0 && int32(n) > r.BulkListMax.Load()) {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
+		}
+		if c := int(r.BulkListCap.Load()); c > 0 && (n == 0 || n > c) {
+			n = c
 		}
 		start, end, proto := port("NewStartPort"), port("NewEndPort"), strings.ToUpper(a["NewProtocol"])
 		var b strings.Builder
