@@ -54,6 +54,9 @@ type Config struct {
 	PCPKey []byte
 	// Skip lists protocols not to probe.
 	Skip []Method
+	// SkipUptime leaves out UPnP's GetStatusInfo (the router's uptime,
+	// for display): one request less for commands that do not show it.
+	SkipUptime bool
 	// ListPage is the number of entries asked for per UPnP
 	// GetListOfPortMappings request; 0 means 100. Pages halve, down to 25,
 	// when a router fails one with an HTTP error.
@@ -276,7 +279,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				if errors.Is(err, ErrNoExternalAddr) {
 					d.UPnP.NoExternalAddr, d.upnp = true, u
 				}
-				if err == nil || errors.Is(err, ErrNoExternalAddr) {
+				if (err == nil || errors.Is(err, ErrNoExternalAddr)) && !cfg.SkipUptime {
 					if _, up, serr := u.Status(ctx); serr == nil {
 						d.UPnP.Uptime = up
 					}

@@ -520,3 +520,22 @@ func portRange(lo, hi uint16) []uint16 {
 	}
 	return ps
 }
+
+// TestSkipUptime: mapping commands leave out GetStatusInfo, a request
+// that costs as much as any other on a busy miniupnpd.
+func TestSkipUptime(t *testing.T) {
+	r := nattest.New(t)
+	discover(t, r)
+	if n := r.Actions()["GetStatusInfo"]; n != 1 {
+		t.Fatalf("discovery sent GetStatusInfo %d times, want 1", n)
+	}
+	cfg := testConfig(r)
+	cfg.SkipUptime = true
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil || d.UPnP.Status != nat.StatusOK || !d.UPnP.ExternalAddr.IsValid() {
+		t.Fatalf("discovery without uptime: %+v %v", d.UPnP, err)
+	}
+	if n := r.Actions()["GetStatusInfo"]; n != 1 {
+		t.Errorf("GetStatusInfo sent although skipped (%d in all)", n)
+	}
+}

@@ -99,6 +99,7 @@ func openMapper(ctx context.Context, g *globalOptions, via string, force bool, t
 	// A router busy changing its rules may answer late; a command that
 	// changes mappings can wait a little longer than discover does.
 	cfg.PMPTimeout, cfg.UPnPTimeout = mapDiscoveryTimeout, mapDiscoveryTimeout
+	cfg.SkipUptime = true
 	if via != "auto" {
 		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
 			if string(m) != via {
@@ -179,6 +180,7 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
 			cfg.UPnPTimeout = mapDiscoveryTimeout
 			cfg.ListPage = page
+			cfg.SkipUptime = true
 			d, err := nat.Discover(ctx, cfg)
 			if err != nil {
 				return err
