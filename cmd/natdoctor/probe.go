@@ -123,9 +123,11 @@ func newCmdProbeFTP(g *globalOptions) *cobra.Command {
 		Use:   "ftp HOST[:PORT]",
 		Short: "Walk through an FTP session and show what strict clients see",
 		Long: `Connect to an FTP server (port 21 unless given) and walk through what a client
-does: greeting, FEAT (is AUTH TLS offered?), login, PWD, PASV and EPSV, a data
-connection to the advertised address and one to the address dialled, LIST,
-QUIT. With --samples N it asks for N more passive ports and tries each.
+does: greeting, FEAT (is AUTH TLS offered?), explicit FTPS (--tls), login,
+PWD (and whether the session can leave its home for /etc or /usr), PASV and
+EPSV, a data connection to the advertised address and one to the address
+dialled, LIST, QUIT. With --samples N it asks for N more passive ports and
+tries each. The server's TLS certificate is shown, not enforced.
 
 Run it from outside against the router's public address, or from inside
 against the LAN address. The password comes from --password-env, --password-file
