@@ -7,6 +7,7 @@ import (
 
 	"github.com/natdoctor/natdoctor/lab"
 	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/report"
 )
 
 // Pure-FTPd with TLS and a self-signed certificate, probed from outside
@@ -71,5 +72,34 @@ func TestLabFTPSRequired(t *testing.T) {
 		"--user", lab.FTPUser, "--password-env", "LAB_FTP_PW", "--pasv", fmt.Sprintf("%d-%d", lab.PassiveLow, lab.PassiveHigh))
 	if !strings.Contains(rep, `"code": "ftp-login-failed"`) || !strings.Contains(rep, "TLS only") {
 		t.Errorf("diagnose --tls off does not say the server wants TLS:\n%s", rep)
+	}
+}
+
+// The whole check over FTPS, from outside through the reflector: the
+// relayed session and every data connection dialled back use TLS.
+func TestLabDiagnoseFTPSThroughReflector(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{FTPTLS: 1, ForcePassiveIP: true})
+	refl := l.StartReflector(t)
+	l.Server.MustRun(t, lab.Natdoctor(t), "add", "21", labRange)
+	r, out, code := labDiagnose(t, l, "--reflector", refl, "--tls", "require")
+	fs := codes(r)
+	if code != 0 || !r.Healthy {
+		t.Fatalf("exit %d, findings %v\n%s", code, r.Findings, out)
+	}
+	if _, ok := fs[report.CodeOutsideOK]; !ok {
+		t.Errorf("outside not reached over FTPS: %v", r.Findings)
+	}
+	if f, ok := fs[report.CodeFTPTLSUntrusted]; !ok || f.Severity != report.SevInfo {
+		t.Errorf("self-signed certificate not reported: %v", r.Findings)
+	}
+	for _, c := range []string{report.CodeFTPTLSFailed, report.CodeFTPCleartext, report.CodePASVPrivate} {
+		if _, ok := fs[c]; ok {
+			t.Errorf("unexpected %s: %+v", c, fs[c])
+		}
+	}
+	outside := r.Observations.Outside.Outside
+	if outside == nil || outside.TLS == nil || outside.TLS.Status != probe.OK || !outside.TLS.ProtectedData || outside.List != probe.OK {
+		t.Fatalf("outside walk: %s", out)
 	}
 }
