@@ -1,5 +1,9 @@
 # natdoctor's build, test and lab targets. The lab targets need root and the
 # Debian packages that .ci/run installs.
+# bash with pipefail: a recipe piped through grep fails when its test fails.
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -ec
+
 GO      ?= go
 BIN     ?= bin/natdoctor
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -15,44 +19,55 @@ FUZZ_TARGETS := nat:FuzzParsePCPResponse nat:FuzzParseSSDPResponse nat:FuzzParse
 	probe:FuzzFTPReplies probe:FuzzReflectorRequest
 PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
 
-.PHONY: build test unit-test lab-test demo bench fuzz fmt vet man cross dist clean
+.PHONY: build test ci unit-test lab-test demo lab-deps bench fuzz fmt vet man cross dist clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
 
 # Unit tests always; the lab suite too when run as root with the tools
-# installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail).
-test: vet cross
+# installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail);
+# then each fuzz target for 2000 inputs.
+test: vet
+	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
-	$(GO) test -count=1 -timeout 20m ./...
 
-# Every fuzz target for FUZZTIME executions (make test runs 2000 each first).
+# What CI runs after the README's two commands: the cross-builds.
+ci: test cross
+
+# Every fuzz target for FUZZTIME executions (make test runs 2000 each).
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@log=$$(mktemp -t natdoctor-fuzz.XXXXXX); trap 'rm -f "$$log"' EXIT; \
+	for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} > /tmp/natdoctor-fuzz.log 2>&1 || { cat /tmp/natdoctor-fuzz.log; exit 1; }; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} > "$$log" 2>&1 || { cat "$$log"; exit 1; }; \
 	done
 
+# Unit tests only: -short skips the lab, also as root.
 unit-test:
 	$(GO) test -count=1 -short ./...
 
 lab-test:
 	NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 20m -run 'Lab' -v ./...
 
+# The lab's Debian packages, when missing (root; see lab/packages.txt).
+lab-deps:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "the lab needs root: it builds network namespaces" >&2; exit 1; fi
+	bash lab/install-deps
+
 # The user's AirPort situation in the lab, and natdoctor finding it (root).
-demo:
-	NATDOCTOR_DEMO=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./cmd/natdoctor | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ok '
+demo: lab-deps
+	NATDOCTOR_DEMO=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./cmd/natdoctor | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 # natdoctor against upnpc and natpmpc on the lab (root); writes bench/results.json.
-bench:
-	NATDOCTOR_BENCH=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 60m -v -run '^TestBench$$' ./bench | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ok ' -e 'bench_test.go'
+bench: lab-deps
+	NATDOCTOR_BENCH=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 60m -v -run '^TestBench$$' ./bench | grep -v -E -e '^(=== RUN|--- PASS|PASS$$|ok )' -e 'bench_test.go:[0-9]+: \{'
 	$(GO) test -run '^$$' -bench . -benchmem ./nat ./probe
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w .
 
 vet:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 

@@ -15,13 +15,37 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	buildPath string
 	buildErr  error
 	buildOut  []byte
 )
 
+// Main runs a package's tests with m and then removes what the lab built
+// for them; a package whose tests use the lab calls it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(lab.Main(m)) }
+//
+// It also keeps the test process's own natdoctor state (PCP key, mapping
+// lock) in a directory of this run.
+func Main(m *testing.M) int {
+	state, err := os.MkdirTemp("", "natdoctor-test-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	defer os.RemoveAll(state)
+	os.Setenv("NATDOCTOR_STATE_DIR", state)
+	os.Setenv("NATDOCTOR_RUNTIME_DIR", state)
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	return code
+}
+
 // Natdoctor builds the natdoctor command once per test binary and returns
-// its path, for running inside the lab's namespaces.
+// its path, for running inside the lab's namespaces. Main removes it.
 func Natdoctor(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -30,6 +54,7 @@ func Natdoctor(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		if err := os.Chmod(dir, 0o755); err != nil {
 			buildErr = err
 			return

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,10 +55,13 @@ const (
 	RouterFriendly = "natdoctor lab router"
 )
 
-// Bounds on every wait the lab makes.
+// Bounds on every wait the lab makes. They catch a hang, not a slow
+// machine: every command returns as soon as it is done, and a loaded 2-core
+// machine can take many times the usual second. What a test asserts about
+// time, it measures on its own.
 const (
-	commandTimeout = 15 * time.Second
-	readyTimeout   = 10 * time.Second
+	commandTimeout = 2 * time.Minute
+	readyTimeout   = time.Minute
 	pollInterval   = 20 * time.Millisecond
 )
 
@@ -96,22 +101,44 @@ type Lab struct {
 	procs    []*exec.Cmd
 }
 
-// Tools the lab needs on PATH.
-var tools = []string{"ip", "nft", "miniupnpd", "pure-ftpd", "pure-pw", "ss", "openssl"}
+// packagesTxt lists every tool the lab and its tests run, with its Debian
+// package; lab/install-deps installs from the same list.
+//
+//go:embed packages.txt
+var packagesTxt string
+
+// Tool is one program the lab runs and the Debian package that brings it.
+type Tool struct{ Name, Package string }
+
+// Tools returns the tools of packages.txt.
+func Tools() []Tool {
+	var ts []Tool
+	for _, line := range strings.Split(packagesTxt, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || strings.HasPrefix(f[0], "#") || f[0] == "-" {
+			continue
+		}
+		ts = append(ts, Tool{Name: f[0], Package: f[1]})
+	}
+	return ts
+}
 
 // Available reports why the lab cannot run here, or nil.
 func Available() error {
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root (network namespaces)")
 	}
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
+	var missing, pkgs []string
+	for _, tool := range Tools() {
+		if _, err := exec.LookPath(tool.Name); err != nil {
+			missing = append(missing, tool.Name)
+			if !slices.Contains(pkgs, tool.Package) {
+				pkgs = append(pkgs, tool.Package)
+			}
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing tools: %s (install iproute2 nftables miniupnpd-nftables miniupnpd pure-ftpd)", strings.Join(missing, ", "))
+		return fmt.Errorf("missing tools: %s (lab/install-deps installs %s)", strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	}
 	return nil
 }
@@ -120,9 +147,13 @@ func Available() error {
 // that cannot start fails the test instead of skipping it.
 func Required() bool { return os.Getenv("NATDOCTOR_LAB") == "1" }
 
-// Skip skips t (or fails it, when the lab is required) if the lab cannot run.
+// Skip skips t under -short, and skips it (or fails it, when the lab is
+// required) if the lab cannot run.
 func Skip(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab test skipped under -short")
+	}
 	err := Available()
 	if err == nil {
 		return
@@ -198,9 +229,10 @@ func (l *Lab) must(name string, args ...string) string {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
+	start := time.Now()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		l.t.Fatalf("lab: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		l.t.Fatalf("lab: %s %s: %v after %v\n%s", name, strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond), out)
 	}
 	return string(out)
 }
@@ -579,20 +611,27 @@ func (l *Lab) close() {
 }
 
 // Command returns a command that runs name inside host h, bounded by ctx.
+// Its temporary files, and natdoctor's state and lock, stay in h.Tmp: lab
+// hosts share nothing with each other, nor with a real natdoctor.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
 	if h.Tmp != "" {
-		cmd.Env = append(os.Environ(), "TMPDIR="+h.Tmp)
+		cmd.Env = append(os.Environ(), "TMPDIR="+h.Tmp, "NATDOCTOR_STATE_DIR="+h.Tmp, "NATDOCTOR_RUNTIME_DIR="+h.Tmp)
 	}
 	return cmd
 }
 
-// Run runs name inside h with a bounded time and returns its combined
-// output and error.
+// Run runs name inside h, bounded by commandTimeout (a hang guard), and
+// returns its combined output and error. An error names the command and
+// how long it ran.
 func (h *Host) Run(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
+	start := time.Now()
 	out, err := h.Command(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%s %s on %s: %w after %v", name, strings.Join(args, " "), h.Name, err, time.Since(start).Round(time.Millisecond))
+	}
 	return string(out), err
 }
 
@@ -601,7 +640,7 @@ func (h *Host) MustRun(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := h.Run(name, args...)
 	if err != nil {
-		t.Fatalf("%s: %s %s: %v\n%s", h.Name, name, strings.Join(args, " "), err, out)
+		t.Fatalf("%v\n%s", err, out)
 	}
 	return out
 }

@@ -16,10 +16,13 @@ const lockPollInterval = 50 * time.Millisecond
 // this host (a keep service and an ad hoc add, say): without it, one run's
 // roll-back could remove mappings that another run had just made, since a
 // router cannot tell a renewal from a creation. It waits until the lock is
-// free or ctx ends. A lock file that cannot be opened (permissions) is not
-// an error: the caller goes on unlocked, and the returned error says so.
+// free or ctx ends. The lock file is natdoctor-mappings.lock in RuntimeDir.
+// A lock file that cannot be opened (permissions) is not an error: the
+// caller goes on unlocked, and the returned error says so.
 func LockMappings(ctx context.Context) (unlock func(), err error) {
-	path := filepath.Join(os.TempDir(), "natdoctor-mappings.lock")
+	dir := RuntimeDir()
+	_ = os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, "natdoctor-mappings.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
 		return func() {}, fmt.Errorf("no mapping lock (%v): concurrent natdoctor runs are not serialised", err)

@@ -171,21 +171,18 @@ func (c *PCP) nonce(ianaProto uint8, internalPort uint16) [12]byte {
 	return n
 }
 
-// pcpKeyFile is where the PCP nonce key lives, under the user's config directory.
-const pcpKeyFile = "natdoctor/pcp-nonce.key"
+// pcpKeyFile is the PCP nonce key's name in StateDir.
+const pcpKeyFile = "pcp-nonce.key"
 
 // LoadPCPKey returns this host's PCP nonce key, creating it (32 random
-// bytes, mode 0600) on first use. When no config directory is writable it
+// bytes, mode 0600) in StateDir on first use. When that is not writable it
 // returns a key for this process only, and an error saying so.
 func LoadPCPKey() ([]byte, error) {
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("natdoctor-%d", os.Getuid()), "pcp-nonce.key") // no $HOME: a service
-	if dir, err := os.UserConfigDir(); err == nil {
-		path = filepath.Join(dir, pcpKeyFile)
-	}
+	path := filepath.Join(StateDir(), pcpKeyFile)
 	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
 		return b, nil
 	}

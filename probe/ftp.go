@@ -44,7 +44,8 @@ const (
 
 // PortRange is an inclusive range of ports.
 type PortRange struct {
-	Low, High uint16
+	Low  uint16 `json:"low"`
+	High uint16 `json:"high"`
 }
 
 // Contains reports whether p is in the range.

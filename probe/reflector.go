@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +67,11 @@ type Reflector struct {
 	Limits       ReflectorLimits
 	AllowPrivate bool   // dial back private, loopback and link-local sources too
 	Token        string // when set, requests must carry it as a bearer token
-	Log          func(format string, args ...any)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the real source. A request from any other peer is judged by
+	// its own address, whatever its headers say.
+	TrustedProxies []netip.Prefix
+	Log            func(format string, args ...any)
 	// Dial opens a dial-back; nil dials TCP.
 	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 
@@ -139,17 +144,53 @@ func (rf *Reflector) fail(w http.ResponseWriter, code int, format string, args .
 	_ = json.NewEncoder(w).Encode(errorResponse{Error: fmt.Sprintf(format, args...)})
 }
 
-// dialTarget checks a request's source and returns the address to dial.
+// source checks a request's source and returns the address to dial.
 func (rf *Reflector) source(r *http.Request) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("bad source address %q", r.RemoteAddr)
 	}
 	a := ap.Addr().Unmap()
+	if rf.trusted(a) {
+		fwd, err := rf.forwardedFor(r)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		a = fwd
+	}
 	if !rf.AllowPrivate && nat.ClassifyAddr(a) != nat.AddrPublic {
 		return netip.Addr{}, fmt.Errorf("source %s is %s, not public: the reflector dials back public addresses only (start it with --allow-private to change that)", a, nat.ClassifyAddr(a))
 	}
 	return a, nil
+}
+
+func (rf *Reflector) trusted(a netip.Addr) bool {
+	for _, p := range rf.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor returns the client address a trusted proxy forwarded: the
+// rightmost X-Forwarded-For entry that is not itself a trusted proxy (the
+// entries to its left were written by the client and prove nothing).
+func (rf *Reflector) forwardedFor(r *http.Request) (netip.Addr, error) {
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0 && i >= len(hops)-16; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("trusted proxy sent a bad X-Forwarded-For entry %q", strings.TrimSpace(hops[i]))
+		}
+		if a = a.Unmap(); !rf.trusted(a) {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, errors.New("request from a trusted proxy without an X-Forwarded-For client address")
 }
 
 // ServeHTTP implements the reflector protocol.

@@ -251,3 +251,42 @@ func TestReflectorStaysResponsiveUnderSlowloris(t *testing.T) {
 		t.Errorf("well-behaved client waited %v", worst)
 	}
 }
+
+// TestReflectorForwardedFor: X-Forwarded-For is believed only from a
+// trusted proxy, and only its rightmost untrusted entry.
+func TestReflectorForwardedFor(t *testing.T) {
+	req := func(remote string, xff ...string) *http.Request {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		for _, h := range xff {
+			r.Header.Add("X-Forwarded-For", h)
+		}
+		return r
+	}
+	proxy := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.9.0.0/16")}
+	cases := []struct {
+		name    string
+		rf      *Reflector
+		r       *http.Request
+		want    string // source, or "" for an error
+		wantErr string
+	}{
+		{"no trusted proxy: header ignored", &Reflector{AllowPrivate: true}, req("127.0.0.1:5000", "11.0.0.7"), "127.0.0.1", ""},
+		{"untrusted peer: header ignored", &Reflector{TrustedProxies: proxy}, req("11.0.0.5:5000", "11.0.0.7"), "11.0.0.5", ""},
+		{"trusted proxy: client from header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "11.0.0.7"), "11.0.0.7", ""},
+		{"client-written entries to the left are skipped", &Reflector{TrustedProxies: proxy},
+			req("127.0.0.1:5000", "11.0.0.99, 11.0.0.7", "10.9.1.1"), "11.0.0.7", ""},
+		{"forwarded private source still refused", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "10.0.1.2, 127.0.0.1"), "", "not public"},
+		{"trusted proxy without header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000"), "", "without an X-Forwarded-For"},
+		{"garbage header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "not-an-ip"), "", "bad X-Forwarded-For"},
+	}
+	for _, c := range cases {
+		got, err := c.rf.source(c.r)
+		switch {
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%s: got %v, %v; want error %q", c.name, got, err, c.wantErr)
+		case c.wantErr == "" && (err != nil || got.String() != c.want):
+			t.Errorf("%s: got %v, %v; want %s", c.name, got, err, c.want)
+		}
+	}
+}

@@ -47,6 +47,9 @@ An external address that is private, shared (100.64/10) or reserved means the
 router is itself behind another NAT.
 
 Exits 1 when no protocol answers or the router is double-NATed.`,
+		Example: `  natdoctor discover
+  natdoctor discover --json
+  natdoctor discover --gateway 10.0.1.1 -v`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.budget(cmd.Context())

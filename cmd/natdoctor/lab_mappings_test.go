@@ -124,7 +124,7 @@ func TestLabKeepSurvivesRouterRestart(t *testing.T) {
 	t.Parallel()
 	l := lab.Start(t, lab.Options{})
 	bin := lab.Natdoctor(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := l.Server.Command(ctx, bin, "keep", "21", "42000-42010", "--lease", "4s", "--check", "2s")
 	var stderr strings.Builder
@@ -134,15 +134,15 @@ func TestLabKeepSurvivesRouterRestart(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill() }()
 	all := func(fs []lab.Forward) bool { return len(fs) == 12 }
-	if fs, ok := l.WaitForwards(t, 10*time.Second, all); !ok {
+	if fs, ok := l.WaitForwards(t, time.Minute, all); !ok {
 		t.Fatalf("keep did not map 12 ports: %v\n%s", fs, stderr.String())
 	}
 	l.RestartRouterDaemon()
 	if fs := l.Forwards(t); len(fs) != 0 {
 		t.Fatalf("router restart kept %v", fs)
 	}
-	// One renewal period is 2 s (half the 4 s lease); allow two.
-	if fs, ok := l.WaitForwards(t, 5*time.Second, all); !ok {
+	// One renewal period is 2 s (half the 4 s lease); the wait only bounds a hang.
+	if fs, ok := l.WaitForwards(t, time.Minute, all); !ok {
 		t.Fatalf("keep did not restore the mappings after a router restart: %v\n%s", fs, stderr.String())
 	}
 	l.Other.MustRun(t, "upnpc", "-a", lab.DefaultHostLAN.String(), "8080", "8080", "TCP")

@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +34,32 @@ func newCmdMan(g *globalOptions) *cobra.Command {
 			header := &doc.GenManHeader{Title: "NATDOCTOR", Section: "1", Source: "natdoctor", Manual: "natdoctor manual", Date: &date}
 			root := cmd.Root()
 			root.DisableAutoGenTag = true
-			return doc.GenManTree(root, header, args[0])
+			return genManTree(root, header, args[0])
 		},
 	}
+}
+
+// genManTree writes one page per command, each with its own --timeout
+// default (doc.GenManTree would show one for all).
+func genManTree(c *cobra.Command, header *doc.GenManHeader, dir string) error {
+	for _, sub := range c.Commands() {
+		if !sub.IsAvailableCommand() || sub.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		if err := genManTree(sub, header, dir); err != nil {
+			return err
+		}
+	}
+	showTimeoutDefault(c)
+	name := strings.ReplaceAll(c.CommandPath(), " ", "-") + "." + header.Section
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	h := *header
+	if err := doc.GenMan(c, &h, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

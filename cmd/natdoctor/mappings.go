@@ -23,12 +23,18 @@ type mapFlags struct {
 	force          bool
 }
 
-func (f *mapFlags) register(fs *pflag.FlagSet, forceHelp string) {
-	fs.BoolVar(&f.tcp, "tcp", false, "map TCP (the default)")
-	fs.BoolVar(&f.udp, "udp", false, "map UDP")
-	fs.BoolVar(&f.both, "both", false, "map TCP and UDP")
-	fs.StringVar(&f.to, "to", "", "map to this LAN `IP` instead of this host")
-	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol: auto, upnp, natpmp or pcp")
+// register adds the flags; verb ("map", "remove") says what the command
+// does with the ports.
+func (f *mapFlags) register(fs *pflag.FlagSet, verb, forceHelp string) {
+	fs.BoolVar(&f.tcp, "tcp", false, verb+" TCP (the default)")
+	fs.BoolVar(&f.udp, "udp", false, verb+" UDP")
+	fs.BoolVar(&f.both, "both", false, verb+" TCP and UDP")
+	if verb == "map" {
+		fs.StringVar(&f.to, "to", "", "map to this LAN `IP` instead of this host")
+	} else {
+		fs.StringVar(&f.to, "to", "", "remove the mappings to this LAN `IP` instead of this host's")
+	}
+	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `auto|upnp|natpmp|pcp`")
 	fs.BoolVar(&f.force, "force", false, forceHelp)
 }
 
@@ -169,6 +175,9 @@ address and port, description, lease left, enabled, remote host, and which
 ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.
 IGD v2 routers are asked for --page-size entries per request (smaller pages
 are tried when a router fails a large one); IGD v1 routers one by one.`,
+		Example: `  natdoctor list
+  natdoctor list --json
+  natdoctor list --page-size 25`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if page < 1 || page > 1000 {
@@ -220,7 +229,7 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&page, "page-size", 100, "mappings asked for per IGD v2 list request (1-1000)")
+	cmd.Flags().IntVar(&page, "page-size", 100, "`N` mappings asked for per IGD v2 list request (1-1000)")
 	return cmd
 }
 
@@ -345,9 +354,9 @@ slow down as their table grows.`,
 			return runAdd(ctx, g, o, pairs, to)
 		},
 	}
-	o.register(cmd.Flags(), "take ports that are mapped to another host")
-	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease to ask for (0: permanent where the router allows)")
-	cmd.Flags().StringVar(&o.desc, "desc", "", `mapping description (default "natdoctor <port>/<proto>")`)
+	o.register(cmd.Flags(), "map", "take ports that are mapped to another host")
+	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease `D` to ask for (0: permanent where the router allows)")
+	cmd.Flags().StringVar(&o.desc, "desc", "", "mapping description `TEXT` (default \"natdoctor <port>/<proto>\")")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	completeVia(cmd)
 	return cmd
@@ -431,7 +440,7 @@ the budget is 5s plus 0.3s per mapping.`,
 			return writeSteps(g, m.Router.Method(), false, steps, d.LocalAddr, err)
 		},
 	}
-	o.register(cmd.Flags(), "also remove mappings that point at another host")
+	o.register(cmd.Flags(), "remove", "also remove mappings that point at another host")
 	completeVia(cmd)
 	return cmd
 }
@@ -471,11 +480,11 @@ It runs until stopped; each request to the router is bounded on its own.`,
 			return runKeep(cmd.Context(), g, o, pairs, to)
 		},
 	}
-	o.register(cmd.Flags(), "take ports that are mapped to another host")
-	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease to ask for; renewed at about half")
-	cmd.Flags().StringVar(&o.desc, "desc", "", `mapping description (default "natdoctor <port>/<proto>")`)
+	o.register(cmd.Flags(), "map", "take ports that are mapped to another host")
+	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease `D` to ask for; renewed at about half")
+	cmd.Flags().StringVar(&o.desc, "desc", "", "mapping description `TEXT` (default \"natdoctor <port>/<proto>\")")
 	cmd.Flags().BoolVar(&o.leave, "leave", false, "leave the mappings in place on exit")
-	cmd.Flags().DurationVar(&o.check, "check", nat.DefaultCheckInterval, "longest time between checks of the router")
+	cmd.Flags().DurationVar(&o.check, "check", nat.DefaultCheckInterval, "longest time `D` between checks of the router")
 	completeVia(cmd)
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -32,7 +31,7 @@ func (c *credFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.passwordEnv, "password-env", "", "read the password from environment variable `VAR`")
 	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from the first line of `FILE`")
 	fs.BoolVar(&c.anonymous, "anonymous", false, "log in anonymously when no --user is given")
-	fs.StringVar(&c.tls, "tls", "auto", "explicit FTPS: auto (when the server offers AUTH TLS), off, require")
+	fs.StringVar(&c.tls, "tls", "auto", "explicit FTPS `auto|off|require`: auto uses TLS when the server offers AUTH TLS")
 }
 
 // tlsMode returns --tls as a probe.TLSMode.
@@ -138,9 +137,9 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
   natdoctor probe ftp 10.0.1.2 --anonymous --samples 11 --json`,
 		Args: exactArgs(1, "a HOST or HOST:PORT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target := args[0]
-			if _, _, err := net.SplitHostPort(target); err != nil {
-				target = net.JoinHostPort(target, "21")
+			target, err := parseTarget(args[0], 21)
+			if err != nil {
+				return &usageError{err: err}
 			}
 			var expected *probe.PortRange
 			if o.pasv != "" {
@@ -189,7 +188,7 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 	o.creds.register(cmd.Flags())
 	cmd.Flags().StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
 	cmd.Flags().StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range from this server configuration `PATH`")
-	cmd.Flags().IntVar(&o.samples, "samples", 0, "extra PASV commands to sample the passive ports (0-64)")
+	cmd.Flags().IntVar(&o.samples, "samples", 0, "`N` extra PASV commands to sample the passive ports (0-64)")
 	completeTLS(cmd)
 	return cmd
 }

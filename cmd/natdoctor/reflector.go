@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 func newCmdReflector(g *globalOptions) *cobra.Command {
 	var listen, tokenEnv string
 	var allowPrivate bool
+	var trustedProxies []string
 	cmd := &cobra.Command{
 		Use:   "reflector",
 		Short: "Run the dial-back service on a machine outside your network",
@@ -30,12 +32,32 @@ in it, and refuses every source that is not a public address unless
 rate-limited per source. With --token-env, clients must send that token.
 Each dial-back is logged on stderr. It stores nothing.
 
+Behind a reverse proxy, every request comes from the proxy: name it with
+--trusted-proxy, and the client address is taken from its X-Forwarded-For
+header (the rightmost entry that is not a trusted proxy). Headers from any
+other peer are ignored.
+
 --timeout does not apply: it runs until SIGINT or SIGTERM.`,
 		Example: `  natdoctor reflector --listen :8021
-  NATDOCTOR_TOKEN=... natdoctor reflector --listen :8021 --token-env NATDOCTOR_TOKEN`,
+  NATDOCTOR_TOKEN=... natdoctor reflector --listen :8021 --token-env NATDOCTOR_TOKEN
+  natdoctor reflector --listen 127.0.0.1:8021 --trusted-proxy 127.0.0.1`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := parseListen(listen); err != nil {
+				return usageErrorf("--listen %v", err)
+			}
 			rf := &probe.Reflector{Limits: probe.DefaultReflectorLimits(), AllowPrivate: allowPrivate}
+			for _, s := range trustedProxies {
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					a, aerr := netip.ParseAddr(s)
+					if aerr != nil {
+						return usageErrorf("--trusted-proxy %q is not an IP address or prefix", s)
+					}
+					p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+				}
+				rf.TrustedProxies = append(rf.TrustedProxies, p.Masked())
+			}
 			if tokenEnv != "" {
 				tok, ok := os.LookupEnv(tokenEnv)
 				if !ok || tok == "" {
@@ -64,7 +86,8 @@ Each dial-back is logged on stderr. It stores nothing.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", ":8021", "address to listen on")
+	cmd.Flags().StringVar(&listen, "listen", ":8021", "listen on `ADDR` ([IP]:PORT)")
+	cmd.Flags().StringArrayVar(&trustedProxies, "trusted-proxy", nil, "believe X-Forwarded-For from this reverse proxy `IP` or prefix (repeatable)")
 	cmd.Flags().BoolVar(&allowPrivate, "allow-private", false, "also dial back sources that are not public addresses (private, loopback, link-local, shared, reserved)")
 	cmd.Flags().StringVar(&tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
 	return cmd

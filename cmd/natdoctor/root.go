@@ -83,10 +83,15 @@ and probes the server from inside and, through a reflector, from outside.
 	root.CompletionOptions.HiddenDefaultCmd = false
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.gatewayFlag, "gateway", "", "use this router `IP` instead of discovering the default gateway")
-	pf.DurationVar(&g.Timeout, "timeout", defaultTimeout, "time budget of the whole command")
+	pf.DurationVar(&g.Timeout, "timeout", defaultTimeout, "time budget `D` of the whole command")
 	pf.BoolVar(&g.JSON, "json", false, "write machine-readable JSON on stdout")
 	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "trace protocol exchanges on stderr")
 	pf.BoolVar(&g.noColor, "no-color", false, "disable colour (NO_COLOR is honoured too)")
+
+	// Help and usage show each command's own --timeout default.
+	help, usage := root.HelpFunc(), root.UsageFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) { showTimeoutDefault(c); help(c, args) })
+	root.SetUsageFunc(func(c *cobra.Command) error { showTimeoutDefault(c); return usage(c) })
 
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, usage: cmd.UsageString()}
@@ -105,6 +110,30 @@ and probes the server from inside and, through a reflector, from outside.
 		newCmdMan(g),
 	)
 	return root
+}
+
+// timeoutDefaults is what --timeout means for the commands where it is not
+// defaultTimeout, by command path; their help pages say so.
+var timeoutDefaults = map[string]string{
+	"natdoctor diagnose":  diagnoseTimeout.String(),
+	"natdoctor probe ftp": probeTimeout.String(),
+	"natdoctor add":       "5s + 0.3s per mapping",
+	"natdoctor remove":    "5s + 0.3s per mapping",
+	"natdoctor keep":      "5s per router session; keep runs until stopped",
+	"natdoctor reflector": "not used: runs until stopped",
+	"natdoctor version":   "not used",
+}
+
+// showTimeoutDefault sets the --timeout default that c's help shows.
+func showTimeoutDefault(c *cobra.Command) {
+	f := c.Root().PersistentFlags().Lookup("timeout")
+	if f == nil {
+		return
+	}
+	f.DefValue = defaultTimeout.String()
+	if d, ok := timeoutDefaults[c.CommandPath()]; ok {
+		f.DefValue = d
+	}
 }
 
 // complete validates the global flags once they are parsed.

@@ -54,6 +54,15 @@ func TestUsageErrors(t *testing.T) {
 		{"--timeout", "-1s", "version"},
 		{"--gateway", "not-an-ip", "version"},
 		{"version", "extra"},
+		{"probe", "ftp", ""},
+		{"probe", "ftp", ":21"},
+		{"probe", "ftp", "10.0.1.2:99999"},
+		{"probe", "ftp", "10.0.1.2:"},
+		{"probe", "ftp", "bad host name"},
+		{"reflector", "--listen", "999.0.0.1:1"},
+		{"reflector", "--listen", ":99999"},
+		{"reflector", "--listen", "8021"},
+		{"reflector", "--trusted-proxy", "proxy.example"},
 	} {
 		code, out, errOut := runCmd(t, args...)
 		if code != exitUsage {

@@ -48,7 +48,9 @@ func newCmdVersion(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print natdoctor's version, commit and Go version",
-		Args:  noArgs,
+		Example: `  natdoctor version
+  natdoctor version --json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := currentVersion()
 			if g.JSON {
