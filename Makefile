@@ -19,7 +19,7 @@ FUZZ_TARGETS := nat:FuzzParsePCPResponse nat:FuzzParseSSDPResponse nat:FuzzParse
 	probe:FuzzFTPReplies probe:FuzzReflectorRequest
 PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
 
-.PHONY: build test ci unit-test lab-test demo lab-deps bench fuzz fmt vet man cross dist clean
+.PHONY: build test ci unit-test lab-test demo lab-deps verdicts bench fuzz fmt vet man cross dist clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
@@ -97,3 +97,8 @@ dist:
 
 clean:
 	rm -rf bin bench/results.json dist man
+
+# The verdict matrix (root): real clients against natdoctor's verdict, per scenario.
+verdicts: lab-deps
+	NATDOCTOR_VERDICTS=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 30m -v -run '^TestLabVerdicts$$' ./cmd/natdoctor \
+		| grep -v -E '^ *(=== (RUN|PAUSE|CONT)|--- PASS|PASS$$|ok )'

@@ -79,7 +79,22 @@ type Options struct {
 	DenyPorts      []int // miniupnpd refuses mappings of these external ports (a failure halfway through a range)
 	FTPTLS         int   // the server's pure-ftpd TLS level (-Y): 0 none, 1 optional, 2 required; self-signed certificate
 	NoChroot       bool  // the server's account is not kept inside its home: the whole disk is browsable
+	// ServerPassiveHigh, when set, is the top of the passive range the
+	// server really uses (PassiveLow-ServerPassiveHigh), whatever is mapped.
+	ServerPassiveHigh int
+	// ReverseDNS makes the server look up each client's name before its
+	// greeting, against a DNS server that never answers: the greeting comes
+	// about ReverseDNSDelay late (pure-ftpd without -H).
+	ReverseDNS  bool
+	NoServerFTP bool // the server host runs no FTP server
+	// DefaultHostIsServer makes the server itself the router's default
+	// host (with DefaultHost or not).
+	DefaultHostIsServer bool
 }
+
+// ReverseDNSDelay is how long the server's resolver waits with
+// Options.ReverseDNS before it gives up and greets.
+const ReverseDNSDelay = 4 * time.Second
 
 // Host is one namespace of the lab.
 type Host struct {
@@ -198,7 +213,9 @@ func Start(t testing.TB, opts Options) *Lab {
 	}
 	l.buildNetwork()
 	l.loadRules()
-	l.startFTP(l.Server, ServerAddr, ServerFortune, true)
+	if !opts.NoServerFTP {
+		l.startFTP(l.Server, ServerAddr, ServerFortune, true)
+	}
 	if !opts.NoOtherFTP {
 		l.startFTP(l.Other, DefaultHostLAN, OtherFortune, false)
 	}
@@ -331,22 +348,31 @@ func (l *Lab) nft(script string) {
 func (l *Lab) loadRules() {
 	l.t.Helper()
 	l.nft(rules)
-	l.SetDefaultHost(l.Opts.DefaultHost)
+	l.SetDefaultHost(l.Opts.DefaultHost || l.Opts.DefaultHostIsServer)
 	if l.Opts.SilentGateway {
 		l.nft(`add rule inet filter silent iifname "br0" udp dport { 1900, 5351 } drop` + "\n")
+	}
+	if l.Opts.ReverseDNS {
+		// The router is the LAN's DNS server, and it never answers.
+		l.nft(`add rule inet filter silent iifname "br0" meta l4proto { tcp, udp } th dport 53 drop` + "\n")
 	}
 }
 
 // SetDefaultHost turns the router's default host (DMZ) on or off. When on,
-// every new inbound TCP or UDP connection on the WAN goes to DefaultHostLAN,
-// ahead of the port mappings: the AirPort conflict of the field notes.
+// every new inbound TCP or UDP connection on the WAN goes to DefaultHostLAN
+// (ServerAddr with Options.DefaultHostIsServer), ahead of the port
+// mappings: the AirPort conflict of the field notes.
 func (l *Lab) SetDefaultHost(on bool) {
 	l.t.Helper()
 	script := "flush chain inet nat defaulthost\nflush chain inet filter defaulthost_forward\n"
+	target := DefaultHostLAN
+	if l.Opts.DefaultHostIsServer {
+		target = ServerAddr
+	}
 	if on {
 		script += fmt.Sprintf(`add rule inet nat defaulthost iifname "wan" meta l4proto { tcp, udp } dnat ip to %s
 add rule inet filter defaulthost_forward ip daddr %s accept
-`, DefaultHostLAN, DefaultHostLAN)
+`, target, target)
 	}
 	l.nft(script)
 	l.Opts.DefaultHost = on
@@ -490,13 +516,30 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 	}
 	pdb := filepath.Join(base, "pureftpd.pdb")
 	l.must("pure-pw", "mkdb", pdb, "-f", passwd)
+	high := PassiveHigh
+	if l.Opts.ServerPassiveHigh != 0 && h == l.Server {
+		high = l.Opts.ServerPassiveHigh
+	}
 	args := []string{"netns", "exec", h.NS, "pure-ftpd",
-		"-l", "puredb:" + pdb, "-E", "-H",
-		"-p", fmt.Sprintf("%d:%d", PassiveLow, PassiveHigh),
+		"-l", "puredb:" + pdb, "-E",
+		"-p", fmt.Sprintf("%d:%d", PassiveLow, high),
 		"-c", "15", "-C", "15",
 		"-F", filepath.Join(base, "fortune"),
 		"-g", filepath.Join(base, "pure-ftpd.pid"),
 		"-S", addr.String() + ",21"}
+	if l.Opts.ReverseDNS && h == l.Server {
+		// ip netns exec mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf.
+		dir := filepath.Join("/etc/netns", h.NS)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			l.t.Fatal(err)
+		}
+		conf := fmt.Sprintf("nameserver %s\noptions timeout:%d attempts:1\n", RouterLANAddr, int(ReverseDNSDelay/time.Second))
+		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+			l.t.Fatal(err)
+		}
+	} else {
+		args = append(args, "-H") // DontResolve
+	}
 	if l.Opts.ForcePassiveIP && h == l.Server {
 		args = append(args, "-P", l.WAN().String())
 	}
@@ -602,6 +645,7 @@ func (l *Lab) close() {
 		}
 		_ = exec.CommandContext(ctx, "ip", "netns", "del", h.NS).Run()
 		cancel()
+		_ = os.RemoveAll(filepath.Join("/etc/netns", h.NS)) // only ever this lab's own
 	}
 	if l.t.Failed() {
 		l.t.Logf("lab files kept in %s\nrouter log:\n%s", l.Dir, l.RouterLog())

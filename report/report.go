@@ -52,6 +52,7 @@ const (
 	CodeHairpin           = "hairpin-unsupported"
 	CodeLeaseExpiring     = "lease-expiring"
 	CodeOutsideOK         = "outside-reachable"
+	CodeNotVerified       = "not-verified"
 )
 
 // Finding is one thing diagnose found.
@@ -123,6 +124,9 @@ func Build(o *Observations) *Report {
 	b.server()
 	b.outside()
 	b.config()
+	if !b.hasErrors() && !verified(o) {
+		b.add(notVerified(o))
+	}
 	r.Findings = b.findings
 	r.NotChecked = append(r.NotChecked, b.notChecked...)
 	sort.SliceStable(r.Findings, func(i, j int) bool {
@@ -130,7 +134,7 @@ func Build(o *Observations) *Report {
 		if a.Severity != b.Severity {
 			return a.Severity.rank() < b.Severity.rank()
 		}
-		return priority(a.Code) < priority(b.Code)
+		return priority(a) < priority(b)
 	})
 	r.Path = path(o)
 	r.Healthy = !r.HasErrors()
@@ -139,10 +143,20 @@ func Build(o *Observations) *Report {
 }
 
 // causeOrder puts root causes before their symptoms.
-var causeOrder = []string{CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeFTPUnreachable, CodeMappingWrongHost,
-	CodeMappingMissing, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPTLSFailed, CodeFTPLoginFailed}
+// A server that does not answer on the LAN comes first (nothing else can
+// work); one that does not answer from outside after the mapping findings
+// that explain it.
+var causeOrder = []string{lanUnreachable, CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeMappingWrongHost,
+	CodeMappingMissing, CodeFTPUnreachable, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPTLSFailed, CodeFTPLoginFailed}
 
-func priority(code string) int {
+// lanUnreachable orders ftp-unreachable on the LAN apart from outside.
+const lanUnreachable = "ftp-unreachable (LAN)"
+
+func priority(f Finding) int {
+	code := f.Code
+	if _, outside := f.Evidence["public_address"]; code == CodeFTPUnreachable && !outside {
+		code = lanUnreachable
+	}
 	if i := slices.Index(causeOrder, code); i >= 0 {
 		return i
 	}
@@ -164,14 +178,19 @@ func verdict(r *Report) string {
 		return "1 problem: " + errs[0].Summary
 	case len(errs) > 1:
 		return fmt.Sprintf("%d problems; first: %s", len(errs), errs[0].Summary)
-	case len(r.NotChecked) > 0 && len(warns) > 0:
-		return fmt.Sprintf("no errors in what was checked (%s; %s not run)", plural(len(warns), "warning"), plural(len(r.NotChecked), "check"))
-	case len(r.NotChecked) > 0:
-		return fmt.Sprintf("no errors in what was checked (%s not run)", plural(len(r.NotChecked), "check"))
-	case len(warns) > 0:
-		return fmt.Sprintf("reachable from outside, with %s", plural(len(warns), "warning"))
 	}
-	return "healthy: the server is reachable from outside"
+	// No error means verified (Build adds not-verified otherwise).
+	v := "healthy: the server is reachable from outside"
+	if o := r.Observations; o == nil || o.Outside == nil || o.Outside.Outside == nil || o.Outside.Outside.Reached != probe.OK {
+		v = "healthy as far as the router tells: every port is mapped to the server, which answers (not checked from outside)"
+	}
+	if len(warns) > 0 {
+		v += ", with " + plural(len(warns), "warning")
+	}
+	if len(r.NotChecked) > 0 {
+		v += fmt.Sprintf(" (%s not run)", plural(len(r.NotChecked), "check"))
+	}
+	return v
 }
 
 func plural(n int, word string) string {
@@ -185,15 +204,65 @@ type builder struct {
 	o          *Observations
 	findings   []Finding
 	notChecked []string
+	// unmappedButDefault are needed ports that are not mapped but reach
+	// this server anyway, because it is the router's default host.
+	unmappedButDefault []uint16
+	// controlElsewhere: the listing maps the control port to another host.
+	controlElsewhere bool
+}
+
+// thisHostIsDefault reports whether the canary proved this host to be the
+// router's default host.
+func (o *Observations) thisHostIsDefault() bool {
+	return o.Outside != nil && o.Outside.Canary != nil && o.Outside.Canary.ThisHostIsDefault == probe.OK
 }
 
 func (b *builder) add(f Finding) { b.findings = append(b.findings, f) }
+
+func (b *builder) hasErrors() bool {
+	return slices.ContainsFunc(b.findings, func(f Finding) bool { return f.Severity == SevError })
+}
+
+// verified reports whether some check shows the server reachable from
+// outside: the reflector's walk, or the router mapping every needed port
+// to a server that answers on the LAN. Without that, no error found is not
+// "healthy": it is "not verified".
+func verified(o *Observations) bool {
+	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.SameServer == probe.OK {
+		return true
+	}
+	if !o.MappingsKnown || o.Inside == nil || o.Inside.Reached != probe.OK {
+		return false
+	}
+	for _, p := range o.NeededPorts() {
+		if !slices.ContainsFunc(o.Mappings, func(m nat.Mapping) bool {
+			return m.Protocol == nat.TCP && m.ExternalPort == p && m.InternalAddr == o.Server
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+func notVerified(o *Observations) Finding {
+	fix := "Run diagnose with --reflector URL: a natdoctor reflector on a machine outside your network (see `natdoctor reflector --help`) checks the server from the internet."
+	if o.Discovery == nil {
+		fix = "Give the router's address with --gateway IP if this host has no default route, and run diagnose with --reflector URL: a natdoctor reflector outside your network checks the server from the internet."
+	}
+	return Finding{
+		Code: CodeNotVerified, Severity: SevError,
+		Summary:     "nothing that was checked shows the server reachable from outside",
+		Explanation: "natdoctor found no problem, but it could not check the essentials (see \"Not checked\"), so it cannot call the setup healthy either. Exit status 1 tells scripts so.",
+		Fix:         fix,
+	}
+}
 func (b *builder) skip(what string) {
 	b.notChecked = append(b.notChecked, what)
 }
 
-// neededPorts returns 21 (or --ftp-port) and the passive range.
-func (o *Observations) neededPorts() []uint16 {
+// NeededPorts returns the ports the server needs mapped: the control port
+// (21 or --ftp-port) and the passive range.
+func (o *Observations) NeededPorts() []uint16 {
 	ports := []uint16{o.FTPPort}
 	if o.Passive != nil {
 		for p := int(o.Passive.Low); p <= int(o.Passive.High); p++ {
@@ -311,8 +380,11 @@ func (b *builder) mappings() {
 	o := b.o
 	if !o.MappingsKnown {
 		why := "the router cannot list its mappings (NAT-PMP and PCP cannot)"
-		if o.MappingsErr != "" {
+		switch {
+		case o.MappingsErr != "":
 			why = o.MappingsErr
+		case o.Discovery == nil:
+			why = "the router could not be asked"
 		}
 		b.skip("mappings: " + why)
 		return
@@ -326,18 +398,27 @@ func (b *builder) mappings() {
 	var missing []uint16
 	var wrong []map[string]any
 	var finite []uint16
-	for _, p := range o.neededPorts() {
+	for _, p := range o.NeededPorts() {
 		m, ok := have[p]
 		switch {
 		case !ok:
 			missing = append(missing, p)
 		case m.InternalAddr != o.Server:
+			if p == o.FTPPort {
+				b.controlElsewhere = true
+			}
 			wrong = append(wrong, map[string]any{"port": p, "points_at": fmt.Sprintf("%s:%d", m.InternalAddr, m.InternalPort), "description": m.Description})
 		default:
 			if m.Lease > 0 {
 				finite = append(finite, p)
 			}
 		}
+	}
+	if len(missing) > 0 && o.thisHostIsDefault() {
+		// They work today through the default host: no error, but the
+		// default host's finding says what turning it off would break.
+		b.unmappedButDefault = missing
+		missing = nil
 	}
 	if len(missing) > 0 {
 		what := "passive ports"
@@ -350,7 +431,7 @@ func (b *builder) mappings() {
 		b.add(Finding{
 			Code: CodeMappingMissing, Severity: SevError,
 			Summary:  fmt.Sprintf("%s not mapped: TCP %s", what, nat.CompressPorts(missing)),
-			Evidence: map[string]any{"missing": nat.CompressPorts(missing), "needed": nat.CompressPorts(o.neededPorts())},
+			Evidence: map[string]any{"missing": nat.CompressPorts(missing), "needed": nat.CompressPorts(o.NeededPorts())},
 			Explanation: "A connection from outside to an unmapped port stops at the router. An unmapped control port means no login; " +
 				"an unmapped passive port means a login that works and a listing that fails now and then (the server picks passive ports at random).",
 			Fix: fmt.Sprintf("natdoctor add %s  (or `natdoctor keep ...` to keep them alive)", portsArg(o)),
@@ -617,7 +698,25 @@ func (b *builder) outside() {
 		})
 	}
 	canaryOther := out.Canary != nil && out.Canary.MappingsReachHere == probe.Failed
-	if same == probe.Failed || canaryOther {
+	canaryHere := out.Canary != nil && out.Canary.MappingsReachHere == probe.OK
+	// Another machine on port 21 is a default host only when the mappings
+	// do not explain it: a canary mapped here that arrives here proves
+	// mappings are followed, and a listing that maps 21 elsewhere names
+	// the real cause (mapping-wrong-host).
+	dmz := canaryOther || same == probe.Failed && !canaryHere && !b.controlElsewhere
+	if same == probe.Failed && !dmz {
+		if !b.controlElsewhere {
+			b.add(Finding{
+				Code: CodeMappingWrongHost, Severity: SevError,
+				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.FTPPort),
+				Evidence: omitEmpty(map[string]any{"banner_inside": strings.Join(bannerOf(out.Inside), " | "),
+					"banner_outside": strings.Join(bannerOf(out.Outside), " | "), "canary": "reached this host"}),
+				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.FTPPort) +
+					" itself is forwarded to another machine (an old rule, a stale DHCP lease, a typo).",
+				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force, or fix it in %s", o.FTPPort, o.Server, portsArg(o), o.routerPlace("forward")),
+			})
+		}
+	} else if dmz {
 		ev := map[string]any{}
 		if out.Inside != nil {
 			ev["banner_inside"] = out.Inside.Banner
@@ -643,13 +742,20 @@ func (b *builder) outside() {
 		b.add(loginFailed(out.Outside, same == probe.Failed, "from outside"))
 	}
 	if c := out.Canary; c != nil && c.ThisHostIsDefault == probe.OK {
-		b.add(Finding{
+		f := Finding{
 			Code: CodeThisHostDefault, Severity: SevWarning,
 			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
 			Evidence:    map[string]any{"unmapped_port": c.Unmapped.Port, "outcome": c.Unmapped.Outcome},
 			Explanation: "An unmapped port reached this host from outside: the router forwards everything here. Mappings work, but so does every other service on this machine.",
 			Fix:         "Turn the default host off and map only the ports the server needs: " + o.routerPlace("dmz") + ".",
-		})
+		}
+		if len(b.unmappedButDefault) > 0 {
+			ports := nat.CompressPorts(b.unmappedButDefault)
+			f.Evidence["unmapped_needed_ports"] = ports
+			f.Explanation += " The server works from outside only because of it: TCP " + ports + " are not mapped, so turning the default host off breaks the server until they are."
+			f.Fix = "First map the ports (natdoctor add " + portsArg(o) + "), then turn the default host off: " + o.routerPlace("dmz") + "."
+		}
+		b.add(f)
 	}
 	var dead []uint16
 	for _, p := range out.Passive {
@@ -666,7 +772,7 @@ func (b *builder) outside() {
 	}
 	if len(dead) > 0 {
 		fix := "natdoctor add " + nat.CompressPorts(dead) + "  (or fix the rules in " + o.routerPlace("forward") + ")"
-		if same == probe.Failed || canaryOther {
+		if dmz {
 			fix = "First fix default-host-override: the default host captures these ports too. Then, if any stay dead: " + fix
 		}
 		outcomes := map[string][]uint16{}
@@ -780,7 +886,13 @@ func path(o *Observations) []Hop {
 	}
 	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.FTPPort), Status: reached, Detail: detail})
 
-	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.FTPPort, o.Server, o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.FTPPort, serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	switch {
+	case o.Discovery == nil:
+		mapHop.Detail = "the router could not be asked"
+	case o.Discovery.UPnP.Device != nil && o.MappingsErr != "":
+		mapHop.Detail = "the router did not answer the lookup"
+	}
 	if o.MappingsKnown {
 		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"
 		for _, m := range o.Mappings {
@@ -795,7 +907,7 @@ func path(o *Observations) []Hop {
 	}
 	hops = append(hops, mapHop)
 
-	srv := Hop{Name: fmt.Sprintf("server %s:%d", o.Server, o.FTPPort), Status: probe.Skipped, Detail: "not checked from outside"}
+	srv := Hop{Name: fmt.Sprintf("server %s:%d", serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "not checked from outside"}
 	if out != nil && out.SameServer != probe.Skipped {
 		srv.Status = out.SameServer
 		if out.SameServer == probe.OK {
@@ -837,4 +949,20 @@ func leaseText(d time.Duration) string {
 		return "permanent"
 	}
 	return d.String()
+}
+
+// serverName is the server's address, or "this host" when it is unknown.
+func serverName(a netip.Addr) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return "this host"
+}
+
+// bannerOf returns r's greeting, or nothing for an FTP check that did not run.
+func bannerOf(r *probe.FTPResult) []string {
+	if r == nil {
+		return nil
+	}
+	return r.Banner
 }

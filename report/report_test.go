@@ -136,20 +136,63 @@ func TestWrongPasswordIsNotBlamedOnTheRouter(t *testing.T) {
 	}
 }
 
-func TestHealthyAndNotChecked(t *testing.T) {
-	o := airport()
+// TestNothingVerifiedIsNotHealthy: no error found is not "healthy" when
+// nothing shows the server reachable (issue: no gateway gave healthy:true).
+func TestNothingVerifiedIsNotHealthy(t *testing.T) {
+	o := airport() // NAT-PMP: no listing; and no reflector
 	o.Outside = nil
 	o.Inside.PASV.AddrClass = "public"
 	o.Inside.AuthTLS = probe.OK
 	o.Config = nil
 	r := Build(o)
-	if !r.Healthy || !strings.HasPrefix(r.Verdict, "no errors in what was checked") {
-		t.Fatalf("verdict %q findings %+v", r.Verdict, r.Findings)
+	if r.Healthy || !r.HasErrors() || r.Findings[0].Code != CodeNotVerified {
+		t.Fatalf("healthy %v, verdict %q, findings %+v", r.Healthy, r.Verdict, r.Findings)
 	}
 	for _, h := range r.Path {
 		if h.Status == probe.OK && strings.HasPrefix(h.Name, "internet") {
 			t.Error("outside hop passed without a reflector")
 		}
+	}
+
+	// No gateway at all: nothing was asked.
+	none := &Observations{FTPPort: 21, DiscoveryErr: "no IPv4 default gateway"}
+	r = Build(none)
+	if r.Healthy || !r.HasErrors() {
+		t.Fatalf("no gateway: healthy %v, findings %+v", r.Healthy, r.Findings)
+	}
+	var text strings.Builder
+	if err := r.WriteText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"invalid IP", "NAT-PMP and PCP cannot", "healthy:", "no errors in what was checked"} {
+		if strings.Contains(text.String(), bad) {
+			t.Errorf("no-gateway report says %q:\n%s", bad, text.String())
+		}
+	}
+	if !strings.Contains(text.String(), "--gateway") {
+		t.Errorf("no-gateway fix does not mention --gateway:\n%s", text.String())
+	}
+}
+
+// TestRouterListingVerifies: without a reflector, a router that maps every
+// needed port to a server answering on the LAN is evidence enough.
+func TestRouterListingVerifies(t *testing.T) {
+	o := airport()
+	o.Outside = nil
+	o.Inside.PASV.AddrClass = "public"
+	o.Inside.AuthTLS = probe.OK
+	o.Config = nil
+	o.MappingsKnown = true
+	o.Mappings = nil
+	for _, p := range o.NeededPorts() {
+		o.Mappings = append(o.Mappings, nat.Mapping{Protocol: nat.TCP, ExternalPort: p, InternalAddr: o.Server, InternalPort: p})
+	}
+	if r := Build(o); !r.Healthy || r.HasErrors() {
+		t.Fatalf("verdict %q findings %+v", r.Verdict, r.Findings)
+	}
+	o.Mappings = o.Mappings[1:] // the control port is gone
+	if r := Build(o); r.Healthy {
+		t.Fatalf("healthy with the control port unmapped: %+v", r.Findings)
 	}
 }
 

@@ -14,7 +14,13 @@ var labRange = fmt.Sprintf("%d-%d", lab.PassiveLow, lab.PassiveHigh)
 
 func labDiagnose(t *testing.T, l *lab.Lab, extra ...string) (*report.Report, string, int) {
 	t.Helper()
-	args := append([]string{"diagnose", "--json", "--pasv", labRange, "--user", lab.FTPUser, "--password-env", "LAB_FTP_PW"}, extra...)
+	return labDiagnoseRaw(t, l, append([]string{"--pasv", labRange}, extra...)...)
+}
+
+// labDiagnoseRaw runs diagnose --json with the lab's credentials and args.
+func labDiagnoseRaw(t *testing.T, l *lab.Lab, extra ...string) (*report.Report, string, int) {
+	t.Helper()
+	args := append([]string{"diagnose", "--json", "--user", lab.FTPUser, "--password-env", "LAB_FTP_PW"}, extra...)
 	out, errOut, code := l.Server.NatdoctorEnv(t, []string{"LAB_FTP_PW=" + lab.FTPPassword}, args...)
 	var r report.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {

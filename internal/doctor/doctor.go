@@ -5,6 +5,8 @@ package doctor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -69,7 +71,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 				obs.MappingsErr = err.Error()
 				return
 			}
-			ms, err := l.List(ctx)
+			ms, err := lookupPorts(ctx, l, obs.NeededPorts())
 			if err != nil {
 				obs.MappingsErr = err.Error()
 				return
@@ -103,6 +105,27 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	wg.Wait()
 	obs.Elapsed = time.Since(start)
 	return obs
+}
+
+// lookupPorts asks the router for exactly these TCP ports, one
+// GetSpecificPortMappingEntry each. A listing would cost more on a busy
+// router, and an index walk (IGD v1's GetGenericPortMappingEntry) is not
+// to be trusted for "is port X mapped": any device on the LAN, or the
+// canary this diagnose maps meanwhile, shifts the indices under it and an
+// entry is skipped.
+func lookupPorts(ctx context.Context, l nat.Lister, ports []uint16) ([]nat.Mapping, error) {
+	var ms []nat.Mapping
+	for _, p := range ports {
+		m, err := l.Get(ctx, nat.TCP, p)
+		switch {
+		case errors.Is(err, nat.ErrNoSuchMapping):
+		case err != nil:
+			return nil, fmt.Errorf("looking up TCP %d: %w", p, err)
+		default:
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
 }
 
 // canaryMapper maps a canary port to this host through r.

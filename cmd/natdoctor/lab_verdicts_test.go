@@ -1,0 +1,225 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/natdoctor/natdoctor/lab"
+	"github.com/natdoctor/natdoctor/report"
+)
+
+// A verdict row: a home network built one way, real clients' experience of
+// it, and what natdoctor diagnose concludes. The test asserts natdoctor's
+// claims against the clients, never against natdoctor itself:
+//   - exit 1 with an error finding if and only if a lenient client fails;
+//   - a failure of strict clients only gives pasv-private-address;
+//   - the first error (or, when only strict clients fail, the warning)
+//     is the row's cause: what the lab was built to get wrong.
+type verdictRow struct {
+	name  string
+	opts  lab.Options
+	setup func(t *testing.T, l *lab.Lab)
+	args  []string // diagnose's arguments beyond --json, credentials and --reflector
+	cause string   // the finding that names what is wrong; "" for a working network
+	// warns are findings that must be there as well (a warning or info
+	// the row is about, such as this-host-is-default-host).
+	warns []string
+}
+
+// upnpcArgs are upnpc -r arguments that map ports to the host upnpc runs on.
+func upnpcArgs(ports ...int) []string {
+	args := []string{"-r"}
+	for _, p := range ports {
+		args = append(args, fmt.Sprint(p), "TCP")
+	}
+	return args
+}
+
+func rangePorts(low, high int) []int {
+	var ps []int
+	for p := low; p <= high; p++ {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func allPorts() []int { return append([]int{21}, rangePorts(lab.PassiveLow, lab.PassiveHigh)...) }
+
+// mapUPnP maps ports to host h with upnpc, the miniupnpc client, in one run.
+func mapUPnP(t *testing.T, h *lab.Host, ports ...int) {
+	t.Helper()
+	out := h.MustRun(t, "upnpc", upnpcArgs(ports...)...)
+	if strings.Count(out, "is redirected to internal") < len(ports) {
+		t.Fatalf("upnpc did not map %v:\n%s", ports, out)
+	}
+}
+
+// mapPMP maps ports to the server with natpmpc (libnatpmp), port by port.
+func mapPMP(t *testing.T, h *lab.Host, ports ...int) {
+	t.Helper()
+	for _, p := range ports {
+		out := h.MustRun(t, "natpmpc", "-a", fmt.Sprint(p), fmt.Sprint(p), "tcp", "3600")
+		if !strings.Contains(out, "Mapped public port") {
+			t.Fatalf("natpmpc did not map %d:\n%s", p, out)
+		}
+	}
+}
+
+func mapAllUPnP(t *testing.T, l *lab.Lab) { mapUPnP(t, l.Server, allPorts()...) }
+func mapAllPMP(t *testing.T, l *lab.Lab)  { mapPMP(t, l.Server, allPorts()...) }
+
+var verdictRows = []verdictRow{
+	{name: "IGD v2, all mapped, public PASV address", opts: lab.Options{ForcePassiveIP: true}, setup: mapAllUPnP},
+	{name: "IGD v2, all mapped, private PASV address", opts: lab.Options{}, setup: mapAllUPnP, cause: report.CodePASVPrivate},
+	{name: "IGD v2, nothing mapped", opts: lab.Options{ForcePassiveIP: true}, cause: report.CodeMappingMissing},
+	{name: "IGD v2, one passive port forgotten", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) { mapUPnP(t, l.Server, allPorts()[:11]...) }, cause: report.CodeMappingMissing},
+	{name: "IGD v2, passive range split over two rules, one port lost between", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapUPnP(t, l.Server, 21, 42000, 42001, 42002, 42003, 42004)
+			mapUPnP(t, l.Server, 42006, 42007, 42008, 42009, 42010)
+		}, cause: report.CodeMappingMissing},
+	{name: "IGD v2, default host on over the mappings", opts: lab.Options{ForcePassiveIP: true, DefaultHost: true}, setup: mapAllUPnP,
+		cause: report.CodeDefaultHost},
+	{name: "IGD v2, control port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapUPnP(t, l.Other, 21)
+			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh)...)
+		}, cause: report.CodeMappingWrongHost},
+	{name: "IGD v2, server uses a wider range than is mapped", opts: lab.Options{ForcePassiveIP: true, ServerPassiveHigh: 42030},
+		setup: mapAllUPnP, cause: report.CodePASVOutsideRange},
+	{name: "IGD v2, server greets late (reverse DNS lookups)", opts: lab.Options{ForcePassiveIP: true, ReverseDNS: true}, setup: mapAllUPnP},
+	{name: "IGD v2, no FTP server running", opts: lab.Options{NoServerFTP: true}, setup: mapAllUPnP, cause: report.CodeFTPUnreachable},
+	{name: "IGD v2, FTPS offered (self-signed), plain clients", opts: lab.Options{ForcePassiveIP: true, FTPTLS: 1}, setup: mapAllUPnP,
+		warns: []string{report.CodeFTPTLSUntrusted}},
+	{name: "IGD v1, all mapped", opts: lab.Options{ForcePassiveIP: true, IGDv1: true}, setup: mapAllUPnP},
+	{name: "IGD v1, one passive port forgotten", opts: lab.Options{ForcePassiveIP: true, IGDv1: true},
+		setup: func(t *testing.T, l *lab.Lab) { mapUPnP(t, l.Server, allPorts()[1:]...) }, cause: report.CodeMappingMissing},
+	{name: "UPnP only, all mapped", opts: lab.Options{ForcePassiveIP: true, NoPMP: true}, setup: mapAllUPnP},
+	{name: "NAT-PMP only (AirPort), all mapped", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true}, setup: mapAllPMP},
+	{name: "NAT-PMP only (AirPort), default host on over the mappings", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true, DefaultHost: true},
+		setup: mapAllPMP, cause: report.CodeDefaultHost},
+	{name: "NAT-PMP only (AirPort), nothing mapped", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true}, cause: report.CodeFTPUnreachable},
+	{name: "NAT-PMP only (AirPort), private PASV address", opts: lab.Options{NoUPnP: true}, setup: mapAllPMP, cause: report.CodePASVPrivate},
+	{name: "no mapping protocol, nothing mapped", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true, NoPMP: true},
+		cause: report.CodeNoMappingProtocol},
+	{name: "default host is the server itself, nothing mapped", opts: lab.Options{ForcePassiveIP: true, DefaultHostIsServer: true},
+		warns: []string{report.CodeThisHostDefault}},
+	{name: "default host is the server itself, NAT-PMP only", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true, DefaultHostIsServer: true},
+		warns: []string{report.CodeThisHostDefault}},
+	{name: "passive port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapUPnP(t, l.Server, allPorts()[:11]...)
+			mapUPnP(t, l.Other, lab.PassiveHigh)
+		}, cause: report.CodeMappingWrongHost},
+}
+
+// verdictLine is one row of the table make verdicts prints.
+type verdictLine struct {
+	name, clients, findings, agree string
+	code                           int
+}
+
+var (
+	verdictMu    sync.Mutex
+	verdictTable = map[string]verdictLine{}
+)
+
+func TestLabVerdicts(t *testing.T) {
+	lab.Skip(t)
+	t.Cleanup(func() { printVerdicts(t) })
+	for _, row := range verdictRows {
+		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
+			checkVerdict(t, row)
+		})
+	}
+}
+
+func checkVerdict(t *testing.T, row verdictRow) {
+	l := lab.Start(t, row.opts)
+	refl := l.StartReflector(t)
+	if row.setup != nil {
+		row.setup(t, l)
+	}
+	judged := l.Judge(t, lab.JudgeOptions{})
+	args := append([]string{"--reflector", refl, "--pasv", labRange}, row.args...)
+	r, out, code := labDiagnoseRaw(t, l, args...)
+
+	var errs, all []string
+	for _, f := range r.Findings {
+		all = append(all, f.Code+"("+string(f.Severity)+")")
+		if f.Severity == report.SevError {
+			errs = append(errs, f.Code)
+		}
+	}
+	var problems []string
+	lenient := judged.LenientFails()
+	switch {
+	case lenient && (code != exitProblem || len(errs) == 0):
+		problems = append(problems, fmt.Sprintf("lenient clients fail but natdoctor exits %d with errors %v", code, errs))
+	case !lenient && (code != exitOK || len(errs) > 0):
+		problems = append(problems, fmt.Sprintf("every lenient client works but natdoctor exits %d with errors %v", code, errs))
+	}
+	has := func(c string) bool {
+		return slices.ContainsFunc(r.Findings, func(f report.Finding) bool { return f.Code == c })
+	}
+	if !lenient && judged.StrictFails() && !has(report.CodePASVPrivate) {
+		problems = append(problems, "strict clients fail but there is no pasv-private-address")
+	}
+	if !judged.StrictFails() && has(report.CodePASVPrivate) {
+		problems = append(problems, "pasv-private-address although strict clients work")
+	}
+	switch {
+	case row.cause == "" && (lenient || judged.StrictFails()):
+		problems = append(problems, "the row is meant to work, but clients fail: the lab is wrong")
+	case row.cause != "" && !lenient && !judged.StrictFails():
+		problems = append(problems, fmt.Sprintf("the row is meant to break (%s), but every client works: the lab is wrong", row.cause))
+	case lenient && len(errs) > 0 && errs[0] != row.cause:
+		problems = append(problems, fmt.Sprintf("first error %s, want %s", errs[0], row.cause))
+	case !lenient && row.cause != "" && !has(row.cause):
+		problems = append(problems, fmt.Sprintf("no %s", row.cause))
+	}
+	for _, w := range row.warns {
+		if !has(w) {
+			problems = append(problems, "no "+w)
+		}
+	}
+	line := verdictLine{name: row.name, clients: judged.Summary(), findings: strings.Join(all, " "), code: code, agree: "agree"}
+	if len(problems) > 0 {
+		line.agree = "WRONG: " + strings.Join(problems, "; ")
+		t.Errorf("%s\nclients: %s\nnatdoctor exit %d: %s\n%s", strings.Join(problems, "\n"), judged, code, strings.Join(all, " "), out)
+	}
+	verdictMu.Lock()
+	verdictTable[row.name] = line
+	verdictMu.Unlock()
+}
+
+// printVerdicts prints the table (make verdicts) in the rows' order.
+func printVerdicts(t *testing.T) {
+	if os.Getenv("NATDOCTOR_VERDICTS") != "1" {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintln(&b, "| scenario | real clients (lftp, curl, ftplib) | natdoctor exit | findings | verdict |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|")
+	n, ok := 0, 0
+	for _, row := range verdictRows {
+		v, done := verdictTable[row.name]
+		if !done {
+			fmt.Fprintf(&b, "| %s | not run | | | skipped |\n", row.name)
+			continue
+		}
+		n++
+		if v.agree == "agree" {
+			ok++
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", v.name, v.clients, v.code, v.findings, v.agree)
+	}
+	fmt.Fprintf(&b, "\n%d rows, %d agree, %d wrong, %d not run\n", n, ok, n-ok, len(verdictRows)-n)
+	fmt.Print(b.String())
+}
