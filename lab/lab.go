@@ -94,7 +94,7 @@ type Options struct {
 
 // ReverseDNSDelay is how long the server's resolver waits with
 // Options.ReverseDNS before it gives up and greets.
-const ReverseDNSDelay = 4 * time.Second
+const ReverseDNSDelay = 7 * time.Second
 
 // Host is one namespace of the lab.
 type Host struct {

@@ -37,6 +37,11 @@ type Config struct {
 	// PMPTimeout bounds NAT-PMP and PCP discovery; UPnPTimeout bounds SSDP
 	// and the device description.
 	PMPTimeout, UPnPTimeout time.Duration
+	// PatientTimeout, when longer, is how long each protocol may wait while
+	// none has answered yet; once one answers, the others keep their own
+	// bound. It keeps a slow router (busy, or on a loaded machine) from
+	// being called silent, at no cost when the router is prompt.
+	PatientTimeout time.Duration
 	// CallTimeout bounds each NAT-PMP/PCP request after discovery.
 	CallTimeout time.Duration
 	// SSDPPort is the gateway's SSDP port (1900 unless a test says otherwise).
@@ -218,13 +223,37 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 	for _, m := range cfg.Skip {
 		skip[m] = true
 	}
+	start := time.Now()
+	answered := make(chan struct{})
+	var answerOnce sync.Once
+	markAnswered := func() { answerOnce.Do(func() { close(answered) }) }
+	// bound returns the context one protocol's discovery runs in.
+	bound := func(own time.Duration) (context.Context, context.CancelFunc) {
+		if cfg.PatientTimeout <= own {
+			return context.WithTimeout(ctx, own)
+		}
+		c, cancel := context.WithTimeout(ctx, cfg.PatientTimeout)
+		go func() {
+			select {
+			case <-answered: // another protocol answered: back to the own bound
+				t := time.NewTimer(time.Until(start.Add(own)))
+				defer t.Stop()
+				select {
+				case <-t.C:
+					cancel()
+				case <-c.Done():
+				}
+			case <-c.Done():
+			}
+		}()
+		return c, cancel
+	}
 	var wg sync.WaitGroup
 	if !skip[MethodNATPMP] {
 		wg.Go(func() {
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(ctx, cfg.PMPTimeout)
+			ctx, cancel := bound(cfg.PMPTimeout)
 			defer cancel()
-			p := NewPMP(cfg.Gateway, cfg.Local, cfg.CallTimeout) // discovery is bounded by ctx
+			p := NewPMP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout)) // discovery is bounded by ctx
 			addr, epoch, err := p.ExternalAddrEpoch(ctx)
 			d.NATPMP.Elapsed = time.Since(start)
 			d.NATPMP.Status = statusOf(err)
@@ -236,14 +265,14 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				cfg.tracef("NAT-PMP: %v", err)
 				return
 			}
+			markAnswered()
 			cfg.tracef("NAT-PMP: external address %s, epoch %ds (%v)", addr, epoch, d.NATPMP.Elapsed.Round(time.Millisecond))
 			d.NATPMP.ExternalAddr, d.NATPMP.Epoch, d.pmp = addr, &epoch, p
 		})
 	}
 	if !skip[MethodPCP] {
 		wg.Go(func() {
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(ctx, cfg.PMPTimeout)
+			ctx, cancel := bound(cfg.PMPTimeout)
 			defer cancel()
 			key := cfg.PCPKey
 			if key == nil {
@@ -252,7 +281,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 					cfg.tracef("PCP: %v", kerr)
 				}
 			}
-			c := NewPCP(cfg.Gateway, cfg.Local, cfg.CallTimeout, key) // discovery is bounded by ctx
+			c := NewPCP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout), key) // discovery is bounded by ctx
 			epoch, err := c.Announce(ctx)
 			d.PCP.Elapsed = time.Since(start)
 			d.PCP.Status = statusOf(err)
@@ -261,14 +290,14 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				cfg.tracef("PCP: %v", err)
 				return
 			}
+			markAnswered()
 			cfg.tracef("PCP: ANNOUNCE answered, epoch %ds (%v)", epoch, d.PCP.Elapsed.Round(time.Millisecond))
 			d.PCP.Epoch, d.pcp = &epoch, c
 		})
 	}
 	if !skip[MethodUPnP] {
 		wg.Go(func() {
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout)
+			ctx, cancel := bound(cfg.UPnPTimeout)
 			defer cancel()
 			u, ignored, err := openUPnP(ctx, &cfg)
 			d.UPnP.Ignored = ignored
@@ -294,6 +323,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				cfg.tracef("UPnP: %v", err)
 				return
 			}
+			markAnswered()
 			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
 				u.Device.IGDVersion, u.Device.ServiceType, d.UPnP.ExternalAddr, d.UPnP.Elapsed.Round(time.Millisecond))
 			d.upnp = u
@@ -313,7 +343,7 @@ var ErrNoMappingProtocol = errors.New("the router answers none of NAT-PMP, PCP a
 func (d *Discovery) Lister() (Lister, error) {
 	if d.upnp == nil {
 		if d.NATPMP.Answered() || d.PCP.Answered() {
-			return nil, fmt.Errorf("%w; the router speaks no UPnP IGD (%s)", ErrCannotList, d.UPnP.Error)
+			return nil, fmt.Errorf("%w; the router speaks no UPnP IGD: %s", ErrCannotList, d.UPnP.Error)
 		}
 		return nil, ErrNoMappingProtocol
 	}

@@ -539,3 +539,50 @@ func TestSkipUptime(t *testing.T) {
 		t.Errorf("GetStatusInfo sent although skipped (%d in all)", n)
 	}
 }
+
+// TestDiscoverPatientWaitsForASlowRouter: a router that answers only after
+// every protocol's own bound is not called silent when the caller is
+// patient (diagnose), and is without patience (discover).
+func TestDiscoverPatientWaitsForASlowRouter(t *testing.T) {
+	r := nattest.New(t)
+	r.SSDPSilent.Store(true)
+	cfg := testConfig(r) // NAT-PMP/PCP bound 600 ms
+	r.DeafUntil.Store(time.Now().Add(1200 * time.Millisecond).UnixNano())
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.NATPMP.Answered() {
+		t.Fatalf("NAT-PMP answered inside its own bound: the test proves nothing")
+	}
+	r.DeafUntil.Store(time.Now().Add(1200 * time.Millisecond).UnixNano())
+	cfg.PatientTimeout = 5 * time.Second
+	d, err = nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NATPMP.Answered() || !d.PCP.Answered() {
+		t.Fatalf("patient discovery gave up on a slow router: NAT-PMP %s %s, PCP %s %s", d.NATPMP.Status, d.NATPMP.Error, d.PCP.Status, d.PCP.Error)
+	}
+}
+
+// TestDiscoverPatienceCostsNothingOnceOneAnswers: with NAT-PMP answering
+// at once, a silent SSDP keeps its own bound, not the patient one.
+func TestDiscoverPatienceCostsNothingOnceOneAnswers(t *testing.T) {
+	r := nattest.New(t)
+	r.SSDPSilent.Store(true)
+	cfg := testConfig(r) // UPnP bound 800 ms
+	cfg.PatientTimeout = 10 * time.Second
+	start := time.Now()
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NATPMP.Answered() || d.UPnP.Answered() {
+		t.Fatalf("NAT-PMP %s, UPnP %s", d.NATPMP.Status, d.UPnP.Status)
+	}
+	// The bound is 800 ms; 10 s would mean the patient window applied.
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("discovery took %v: a silent protocol waited the patient window although NAT-PMP answered", el)
+	}
+}

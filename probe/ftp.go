@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,13 @@ const (
 const (
 	DefaultReplyTimeout = 5 * time.Second
 	DefaultDataTimeout  = 3 * time.Second
+	// GreetingTimeout is how long a connection that was accepted may wait
+	// for the 220: as long as real clients wait (FileZilla and lftp: 20 s).
+	// A server that looks up each client's name in a DNS that does not
+	// answer greets seconds late, and its users still get in.
+	GreetingTimeout = 20 * time.Second
+	// SlowGreeting is the delay from which a greeting is reported as late.
+	SlowGreeting = 2 * time.Second
 	// loginTimeout bounds the reply to PASS: servers delay a wrong
 	// password on purpose (Pure-FTPd waits several seconds).
 	loginTimeout     = 12 * time.Second
@@ -86,8 +94,9 @@ type FTPOptions struct {
 	Samples int
 	// DialData opens a data connection; nil dials TCP directly.
 	DialData func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
-	// ReplyTimeout bounds each reply; DataTimeout each data connection.
-	ReplyTimeout, DataTimeout time.Duration
+	// ReplyTimeout bounds each reply; DataTimeout each data connection;
+	// GreetingTimeout the 220 (0: GreetingTimeout, never below ReplyTimeout).
+	ReplyTimeout, DataTimeout, GreetingTimeout time.Duration
 	// TLS says whether to use explicit FTPS; "" means TLSAuto.
 	TLS TLSMode
 }
@@ -128,17 +137,19 @@ type FTPResult struct {
 	Target      string     `json:"target"`
 	ControlAddr netip.Addr `json:"control_address,omitzero"`
 
-	Reached   Status   `json:"reached"`
-	ReachErr  string   `json:"reach_error,omitempty"`
-	Banner    []string `json:"banner,omitempty"`
-	Software  string   `json:"software,omitempty"`
-	Features  []string `json:"features,omitempty"`
-	AuthTLS   Status   `json:"auth_tls"`      // ok: offered; failed: not offered
-	TLS       *TLSInfo `json:"tls,omitempty"` // when AUTH TLS was tried
-	Login     Status   `json:"login"`
-	LoginCode int      `json:"login_code,omitempty"`
-	LoginUser string   `json:"login_user,omitempty"`
-	LoginText string   `json:"login_reply,omitempty"`
+	Reached  Status `json:"reached"`
+	ReachErr string `json:"reach_error,omitempty"`
+	// GreetingDelay is how long the 220 took after the connection was open.
+	GreetingDelay time.Duration `json:"greeting_delay_ns,omitempty"`
+	Banner        []string      `json:"banner,omitempty"`
+	Software      string        `json:"software,omitempty"`
+	Features      []string      `json:"features,omitempty"`
+	AuthTLS       Status        `json:"auth_tls"`      // ok: offered; failed: not offered
+	TLS           *TLSInfo      `json:"tls,omitempty"` // when AUTH TLS was tried
+	Login         Status        `json:"login"`
+	LoginCode     int           `json:"login_code,omitempty"`
+	LoginUser     string        `json:"login_user,omitempty"`
+	LoginText     string        `json:"login_reply,omitempty"`
 
 	// Home is the directory PWD named after login; Confined says whether
 	// the session is kept inside it: failed means CWD reached a system
@@ -157,6 +168,57 @@ type FTPResult struct {
 
 	Transcript []Exchange    `json:"transcript"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
+}
+
+// HandedOut returns every passive port the server handed out in this
+// session (PASV, EPSV and the samples), sorted, once each.
+func (r *FTPResult) HandedOut() []uint16 {
+	seen := map[uint16]bool{}
+	for _, p := range []*Passive{r.PASV, r.EPSV} {
+		if p != nil && p.ParseError == "" && p.Addr.Port() != 0 {
+			seen[p.Addr.Port()] = true
+		}
+	}
+	for _, p := range r.SampledPorts {
+		seen[p] = true
+	}
+	ports := make([]uint16, 0, len(seen))
+	for p := range seen {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// Replies counts the passive replies (PASV, EPSV, samples) of the session.
+func (r *FTPResult) Replies() int {
+	n := len(r.SampledPorts)
+	for _, p := range []*Passive{r.PASV, r.EPSV} {
+		if p != nil && p.ParseError == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Range learning: a server without a range picks ports anywhere in
+// 1024-65535, so MinLearnReplies replies that all fall within
+// MaxLearnedSpan ports show that it has one (the chance of that by luck is
+// below 10^-20), and their lowest and highest ports bound it from inside.
+const (
+	MinLearnReplies = 12
+	MaxLearnedSpan  = 2048
+)
+
+// LearnRange returns the passive range the server's own replies show,
+// when they show one (see MinLearnReplies).
+func LearnRange(r *FTPResult) (PortRange, bool) {
+	if r == nil || r.Replies() < MinLearnReplies {
+		return PortRange{}, false
+	}
+	ports := r.HandedOut()
+	lr := PortRange{Low: ports[0], High: ports[len(ports)-1]}
+	return lr, lr.Size() <= MaxLearnedSpan
 }
 
 // DeadPorts returns the sampled passive ports whose data connection failed.
@@ -206,6 +268,9 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 
 // reply reads one reply and records it.
 func (c *ftpConn) reply(ctx context.Context, cmd string, start time.Time) (int, []string, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err // a new deadline would undo the one cancelling set
+	}
 	c.budget.left = maxReplyBytes
 	dl := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
@@ -224,6 +289,24 @@ func (c *ftpConn) reply(ctx context.Context, cmd string, start time.Time) (int, 
 	}
 	c.res.Transcript = append(c.res.Transcript, ex)
 	return code, ex.Reply, err
+}
+
+// notFTP waits for the greeting's first bytes and, when they are not an
+// FTP reply code ("SSH-2.0-..."), returns its first line and false: such a
+// line would read as the start of a multi-line reply that never ends.
+func (c *ftpConn) notFTP(ctx context.Context) (string, bool) {
+	dl := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = c.conn.SetReadDeadline(dl)
+	b, err := c.r.R.Peek(4)
+	if err != nil || b[0] >= '0' && b[0] <= '9' && b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' {
+		return "", true // a reply code, or nothing yet: reply() says which
+	}
+	line, _ := c.r.R.Peek(min(c.r.R.Buffered(), 80))
+	first, _, _ := strings.Cut(string(line), "\n")
+	return strings.TrimSpace(first), false
 }
 
 // cmd sends a command and reads its reply. shown is what the transcript
@@ -272,9 +355,27 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	c := &ftpConn{conn: conn, budget: budget, timeout: opts.ReplyTimeout, res: res,
 		r: textproto.NewReader(bufio.NewReaderSize(budget, 4096)), w: textproto.NewWriter(bufio.NewWriter(conn))}
 
+	greeting := opts.GreetingTimeout
+	if greeting <= 0 {
+		greeting = GreetingTimeout
+	}
+	c.timeout = max(opts.ReplyTimeout, greeting)
+	if line, ok := c.notFTP(ctx); !ok {
+		res.Reached, res.ReachErr = Failed, fmt.Sprintf("not an FTP server: it greets with %q", line)
+		res.GreetingDelay = time.Since(start)
+		return res
+	}
 	code, banner, err := c.reply(ctx, "", start)
+	c.timeout = opts.ReplyTimeout
 	res.Banner = banner
+	res.GreetingDelay = time.Since(start)
+	var ne net.Error
 	switch {
+	case err != nil && code == 0 && !errors.As(err, new(*RelayError)) && errors.As(err, &ne) && ne.Timeout():
+		// The connection is open: something accepted it. It was not dropped.
+		res.Reached = Failed
+		res.ReachErr = fmt.Sprintf("the connection was accepted, but no FTP greeting came within %v", res.GreetingDelay.Round(100*time.Millisecond))
+		return res
 	case err != nil && code == 0:
 		res.Reached, res.ReachErr = Failed, describeNetErr(err)
 		if res.ReachErr == "" {

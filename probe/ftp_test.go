@@ -16,14 +16,15 @@ import (
 
 // fakeFTP is a scripted FTP server on loopback.
 type fakeFTP struct {
-	banner     string // full greeting, CRLF-terminated lines
-	password   string // accepted for any user
-	advertise  string // PASV address as "h1,h2,h3,h4"; "" uses 127,0,0,1
-	silent     bool   // never greet
-	endless    bool   // greet with a line that never ends
-	listing    string // LIST body
-	hugeList   int    // LIST body size in bytes, overriding listing
-	garbage227 bool   // malformed PASV reply
+	banner     string        // full greeting, CRLF-terminated lines
+	password   string        // accepted for any user
+	advertise  string        // PASV address as "h1,h2,h3,h4"; "" uses 127,0,0,1
+	silent     bool          // never greet
+	greetDelay time.Duration // greet this late (a server resolving the client's name)
+	endless    bool          // greet with a line that never ends
+	listing    string        // LIST body
+	hugeList   int           // LIST body size in bytes, overriding listing
+	garbage227 bool          // malformed PASV reply
 	noFeat     bool
 	tlsConf    *tls.Config // offer AUTH TLS with this certificate
 	requireTLS bool        // refuse USER before AUTH TLS
@@ -63,6 +64,9 @@ func (f *fakeFTP) serve(c net.Conn) {
 		buf := make([]byte, 1)
 		_, _ = c.Read(buf)
 		return
+	}
+	if f.greetDelay > 0 {
+		time.Sleep(f.greetDelay) // the server's own slowness, not test synchronisation
 	}
 	if f.endless {
 		chunk := []byte("220 " + strings.Repeat("x", 4096))
@@ -342,12 +346,27 @@ func TestFTPWrongPasswordNeverRecorded(t *testing.T) {
 
 func TestFTPSilentServer(t *testing.T) {
 	start := time.Now()
-	r := check(t, &fakeFTP{silent: true}, FTPOptions{ReplyTimeout: 300 * time.Millisecond})
-	if r.Reached != Failed || !strings.Contains(r.ReachErr, "timed out") {
+	r := check(t, &fakeFTP{silent: true}, FTPOptions{ReplyTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond})
+	// An open connection that never greets was accepted, not dropped.
+	if r.Reached != Failed || !strings.Contains(r.ReachErr, "accepted, but no FTP greeting") || strings.Contains(r.ReachErr, "dropped") {
 		t.Errorf("%s %q", r.Reached, r.ReachErr)
 	}
 	if el := time.Since(start); el > 3*time.Second {
 		t.Errorf("silent server took %v", el)
+	}
+}
+
+// TestFTPLateGreeting: a greeting later than every reply timeout, but
+// within what real clients wait, is a server that works, and its delay is
+// measured.
+func TestFTPLateGreeting(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	r := check(t, &fakeFTP{greetDelay: delay, password: "pw"}, FTPOptions{User: "u", Password: "pw", ReplyTimeout: 100 * time.Millisecond})
+	if r.Reached != OK || r.Login != OK {
+		t.Fatalf("late greeting: reached %s (%s), login %s", r.Reached, r.ReachErr, r.Login)
+	}
+	if r.GreetingDelay < delay {
+		t.Errorf("greeting delay %v, want at least %v", r.GreetingDelay, delay)
 	}
 }
 
@@ -502,5 +521,18 @@ func TestParsePWD(t *testing.T) {
 		if got, _ := parsePWD(in); got != want {
 			t.Errorf("parsePWD(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestFTPNotFTPFailsFast: a server whose greeting is no reply code (SSH)
+// is told apart at once, not after the greeting window.
+func TestFTPNotFTPFailsFast(t *testing.T) {
+	start := time.Now()
+	r := check(t, &fakeFTP{banner: "SSH-2.0-OpenSSH_9.2\r\n"}, FTPOptions{})
+	if r.Reached != Failed || !strings.Contains(r.ReachErr, "not an FTP server") || !strings.Contains(r.ReachErr, "SSH-2.0") {
+		t.Errorf("%s %q", r.Reached, r.ReachErr)
+	}
+	if el := time.Since(start); el > GreetingTimeout/2 {
+		t.Errorf("took %v: waited for the greeting window", el)
 	}
 }

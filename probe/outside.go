@@ -58,7 +58,10 @@ type OutsideResult struct {
 	SameServer  Status        `json:"same_server"` // port 21 from outside reaches the server seen inside
 	Passive     []PortProbe   `json:"passive_ports,omitempty"`
 	Canary      *CanaryResult `json:"canary,omitempty"`
-	Elapsed     time.Duration `json:"elapsed_ns"`
+	// LearnedPassive is the range the passive ports were checked over when
+	// none was given: the one the server's replies on the LAN show.
+	LearnedPassive *PortRange    `json:"learned_passive_range,omitempty"`
+	Elapsed        time.Duration `json:"elapsed_ns"`
 }
 
 // CheckOutside walks the FTP server from the LAN and, through the
@@ -87,6 +90,12 @@ func CheckOutside(ctx context.Context, o OutsideOptions) *OutsideResult {
 	}
 	if !pub.IsValid() {
 		return res
+	}
+	if o.Passive == nil {
+		// No range given: check the one the server's own replies show.
+		if lr, ok := LearnRange(res.Inside); ok {
+			o.Passive, res.LearnedPassive = &lr, &lr
+		}
 	}
 	wg.Go(func() { res.Passive = o.passivePorts(ctx) })
 	if o.MapCanary != nil && o.Local == o.Server {

@@ -12,6 +12,10 @@ import (
 	"github.com/natdoctor/natdoctor/probe"
 )
 
+// SourcePASVReplies starts Observations.PassiveSource when the passive
+// range was learned from the server's replies, not given or configured.
+const SourcePASVReplies = "learned"
+
 // Schema names the JSON document's version.
 const Schema = "natdoctor.diagnose/v1"
 
@@ -53,6 +57,7 @@ const (
 	CodeLeaseExpiring     = "lease-expiring"
 	CodeOutsideOK         = "outside-reachable"
 	CodeNotVerified       = "not-verified"
+	CodeFTPSlowGreeting   = "ftp-slow-greeting"
 )
 
 // Finding is one thing diagnose found.
@@ -272,50 +277,54 @@ func (o *Observations) NeededPorts() []uint16 {
 	return ports
 }
 
-// routerPlace names where the router's admin tool keeps a setting.
+// routerPlace names where the router's admin tool keeps a setting ("dmz",
+// "forward" or "upnp"): a place only, to follow "in", never an instruction.
+// A guess says so after a comma, without parentheses.
 func (o *Observations) routerPlace(setting string) string {
 	d := o.Discovery
 	var who string
 	if d != nil && d.UPnP.Device != nil {
 		who = strings.ToLower(d.UPnP.Device.Manufacturer + " " + d.UPnP.Device.ModelName + " " + d.UPnP.Device.FriendlyName + " " + d.UPnP.Device.Server)
 	}
+	var places map[string]string
+	guess := ""
 	switch {
 	case strings.Contains(who, "apple") || strings.Contains(who, "airport"),
 		d != nil && d.UPnP.Device == nil && d.NATPMP.Answered():
-		places := map[string]string{
-			"dmz":     "AirPort Utility > (base station) > Edit > Network > Network Options: untick \"Default Host\" (or set it to this server)",
+		places = map[string]string{
+			"dmz":     `AirPort Utility > (base station) > Edit > Network > Network Options > "Default Host"`,
 			"forward": "AirPort Utility > (base station) > Edit > Network > Port Settings",
-			"upnp":    "AirPort Utility > Edit > Network > Network Options: \"Enable NAT Port Mapping Protocol\"",
+			"upnp":    `AirPort Utility > Edit > Network > Network Options > "Enable NAT Port Mapping Protocol"`,
 		}
-		prefix := ""
 		if d.UPnP.Device == nil {
-			prefix = "if this is an Apple AirPort (NAT-PMP without UPnP is typical of one): "
+			guess = ", if this is an Apple AirPort, as NAT-PMP without UPnP suggests"
 		}
-		return prefix + places[setting]
 	case strings.Contains(who, "fritz") || strings.Contains(who, "avm"):
-		return map[string]string{
-			"dmz":     "FRITZ!Box: Internet > Permit Access > Port Sharing: remove the \"Exposed Host\" entry",
-			"forward": "FRITZ!Box: Internet > Permit Access > Port Sharing",
-			"upnp":    "FRITZ!Box: Internet > Permit Access > Port Sharing: \"Permit independent port sharing\" for this device",
-		}[setting]
+		places = map[string]string{
+			"dmz":     `the FRITZ!Box's Internet > Permit Access > Port Sharing > "Exposed Host"`,
+			"forward": "the FRITZ!Box's Internet > Permit Access > Port Sharing",
+			"upnp":    `the FRITZ!Box's Internet > Permit Access > Port Sharing > "Permit independent port sharing" for this device`,
+		}
 	case strings.Contains(who, "openwrt") || strings.Contains(who, "miniupnp"):
-		return map[string]string{
-			"dmz":     "OpenWrt LuCI: Network > Firewall > Port Forwards: remove the catch-all (DMZ) forward",
-			"forward": "OpenWrt LuCI: Network > Firewall > Port Forwards",
-			"upnp":    "OpenWrt LuCI: Services > UPnP IGD & PCP/NAT-PMP: enable the service",
-		}[setting]
+		places = map[string]string{
+			"dmz":     "OpenWrt's LuCI > Network > Firewall > Port Forwards, a catch-all (DMZ) forward",
+			"forward": "OpenWrt's LuCI > Network > Firewall > Port Forwards",
+			"upnp":    "OpenWrt's LuCI > Services > UPnP IGD & PCP/NAT-PMP",
+		}
 	case strings.Contains(who, "pfsense") || strings.Contains(who, "opnsense"):
-		return map[string]string{
-			"dmz":     "pfSense/OPNsense: Firewall > NAT > Port Forward: remove the catch-all forward",
-			"forward": "pfSense/OPNsense: Firewall > NAT > Port Forward",
-			"upnp":    "pfSense/OPNsense: Services > UPnP & NAT-PMP",
-		}[setting]
+		places = map[string]string{
+			"dmz":     "pfSense/OPNsense's Firewall > NAT > Port Forward, a catch-all forward",
+			"forward": "pfSense/OPNsense's Firewall > NAT > Port Forward",
+			"upnp":    "pfSense/OPNsense's Services > UPnP & NAT-PMP",
+		}
+	default:
+		places = map[string]string{
+			"dmz":     `the router's admin page, under NAT, Firewall or Advanced: "DMZ", "Default Host" or "Exposed Host"`,
+			"forward": "the router's admin page, under Port Forwarding, Virtual Servers or NAT",
+			"upnp":    "the router's admin page, under UPnP, NAT-PMP or Advanced",
+		}
 	}
-	return map[string]string{
-		"dmz":     "the router's admin page, usually under NAT, Firewall or Advanced: turn \"DMZ\" / \"Default Host\" / \"Exposed Host\" off, or point it at this server",
-		"forward": "the router's admin page, under Port Forwarding / Virtual Servers / NAT",
-		"upnp":    "the router's admin page: enable UPnP IGD or NAT-PMP/PCP",
-	}[setting]
+	return places[setting] + guess
 }
 
 func (b *builder) router() {
@@ -331,7 +340,7 @@ func (b *builder) router() {
 			Summary:     fmt.Sprintf("the router %s answers none of NAT-PMP, PCP and UPnP IGD", d.Gateway),
 			Evidence:    map[string]any{"gateway": d.Gateway.String(), "natpmp": d.NATPMP.Error, "pcp": d.PCP.Error, "upnp": d.UPnP.Error},
 			Explanation: "natdoctor cannot read or make port mappings: the router has them switched off, or does not offer them.",
-			Fix:         "Enable UPnP IGD or NAT-PMP in " + o.routerPlace("upnp") + ", or forward the ports by hand in " + o.routerPlace("forward") + ".",
+			Fix:         "Enable UPnP IGD or NAT-PMP in " + o.routerPlace("upnp") + ". Or forward the ports by hand in " + o.routerPlace("forward") + ".",
 		})
 	}
 	ext := d.ExternalAddr()
@@ -434,7 +443,7 @@ func (b *builder) mappings() {
 			Evidence: map[string]any{"missing": nat.CompressPorts(missing), "needed": nat.CompressPorts(o.NeededPorts())},
 			Explanation: "A connection from outside to an unmapped port stops at the router. An unmapped control port means no login; " +
 				"an unmapped passive port means a login that works and a listing that fails now and then (the server picks passive ports at random).",
-			Fix: fmt.Sprintf("natdoctor add %s  (or `natdoctor keep ...` to keep them alive)", portsArg(o)),
+			Fix: fmt.Sprintf("natdoctor add %s  (or `natdoctor keep ...` to keep them alive)", portsArg(o)) + learnedNote(o),
 		})
 	}
 	if len(wrong) > 0 {
@@ -443,7 +452,7 @@ func (b *builder) mappings() {
 			Summary:     fmt.Sprintf("%d of the server's ports are mapped to another LAN address, not %s", len(wrong), o.Server),
 			Evidence:    map[string]any{"mappings": wrong},
 			Explanation: "The router forwards these ports to another machine: a stale DHCP lease, an old server, or a typo in a rule.",
-			Fix:         fmt.Sprintf("natdoctor add %s --force  (replaces them), or fix the rules in %s", portsArg(o), o.routerPlace("forward")),
+			Fix:         fmt.Sprintf("natdoctor add %s --force replaces them. Or fix the rules in %s.", portsArg(o), o.routerPlace("forward")),
 		})
 	}
 	if len(finite) > 0 {
@@ -473,14 +482,30 @@ func (b *builder) server() {
 		return
 	}
 	if in.Reached != probe.OK {
-		b.add(Finding{
+		f := Finding{
 			Code: CodeFTPUnreachable, Severity: SevError,
 			Summary:     fmt.Sprintf("the FTP server %s does not answer on the LAN: %s", in.Target, in.ReachErr),
 			Evidence:    map[string]any{"target": in.Target, "error": in.ReachErr, "banner": in.Banner},
 			Explanation: "If the server does not answer inside the network, nothing outside can reach it either.",
 			Fix:         "Start the FTP server, check that it listens on this address and port, and that the host firewall lets port " + fmt.Sprint(o.FTPPort) + " in.",
-		})
+		}
+		if in.GreetingDelay >= probe.GreetingTimeout {
+			f.Explanation = "Something accepted the connection but said nothing for as long as clients wait: a server stuck looking up the client's name in a DNS server that does not answer, or one at its session limit."
+			f.Fix = reverseDNSFix(o) + " Check the server's log, and its session limit."
+		}
+		b.add(f)
 		return
+	}
+	if in.GreetingDelay >= probe.SlowGreeting {
+		b.add(Finding{
+			Code: CodeFTPSlowGreeting, Severity: SevWarning,
+			Summary: fmt.Sprintf("the server greets %.1f s after accepting a connection", in.GreetingDelay.Seconds()),
+			Evidence: map[string]any{"greeting_delay": in.GreetingDelay.Round(100 * time.Millisecond).String(), "banner": in.Banner,
+				"clients_wait": probe.GreetingTimeout.String()},
+			Explanation: "Every login waits that long. The usual cause is the server looking up each client's name (reverse DNS) in a DNS server that does not answer. " +
+				"Clients wait " + probe.GreetingTimeout.String() + " (FileZilla, lftp), so they get in now; a slower DNS, or a client with a short timeout, fails as if the server were down.",
+			Fix: reverseDNSFix(o),
+		})
 	}
 	if in.AuthTLS == probe.Failed {
 		b.add(Finding{
@@ -533,16 +558,8 @@ func (b *builder) server() {
 				Fix:         forcedAddrFix(o, ext),
 			})
 		}
-		if p.InRange != nil && !*p.InRange {
-			b.add(Finding{
-				Code: CodePASVOutsideRange, Severity: SevError,
-				Summary:     fmt.Sprintf("the server hands out passive port %d, outside the mapped range %s", p.Addr.Port(), o.Passive),
-				Evidence:    map[string]any{"reply": p.Reply, "expected": o.Passive.String()},
-				Explanation: "Data connections go to a port the router does not forward: listings and transfers fail.",
-				Fix:         "Set the server's passive range to " + o.Passive.String() + " (Pure-FTPd: PassivePortRange " + strings.Replace(o.Passive.String(), "-", " ", 1) + ").",
-			})
-		}
 	}
+	b.outsideRange(in)
 	if dead := in.DeadPorts(); len(dead) > 0 && (o.Outside == nil || len(o.Outside.Passive) == 0) {
 		b.add(Finding{
 			Code: CodePASVUnreachable, Severity: SevError,
@@ -564,6 +581,69 @@ func (o *Observations) serverSoftware() string {
 		return o.Inside.Software
 	}
 	return ""
+}
+
+// outsideRange reports passive ports the server handed out, in any of the
+// walk's replies, outside the range the router maps.
+func (b *builder) outsideRange(in *probe.FTPResult) {
+	o := b.o
+	if o.Passive == nil || strings.HasPrefix(o.PassiveSource, SourcePASVReplies) {
+		return
+	}
+	handed := in.HandedOut()
+	var outside []uint16
+	for _, p := range handed {
+		if !o.Passive.Contains(p) {
+			outside = append(outside, p)
+		}
+	}
+	if len(outside) == 0 {
+		return
+	}
+	seen := probe.PortRange{Low: handed[0], High: handed[len(handed)-1]}
+	b.add(Finding{
+		Code: CodePASVOutsideRange, Severity: SevError,
+		Summary: fmt.Sprintf("the server hands out passive ports outside the mapped range %s: %s (%d of %d replies)",
+			o.Passive, nat.CompressPorts(outside), len(outside), in.Replies()),
+		Evidence: map[string]any{"expected": o.Passive.String(), "outside": nat.CompressPorts(outside), "handed_out": seen.String(),
+			"replies": in.Replies()},
+		Explanation: "Data connections go to a port the router does not forward: listings and transfers fail whenever the server picks one. " +
+			"The server's range is not the one that is mapped (it uses at least " + seen.String() + ").",
+		Fix: passiveRangeFix(o, *o.Passive) + " Or map the range the server uses: natdoctor add " + seen.String() + ".",
+	})
+}
+
+// learnedNote warns that a range learned from replies is a lower bound.
+func learnedNote(o *Observations) string {
+	if o.Passive == nil || !strings.HasPrefix(o.PassiveSource, SourcePASVReplies) {
+		return ""
+	}
+	return ". The range " + o.Passive.String() + " is what the server's replies showed, so its configured range may be wider: " +
+		"map exactly what is configured (Pure-FTPd PassivePortRange, vsftpd pasv_min_port/pasv_max_port, ProFTPD PassivePorts), or give it with --pasv"
+}
+
+func passiveRangeFix(o *Observations, r probe.PortRange) string {
+	switch o.serverSoftware() {
+	case "vsftpd":
+		return fmt.Sprintf("Set pasv_min_port=%d and pasv_max_port=%d in vsftpd.conf.", r.Low, r.High)
+	case "ProFTPD":
+		return fmt.Sprintf("Set PassivePorts %d %d in proftpd.conf.", r.Low, r.High)
+	case "Pure-FTPd":
+		return fmt.Sprintf("Set the server's passive range to %s: PassivePortRange %d %d (pure-ftpd -p %d:%d; on Debian, /etc/pure-ftpd/conf/PassivePortRange).", r, r.Low, r.High, r.Low, r.High)
+	}
+	return fmt.Sprintf("Set the server's passive range to %s: Pure-FTPd PassivePortRange %d %d; vsftpd pasv_min_port/pasv_max_port; ProFTPD PassivePorts; pyftpdlib passive_ports.", r, r.Low, r.High)
+}
+
+func reverseDNSFix(o *Observations) string {
+	switch o.serverSoftware() {
+	case "vsftpd":
+		return "Set reverse_lookup_enable=NO in vsftpd.conf."
+	case "ProFTPD":
+		return "Set UseReverseDNS off and IdentLookups off in proftpd.conf."
+	case "Pure-FTPd":
+		return "Turn reverse lookups off: DontResolve yes (pure-ftpd -H; on Debian, echo yes > /etc/pure-ftpd/conf/DontResolve)."
+	}
+	return "Turn the server's reverse DNS lookups off: Pure-FTPd DontResolve yes (-H); vsftpd reverse_lookup_enable=NO; ProFTPD UseReverseDNS off and IdentLookups off."
 }
 
 func noChrootFix(o *Observations) string {
@@ -713,7 +793,7 @@ func (b *builder) outside() {
 					"banner_outside": strings.Join(bannerOf(out.Outside), " | "), "canary": "reached this host"}),
 				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.FTPPort) +
 					" itself is forwarded to another machine (an old rule, a stale DHCP lease, a typo).",
-				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force, or fix it in %s", o.FTPPort, o.Server, portsArg(o), o.routerPlace("forward")),
+				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force. Or fix it in %s.", o.FTPPort, o.Server, portsArg(o), o.routerPlace("forward")),
 			})
 		}
 	} else if dmz {
@@ -735,7 +815,7 @@ func (b *builder) outside() {
 			Explanation: "The router sends inbound connections to its default host (DMZ) instead of following the port mappings — " +
 				"the Apple AirPort \"Default Host\" + NAT-PMP conflict. Clients meet another server, or none: " +
 				"\"authentication keeps failing\" or \"the server hangs\".",
-			Fix: "Turn the default host off, or point it at " + o.Server.String() + ": " + o.routerPlace("dmz") + ". Then run diagnose again.",
+			Fix: "Turn the default host off, or point it at " + o.Server.String() + ", in " + o.routerPlace("dmz") + ". Then run diagnose again.",
 		})
 	}
 	if out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.Login == probe.Failed {
@@ -747,13 +827,13 @@ func (b *builder) outside() {
 			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
 			Evidence:    map[string]any{"unmapped_port": c.Unmapped.Port, "outcome": c.Unmapped.Outcome},
 			Explanation: "An unmapped port reached this host from outside: the router forwards everything here. Mappings work, but so does every other service on this machine.",
-			Fix:         "Turn the default host off and map only the ports the server needs: " + o.routerPlace("dmz") + ".",
+			Fix:         "Turn the default host off, in " + o.routerPlace("dmz") + ", and map only the ports the server needs.",
 		}
 		if len(b.unmappedButDefault) > 0 {
 			ports := nat.CompressPorts(b.unmappedButDefault)
 			f.Evidence["unmapped_needed_ports"] = ports
 			f.Explanation += " The server works from outside only because of it: TCP " + ports + " are not mapped, so turning the default host off breaks the server until they are."
-			f.Fix = "First map the ports (natdoctor add " + portsArg(o) + "), then turn the default host off: " + o.routerPlace("dmz") + "."
+			f.Fix = "First map the ports: natdoctor add " + portsArg(o) + ". Then turn the default host off, in " + o.routerPlace("dmz") + "."
 		}
 		b.add(f)
 	}
@@ -771,7 +851,7 @@ func (b *builder) outside() {
 		}
 	}
 	if len(dead) > 0 {
-		fix := "natdoctor add " + nat.CompressPorts(dead) + "  (or fix the rules in " + o.routerPlace("forward") + ")"
+		fix := "natdoctor add " + nat.CompressPorts(dead) + ". Or fix the rules in " + o.routerPlace("forward") + "."
 		if dmz {
 			fix = "First fix default-host-override: the default host captures these ports too. Then, if any stay dead: " + fix
 		}
@@ -830,6 +910,22 @@ func (b *builder) config() {
 		return
 	}
 	if c.PassiveOff {
+		return
+	}
+	if lr, ok := probe.LearnRange(o.Inside); c.Passive == nil && ok {
+		// The file says none, the running server behaves as if it had one:
+		// it was started with other settings. Say which source says what.
+		b.add(Finding{
+			Code: CodeNoPassiveRange, Severity: SevWarning,
+			Summary: fmt.Sprintf("%s says %s has no passive port range, but the running server hands out %s", c.Source, c.Server, lr),
+			Evidence: map[string]any{"config": c.Source, "config_says": "no range (1024-65535)", "server_hands_out": lr.String(),
+				"replies": o.Inside.Replies()},
+			Explanation: fmt.Sprintf("The running server was started with settings this file does not have (command-line flags, another file). "+
+				"%d of its passive replies all fell in %s, which a server without a range would not do. natdoctor checks the range the server uses; "+
+				"the file will apply at the next restart.", o.Inside.Replies(), lr),
+			Fix: "Write the range the running server was started with (its replies show at least " + lr.String() + ") into " + c.Source +
+				", so that a restart keeps it, and map exactly that range.",
+		})
 		return
 	}
 	if c.Passive == nil {

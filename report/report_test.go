@@ -295,3 +295,62 @@ func TestNoChroot(t *testing.T) {
 		t.Fatalf("no chroot: %+v", f)
 	}
 }
+
+// TestFixTextsReadWell catches the text glitches users met: "in if this
+// is ...", parentheses inside parentheses, the same advice twice.
+func TestFixTextsReadWell(t *testing.T) {
+	variants := map[string]func(*Observations){
+		"airport guess": func(o *Observations) {},
+		"no protocol": func(o *Observations) {
+			o.Discovery.NATPMP = nat.ProtocolResult{Status: nat.StatusNoAnswer}
+			o.Discovery.PCP = nat.ProtocolResult{Status: nat.StatusNoAnswer}
+		},
+		"fritz": func(o *Observations) {
+			o.Discovery.UPnP = nat.ProtocolResult{Status: nat.StatusOK, Device: &nat.DeviceInfo{Manufacturer: "AVM", ModelName: "FRITZ!Box 7590"}}
+		},
+		"openwrt": func(o *Observations) {
+			o.Discovery.UPnP = nat.ProtocolResult{Status: nat.StatusOK, Device: &nat.DeviceInfo{Manufacturer: "OpenWrt", ModelName: "miniupnpd"}}
+		},
+	}
+	for name, change := range variants {
+		o := airport()
+		change(o)
+		r := Build(o)
+		if len(r.Findings) < 3 {
+			t.Fatalf("%s: only %d findings: the test checks little", name, len(r.Findings))
+		}
+		for _, f := range r.Findings {
+			for _, text := range []string{f.Summary, f.Explanation, f.Fix} {
+				if strings.Contains(text, " in if ") || strings.Contains(text, "in , ") {
+					t.Errorf("%s: %s: %q", name, f.Code, text)
+				}
+				depth, deepest := 0, 0
+				for _, c := range text {
+					switch c {
+					case '(':
+						depth++
+						deepest = max(deepest, depth)
+					case ')':
+						depth--
+					}
+				}
+				if deepest > 1 {
+					t.Errorf("%s: %s: nested parentheses: %q", name, f.Code, text)
+				}
+			}
+			seen := map[string]bool{}
+			for _, clause := range strings.FieldsFunc(f.Fix, func(r rune) bool { return r == '.' || r == ':' || r == ';' }) {
+				clause = strings.TrimSpace(clause)
+				if len(clause) > 25 && seen[clause] {
+					t.Errorf("%s: %s: the fix says %q twice: %q", name, f.Code, clause, f.Fix)
+				}
+				seen[clause] = true
+			}
+		}
+		for _, n := range r.NotChecked {
+			if strings.Count(n, "(") > 1 {
+				t.Errorf("%s: not checked item with nested parentheses: %q", name, n)
+			}
+		}
+	}
+}

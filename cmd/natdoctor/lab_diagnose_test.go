@@ -75,7 +75,7 @@ func TestLabDiagnoseAirPortDefaultHost(t *testing.T) {
 	}
 	for _, h := range r.Path {
 		if h.Status != "ok" {
-			t.Errorf("hop %s: %s %s", h.Name, h.Status, h.Detail)
+			t.Errorf("hop %s: %s %s (mappings error: %q)", h.Name, h.Status, h.Detail, r.Observations.MappingsErr)
 		}
 	}
 	if !strings.Contains(out, report.CodePASVPrivate) {
@@ -121,6 +121,30 @@ func TestLabDiagnoseDoubleNATAndNoReflector(t *testing.T) {
 	for _, h := range r.Path {
 		if strings.HasPrefix(h.Name, "internet") && h.Status != "skipped" {
 			t.Errorf("outside hop %s reported %s without a reflector", h.Name, h.Status)
+		}
+	}
+}
+
+// TestLabDiagnoseNoGatewayIsNotHealthy: a host with no default route, so
+// no router to ask, and no reflector. Nothing was verified: exit 1 with
+// not-verified, healthy false, no placeholder addresses (on main: exit 0,
+// "healthy": true, "invalid IP" in the path).
+func TestLabDiagnoseNoGatewayIsNotHealthy(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	l.Server.MustRun(t, "ip", "route", "del", "default")
+	r, out, code := labDiagnose(t, l)
+	if code != exitProblem || r.Healthy {
+		t.Fatalf("no gateway: exit %d, healthy %v\n%s", code, r.Healthy, out)
+	}
+	if _, ok := codes(r)[report.CodeNotVerified]; !ok {
+		t.Errorf("no not-verified finding: %v", r.Findings)
+	}
+	text, _, _ := l.Server.NatdoctorEnv(t, []string{"LAB_FTP_PW=" + lab.FTPPassword}, "diagnose", "--pasv", labRange,
+		"--user", lab.FTPUser, "--password-env", "LAB_FTP_PW")
+	for _, bad := range []string{"invalid IP", "healthy:", "no errors in what was checked", "NAT-PMP and PCP cannot"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("text says %q:\n%s", bad, text)
 		}
 	}
 }

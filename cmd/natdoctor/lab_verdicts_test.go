@@ -24,7 +24,9 @@ type verdictRow struct {
 	opts  lab.Options
 	setup func(t *testing.T, l *lab.Lab)
 	args  []string // diagnose's arguments beyond --json, credentials and --reflector
-	cause string   // the finding that names what is wrong; "" for a working network
+	// noPasv leaves out --pasv: natdoctor finds the range itself.
+	noPasv bool
+	cause  string // the finding that names what is wrong; "" for a working network
 	// warns are findings that must be there as well (a warning or info
 	// the row is about, such as this-host-is-default-host).
 	warns []string
@@ -92,7 +94,8 @@ var verdictRows = []verdictRow{
 		}, cause: report.CodeMappingWrongHost},
 	{name: "IGD v2, server uses a wider range than is mapped", opts: lab.Options{ForcePassiveIP: true, ServerPassiveHigh: 42030},
 		setup: mapAllUPnP, cause: report.CodePASVOutsideRange},
-	{name: "IGD v2, server greets late (reverse DNS lookups)", opts: lab.Options{ForcePassiveIP: true, ReverseDNS: true}, setup: mapAllUPnP},
+	{name: "IGD v2, server greets late (reverse DNS lookups)", opts: lab.Options{ForcePassiveIP: true, ReverseDNS: true}, setup: mapAllUPnP,
+		warns: []string{report.CodeFTPSlowGreeting}},
 	{name: "IGD v2, no FTP server running", opts: lab.Options{NoServerFTP: true}, setup: mapAllUPnP, cause: report.CodeFTPUnreachable},
 	{name: "IGD v2, FTPS offered (self-signed), plain clients", opts: lab.Options{ForcePassiveIP: true, FTPTLS: 1}, setup: mapAllUPnP,
 		warns: []string{report.CodeFTPTLSUntrusted}},
@@ -111,6 +114,9 @@ var verdictRows = []verdictRow{
 		warns: []string{report.CodeThisHostDefault}},
 	{name: "default host is the server itself, NAT-PMP only", opts: lab.Options{ForcePassiveIP: true, NoUPnP: true, DefaultHostIsServer: true},
 		warns: []string{report.CodeThisHostDefault}},
+	{name: "range not given: learned from the server, all mapped", opts: lab.Options{ForcePassiveIP: true}, setup: mapAllUPnP, noPasv: true},
+	{name: "range not given: server uses 42000-42030, 42000-42010 mapped", opts: lab.Options{ForcePassiveIP: true, ServerPassiveHigh: 42030},
+		setup: mapAllUPnP, noPasv: true, cause: report.CodeMappingMissing},
 	{name: "passive port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
 			mapUPnP(t, l.Server, allPorts()[:11]...)
@@ -147,7 +153,10 @@ func checkVerdict(t *testing.T, row verdictRow) {
 		row.setup(t, l)
 	}
 	judged := l.Judge(t, lab.JudgeOptions{})
-	args := append([]string{"--reflector", refl, "--pasv", labRange}, row.args...)
+	args := append([]string{"--reflector", refl}, row.args...)
+	if !row.noPasv {
+		args = append(args, "--pasv", labRange)
+	}
 	r, out, code := labDiagnoseRaw(t, l, args...)
 
 	var errs, all []string

@@ -16,6 +16,17 @@ import (
 	"github.com/natdoctor/natdoctor/report"
 )
 
+// diagnoseSamples is how many more PASV replies the LAN walk asks for: one
+// reply says little about a server that picks ports at random, and a
+// server handing out 42000-42030 behind a mapped 42000-42010 shows a port
+// outside in one reply of three.
+const diagnoseSamples = 16
+
+// learnSamples is the sample count when the range must be learned from
+// the replies: the most the walk asks for, so that the lowest and highest
+// ports of an 11-port range show up (each is missed with p < 0.3 %).
+const learnSamples = 64
+
 // Options say what to check.
 type Options struct {
 	NAT       nat.Config
@@ -62,22 +73,33 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 	ftp := o.FTP
 	ftp.Expected = obs.Passive
+	ftp.Samples = max(ftp.Samples, diagnoseSamples)
+	if obs.Passive == nil {
+		ftp.Samples = max(ftp.Samples, learnSamples)
+	}
 
+	// The router is asked for the ports the server needs; when the passive
+	// range is not known yet, only once the LAN walk has shown it.
+	lookup := func() {
+		if d == nil {
+			return
+		}
+		l, err := d.Lister()
+		if err != nil {
+			obs.MappingsErr = err.Error()
+			return
+		}
+		ms, err := lookupPorts(ctx, l, obs.NeededPorts())
+		if err != nil {
+			obs.MappingsErr = err.Error()
+			return
+		}
+		obs.Mappings, obs.MappingsKnown = ms, true
+	}
 	var wg sync.WaitGroup
-	if d != nil {
-		wg.Go(func() {
-			l, err := d.Lister()
-			if err != nil {
-				obs.MappingsErr = err.Error()
-				return
-			}
-			ms, err := lookupPorts(ctx, l, obs.NeededPorts())
-			if err != nil {
-				obs.MappingsErr = err.Error()
-				return
-			}
-			obs.Mappings, obs.MappingsKnown = ms, true
-		})
+	early := obs.Passive != nil || !obs.Server.IsValid()
+	if early {
+		wg.Go(lookup)
 	}
 	if !obs.Server.IsValid() {
 		wg.Wait()
@@ -96,15 +118,35 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.Reflector = o.Reflector.Base.String()
 		obs.Outside = probe.CheckOutside(ctx, oo)
 		obs.Inside = obs.Outside.Inside
+		learned(obs)
 	} else {
 		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
+		learned(obs)
 		if d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
 			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), o.FTPPort, obs.Inside, ftp.ReplyTimeout)
 		}
 	}
+	if !early {
+		wg.Go(lookup)
+	}
 	wg.Wait()
 	obs.Elapsed = time.Since(start)
 	return obs
+}
+
+// learned takes the passive range from the server's own replies when no
+// flag and no configuration gave one.
+func learned(obs *report.Observations) {
+	if obs.Passive != nil {
+		return
+	}
+	lr, ok := probe.LearnRange(obs.Inside)
+	if !ok {
+		return
+	}
+	obs.Passive = &lr
+	obs.PassiveSource = fmt.Sprintf("%s: the server's replies on the LAN (%d ports seen in %d replies; the configured range may be wider)",
+		report.SourcePASVReplies, len(obs.Inside.HandedOut()), obs.Inside.Replies())
 }
 
 // lookupPorts asks the router for exactly these TCP ports, one

@@ -55,6 +55,7 @@ type Router struct {
 
 	// Behaviour switches; set them before the calls they affect.
 	Silent         atomic.Bool  // drop every NAT-PMP/PCP datagram
+	DeafUntil      atomic.Int64 // UnixNano: drop NAT-PMP/PCP datagrams until then (a busy or booting router)
 	SSDPSilent     atomic.Bool  // ignore M-SEARCH
 	NoPCP          atomic.Bool  // answer PCP as a NAT-PMP-only router (version 0, UNSUPPORTED_VERSION)
 	WrongSource    atomic.Bool  // answer NAT-PMP/PCP from another address
@@ -206,7 +207,7 @@ func (r *Router) servePMP() {
 		if err != nil {
 			return
 		}
-		if r.Silent.Load() || n < 2 {
+		if r.Silent.Load() || n < 2 || time.Now().UnixNano() < r.DeafUntil.Load() {
 			continue
 		}
 		req := append([]byte(nil), buf[:n]...)
