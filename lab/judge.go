@@ -182,7 +182,8 @@ func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int
 	for i := 0; i < n; i++ {
 		script += "ls; "
 	}
-	out, _ := l.Outside.Run("lftp", "-d", "-p", strconv.Itoa(port), "-u", FTPUser+","+FTPPassword, "-e", script+"quit", host)
+	user, pw := l.Login()
+	out, _ := l.Outside.Run("lftp", "-d", "-p", strconv.Itoa(port), "-u", user+","+pw, "-e", script+"quit", host)
 	r := ClientRun{Client: modeName("lftp", lenient), Lenient: lenient, Listings: n}
 	r.LoggedIn = strings.Contains(out, "<--- 230")
 	r.Listed = strings.Count(out, "file1.txt")
@@ -207,8 +208,9 @@ func (l *Lab) judgeCurl(t testing.TB, host string, port int, n int) ClientRun {
 	t.Helper()
 	r := ClientRun{Client: "curl (lenient)", Lenient: true, Listings: n}
 	url := fmt.Sprintf("ftp://%s:%d/", host, port)
+	user, pw := l.Login()
 	for i := 0; i < n; i++ {
-		out, err := l.Outside.Run("curl", "-sS", "--disable-epsv", "--connect-timeout", clientTimeout, "--max-time", "60", "-u", FTPUser+":"+FTPPassword, url)
+		out, err := l.Outside.Run("curl", "-sS", "--disable-epsv", "--connect-timeout", clientTimeout, "--max-time", "60", "-u", user+":"+pw, url)
 		switch {
 		case err == nil && strings.Contains(out, "file1.txt"):
 			r.LoggedIn = true
@@ -271,7 +273,8 @@ func (l *Lab) judgeFtplib(t testing.TB, host string, port int, lenient bool, n i
 	if lenient {
 		strict = "0"
 	}
-	out, _ := l.Outside.Run("python3", "-c", ftplibScript, host, strconv.Itoa(port), FTPUser, FTPPassword, strconv.Itoa(n), strict, clientTimeout)
+	user, pw := l.Login()
+	out, _ := l.Outside.Run("python3", "-c", ftplibScript, host, strconv.Itoa(port), user, pw, strconv.Itoa(n), strict, clientTimeout)
 	r := ClientRun{Client: modeName("ftplib", lenient), Lenient: lenient, Listings: n}
 	r.LoggedIn = strings.Contains(out, "LOGGED-IN")
 	r.Listed = strings.Count(out, "LISTED")
@@ -280,6 +283,14 @@ func (l *Lab) judgeFtplib(t testing.TB, host string, port int, lenient bool, n i
 		r.Note = firstLine(out, "LOGIN-FAILED", "DATA-FAILED", "RELOGIN-FAILED", "Traceback")
 	}
 	return r
+}
+
+// Login returns the user name and password clients log in with.
+func (l *Lab) Login() (user, password string) {
+	if l.Anonymous() {
+		return "anonymous", "natdoctor@lab.invalid"
+	}
+	return FTPUser, FTPPassword
 }
 
 // firstLine returns the first line of out that contains one of marks.

@@ -90,6 +90,9 @@ type Options struct {
 	// DefaultHostIsServer makes the server itself the router's default
 	// host (with DefaultHost or not).
 	DefaultHostIsServer bool
+	// Server is the FTP server the server host runs: PureFTPd (""),
+	// Vsftpd, ProFTPD or Pyftpdlib.
+	Server string
 }
 
 // ReverseDNSDelay is how long the server's resolver waits with
@@ -114,6 +117,8 @@ type Lab struct {
 	upnpd    *exec.Cmd
 	upnpdLog *bytes.Buffer
 	procs    []*exec.Cmd
+	// serverConfig is the server's configuration file, when it has one.
+	serverConfig string
 }
 
 // packagesTxt lists every tool the lab and its tests run, with its Debian
@@ -130,7 +135,7 @@ func Tools() []Tool {
 	var ts []Tool
 	for _, line := range strings.Split(packagesTxt, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 || strings.HasPrefix(f[0], "#") || f[0] == "-" {
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || f[0] == "-" {
 			continue
 		}
 		ts = append(ts, Tool{Name: f[0], Package: f[1]})
@@ -214,7 +219,7 @@ func Start(t testing.TB, opts Options) *Lab {
 	l.buildNetwork()
 	l.loadRules()
 	if !opts.NoServerFTP {
-		l.startFTP(l.Server, ServerAddr, ServerFortune, true)
+		l.startServerFTP()
 	}
 	if !opts.NoOtherFTP {
 		l.startFTP(l.Other, DefaultHostLAN, OtherFortune, false)
@@ -528,15 +533,7 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 		"-g", filepath.Join(base, "pure-ftpd.pid"),
 		"-S", addr.String() + ",21"}
 	if l.Opts.ReverseDNS && h == l.Server {
-		// ip netns exec mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf.
-		dir := filepath.Join("/etc/netns", h.NS)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			l.t.Fatal(err)
-		}
-		conf := fmt.Sprintf("nameserver %s\noptions timeout:%d attempts:1\n", RouterLANAddr, int(ReverseDNSDelay/time.Second))
-		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
-			l.t.Fatal(err)
-		}
+		l.deadDNS(h)
 	} else {
 		args = append(args, "-H") // DontResolve
 	}

@@ -710,7 +710,7 @@ func guessSoftware(lines []string) string {
 	all := strings.ToLower(strings.Join(lines, "\n"))
 	for _, s := range []struct{ key, name string }{
 		{"pure-ftpd", "Pure-FTPd"}, {"vsftpd", "vsftpd"}, {"proftpd", "ProFTPD"}, {"filezilla", "FileZilla Server"},
-		{"microsoft ftp", "Microsoft FTP Service"}, {"serv-u", "Serv-U"}, {"wu-", "wu-ftpd"},
+		{"microsoft ftp", "Microsoft FTP Service"}, {"serv-u", "Serv-U"}, {"wu-", "wu-ftpd"}, {"pyftpdlib", "pyftpdlib"},
 	} {
 		if strings.Contains(all, s.key) {
 			return s.name

@@ -269,12 +269,24 @@ func (b *builder) skip(what string) {
 // (21 or --ftp-port) and the passive range.
 func (o *Observations) NeededPorts() []uint16 {
 	ports := []uint16{o.FTPPort}
-	if o.Passive != nil {
-		for p := int(o.Passive.Low); p <= int(o.Passive.High); p++ {
+	if r := o.servedPassive(); r != nil {
+		for p := int(r.Low); p <= int(r.High); p++ {
 			ports = append(ports, uint16(p))
 		}
 	}
 	return ports
+}
+
+// servedPassive is the part of the passive range the server hands out.
+// ProFTPD never hands out the top port of its PassivePorts range (the
+// lab's ProFTPD 1.3.8: 42000-42009 in 200 replies for PassivePorts 42000
+// 42010), so a client never needs that one mapped.
+func (o *Observations) servedPassive() *probe.PortRange {
+	r := o.Passive
+	if r == nil || o.serverSoftware() != "ProFTPD" || r.High <= r.Low || strings.HasPrefix(o.PassiveSource, SourcePASVReplies) {
+		return r
+	}
+	return &probe.PortRange{Low: r.Low, High: r.High - 1}
 }
 
 // routerPlace names where the router's admin tool keeps a setting ("dmz",
@@ -496,11 +508,16 @@ func (b *builder) server() {
 		b.add(f)
 		return
 	}
-	if in.GreetingDelay >= probe.SlowGreeting {
+	greet, where := in.GreetingDelay, "on the LAN"
+	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.GreetingDelay > greet {
+		// Only strangers may wait: ident lookups to a LAN client are refused at once.
+		greet, where = out.Outside.GreetingDelay, "from outside"
+	}
+	if greet >= probe.SlowGreeting {
 		b.add(Finding{
 			Code: CodeFTPSlowGreeting, Severity: SevWarning,
-			Summary: fmt.Sprintf("the server greets %.1f s after accepting a connection", in.GreetingDelay.Seconds()),
-			Evidence: map[string]any{"greeting_delay": in.GreetingDelay.Round(100 * time.Millisecond).String(), "banner": in.Banner,
+			Summary: fmt.Sprintf("the server greets %.1f s after accepting a connection (%s)", greet.Seconds(), where),
+			Evidence: map[string]any{"greeting_delay": greet.Round(100 * time.Millisecond).String(), "seen_from": where, "banner": in.Banner,
 				"clients_wait": probe.GreetingTimeout.String()},
 			Explanation: "Every login waits that long. The usual cause is the server looking up each client's name (reverse DNS) in a DNS server that does not answer. " +
 				"Clients wait " + probe.GreetingTimeout.String() + " (FileZilla, lftp), so they get in now; a slower DNS, or a client with a short timeout, fails as if the server were down.",
@@ -838,8 +855,9 @@ func (b *builder) outside() {
 		b.add(f)
 	}
 	var dead []uint16
+	served := o.servedPassive()
 	for _, p := range out.Passive {
-		if p.Status == probe.Failed || p.Status == probe.Error {
+		if (p.Status == probe.Failed || p.Status == probe.Error) && (served == nil || served.Contains(p.Port)) {
 			dead = append(dead, p.Port)
 		}
 	}
@@ -903,6 +921,12 @@ func hairpinEvidence(r *probe.FTPResult) map[string]any {
 func (b *builder) config() {
 	o := b.o
 	c := o.Config
+	if c != nil && o.Inside != nil && o.Inside.Software != "" && c.Server != "" && !strings.EqualFold(c.Server, o.Inside.Software) {
+		// A host with several servers installed: the file found is not the
+		// answering server's, and what it says does not apply.
+		b.skip(fmt.Sprintf("server configuration: %s is %s's, but the server that answers is %s (give --ftp-config)", c.Source, c.Server, o.Inside.Software))
+		return
+	}
 	if c == nil {
 		if o.Passive == nil {
 			b.skip("server configuration: no passive range known (give --pasv or --ftp-config)")

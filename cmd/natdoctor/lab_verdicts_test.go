@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -26,7 +27,12 @@ type verdictRow struct {
 	args  []string // diagnose's arguments beyond --json, credentials and --reflector
 	// noPasv leaves out --pasv: natdoctor finds the range itself.
 	noPasv bool
-	cause  string // the finding that names what is wrong; "" for a working network
+	// config passes the server's configuration file with --ftp-config.
+	config bool
+	// fixSays is text the cause's fix must contain (the server's own
+	// directive, say).
+	fixSays string
+	cause   string // the finding that names what is wrong; "" for a working network
 	// warns are findings that must be there as well (a warning or info
 	// the row is about, such as this-host-is-default-host).
 	warns []string
@@ -117,6 +123,38 @@ var verdictRows = []verdictRow{
 	{name: "range not given: learned from the server, all mapped", opts: lab.Options{ForcePassiveIP: true}, setup: mapAllUPnP, noPasv: true},
 	{name: "range not given: server uses 42000-42030, 42000-42010 mapped", opts: lab.Options{ForcePassiveIP: true, ServerPassiveHigh: 42030},
 		setup: mapAllUPnP, noPasv: true, cause: report.CodeMappingMissing},
+	// The same network problems on the other servers people run; their
+	// configuration files are read with --ftp-config, and the fixes must
+	// name each server's own setting.
+	{name: "vsftpd, all mapped, public PASV address", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true}, setup: mapAllUPnP, config: true},
+	{name: "vsftpd, private PASV address", opts: lab.Options{Server: lab.Vsftpd}, setup: mapAllUPnP, config: true,
+		cause: report.CodePASVPrivate, fixSays: "pasv_address="},
+	{name: "vsftpd, server range wider than mapped", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true, ServerPassiveHigh: 42030},
+		setup: mapAllUPnP, cause: report.CodePASVOutsideRange, fixSays: "pasv_min_port="},
+	{name: "vsftpd, default host on over the mappings", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true, DefaultHost: true},
+		setup: mapAllUPnP, cause: report.CodeDefaultHost},
+	{name: "ProFTPD, all mapped, public PASV address", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true}, setup: mapAllUPnP, config: true},
+	{name: "ProFTPD, private PASV address", opts: lab.Options{Server: lab.ProFTPD}, setup: mapAllUPnP, config: true,
+		cause: report.CodePASVPrivate, fixSays: "MasqueradeAddress"},
+	{name: "ProFTPD, server range wider than mapped", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true, ServerPassiveHigh: 42030},
+		setup: mapAllUPnP, cause: report.CodePASVOutsideRange, fixSays: "PassivePorts"},
+	{name: "ProFTPD, greets late (UseReverseDNS, IdentLookups on)", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true, ReverseDNS: true},
+		setup: mapAllUPnP, config: true, warns: []string{report.CodeFTPSlowGreeting}},
+	{name: "ProFTPD, one passive port lost between two rules", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapUPnP(t, l.Server, 21, 42000, 42001, 42002, 42003, 42004)
+			mapUPnP(t, l.Server, 42006, 42007, 42008, 42009, 42010)
+		}, cause: report.CodeMappingMissing},
+	// ProFTPD never hands out the top port of PassivePorts: leaving it
+	// unmapped harms no client, so it is no error.
+	{name: "ProFTPD, top port of PassivePorts unmapped", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) { mapUPnP(t, l.Server, allPorts()[:11]...) }},
+	{name: "pyftpdlib, all mapped, public PASV address", opts: lab.Options{Server: lab.Pyftpdlib, ForcePassiveIP: true}, setup: mapAllUPnP},
+	{name: "pyftpdlib, private PASV address", opts: lab.Options{Server: lab.Pyftpdlib}, setup: mapAllUPnP, cause: report.CodePASVPrivate},
+	{name: "pyftpdlib, range not given: learned from the server", opts: lab.Options{Server: lab.Pyftpdlib, ForcePassiveIP: true},
+		setup: mapAllUPnP, noPasv: true},
+	{name: "pyftpdlib, NAT-PMP only (AirPort), default host on", opts: lab.Options{Server: lab.Pyftpdlib, ForcePassiveIP: true, NoUPnP: true, DefaultHost: true},
+		setup: mapAllPMP, cause: report.CodeDefaultHost},
 	{name: "passive port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
 			mapUPnP(t, l.Server, allPorts()[:11]...)
@@ -157,7 +195,10 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	if !row.noPasv {
 		args = append(args, "--pasv", labRange)
 	}
-	r, out, code := labDiagnoseRaw(t, l, args...)
+	if row.config {
+		args = append(args, "--ftp-config", l.ServerConfig())
+	}
+	r, out, code := labDiagnoseAs(t, l, args...)
 
 	var errs, all []string
 	for _, f := range r.Findings {
@@ -193,6 +234,11 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	case !lenient && row.cause != "" && !has(row.cause):
 		problems = append(problems, fmt.Sprintf("no %s", row.cause))
 	}
+	if row.fixSays != "" && !slices.ContainsFunc(r.Findings, func(f report.Finding) bool {
+		return f.Code == row.cause && strings.Contains(f.Fix, row.fixSays)
+	}) {
+		problems = append(problems, fmt.Sprintf("the fix of %s does not say %q", row.cause, row.fixSays))
+	}
 	for _, w := range row.warns {
 		if !has(w) {
 			problems = append(problems, "no "+w)
@@ -206,6 +252,20 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	verdictMu.Lock()
 	verdictTable[row.name] = line
 	verdictMu.Unlock()
+}
+
+// labDiagnoseAs runs diagnose --json logged in as the lab's clients are.
+func labDiagnoseAs(t *testing.T, l *lab.Lab, extra ...string) (*report.Report, string, int) {
+	t.Helper()
+	if !l.Anonymous() {
+		return labDiagnoseRaw(t, l, extra...)
+	}
+	out, errOut, code := l.Server.Natdoctor(t, append([]string{"diagnose", "--json", "--anonymous"}, extra...)...)
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("diagnose --json: %v\n%s\n%s", err, out, errOut)
+	}
+	return &r, out + errOut, code
 }
 
 // printVerdicts prints the table (make verdicts) in the rows' order.
