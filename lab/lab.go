@@ -90,6 +90,9 @@ type Options struct {
 	// DefaultHostIsServer makes the server itself the router's default
 	// host (with DefaultHost or not).
 	DefaultHostIsServer bool
+	// OpenWrtPolicy gives miniupnpd OpenWrt's default permission rules:
+	// mappings of ports 1024-65535 only, so port 21 is refused.
+	OpenWrtPolicy bool
 	// Server is the FTP server the server host runs: PureFTPd (""),
 	// Vsftpd, ProFTPD or Pyftpdlib.
 	Server string
@@ -411,10 +414,18 @@ upnp_nat_chain=prerouting_miniupnpd
 upnp_nat_postrouting_chain=postrouting_miniupnpd
 min_lifetime=60
 max_lifetime=86400
-%sallow 1-65535 10.0.1.0/24 1-65535
+%sallow %s 10.0.1.0/24 %s
 deny 0-65535 0.0.0.0/0 0-65535
 `, UPnPHTTPPort, yesNo(!l.Opts.NoUPnP), yesNo(!l.Opts.NoPMP), yesNo(!l.Opts.SecureModeOff),
-		yesNo(l.Opts.IGDv1), RouterFriendly, denyRules(l.Opts.DenyPorts))
+		yesNo(l.Opts.IGDv1), RouterFriendly, denyRules(l.Opts.DenyPorts), allowed(l.Opts.OpenWrtPolicy), allowed(l.Opts.OpenWrtPolicy))
+}
+
+// allowed is the port range miniupnpd's permission rule allows.
+func allowed(openWrt bool) string {
+	if openWrt {
+		return "1024-65535" // OpenWrt's /etc/config/upnpd default
+	}
+	return "1-65535"
 }
 
 func denyRules(ports []int) string {

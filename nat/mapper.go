@@ -20,8 +20,13 @@ const DefaultConcurrency = 2
 // Roll-back bounds: the clean-up after a failed add runs even when the
 // command's own context was cancelled, and waits for a busy router.
 const (
-	rollbackTimeout = 10 * time.Second
+	rollbackTimeout = 45 * time.Second
 	rollbackPerStep = 300 * time.Millisecond
+	// rollbackRetryMax caps the back-off between tries of a roll-back
+	// request the router did not answer: a router that went quiet (busy,
+	// or miniupnpd after a PCP policy refusal) is asked again until it
+	// answers or rollbackTimeout runs out.
+	rollbackRetryMax = 4 * time.Second
 )
 
 // Action is what a plan does with one mapping.
@@ -247,7 +252,7 @@ func (m *Mapper) Add(ctx context.Context, steps []Step) error {
 	}
 	var mu sync.Mutex
 	var failed atomic.Bool
-	m.each(ctx, &failed, len(steps), func(i int) {
+	apply := func(i int) {
 		s := &steps[i]
 		if s.Action == ActionReplace {
 			// A router refuses to overwrite another host's mapping (718):
@@ -272,13 +277,37 @@ func (m *Mapper) Add(ctx context.Context, steps []Step) error {
 			s.Err = err
 			failed.Store(true)
 		}
-	})
+	}
+	// Ports below 1024 go first and alone: routers refuse them by policy
+	// more than any other (OpenWrt's default UPnP rules allow 1024-65535),
+	// and a refusal before anything else was made leaves nothing to undo
+	// (miniupnpd 2.3.1 even stops answering PCP for a while after one).
+	for _, batch := range privilegedFirst(steps) {
+		if failed.Load() {
+			break
+		}
+		m.each(ctx, &failed, len(batch), func(j int) { apply(batch[j]) })
+	}
 	if !failed.Load() && ctx.Err() == nil {
 		if err := m.verify(ctx, steps); err == nil {
 			return nil
 		}
 	}
 	return m.rollback(ctx, steps)
+}
+
+// privilegedFirst returns the indices of steps in two batches: mappings
+// with a port below 1024 on either side, then the others.
+func privilegedFirst(steps []Step) [][]int {
+	var low, high []int
+	for i, s := range steps {
+		if min(s.Request.ExternalPort, s.Request.InternalPort) < 1024 {
+			low = append(low, i)
+		} else {
+			high = append(high, i)
+		}
+	}
+	return [][]int{low, high}
 }
 
 // verify checks that the router holds every mapping it accepted. A step it
@@ -342,12 +371,12 @@ func (m *Mapper) rollback(ctx context.Context, steps []Step) error {
 		case s.Granted == nil:
 			// No answer: the router may have made it. It was not there
 			// before, so removing it is safe.
-			err = m.Router.Delete(rbCtx, s.Request.Protocol, s.Request.ExternalPort, s.Request.InternalPort)
+			err = m.deleteWhenAnswering(rbCtx, s.Request.Protocol, s.Request.ExternalPort, s.Request.InternalPort)
 			if errors.Is(err, ErrNoSuchMapping) {
 				return
 			}
 		case s.Action == ActionAdd || s.Granted.ExternalPort != s.Request.ExternalPort:
-			err = m.Router.Delete(rbCtx, s.Granted.Protocol, s.Granted.ExternalPort, s.Granted.InternalPort)
+			err = m.deleteWhenAnswering(rbCtx, s.Granted.Protocol, s.Granted.ExternalPort, s.Granted.InternalPort)
 			if errors.Is(err, ErrNoSuchMapping) {
 				err = nil
 			}
@@ -364,6 +393,26 @@ func (m *Mapper) rollback(ctx context.Context, steps []Step) error {
 		}
 	})
 	return ae
+}
+
+// deleteWhenAnswering deletes a mapping, asking again with back-off while
+// the router does not answer, until it does or ctx ends.
+func (m *Mapper) deleteWhenAnswering(ctx context.Context, proto Protocol, external, internal uint16) error {
+	wait := 250 * time.Millisecond
+	for {
+		err := m.Router.Delete(ctx, proto, external, internal)
+		if !uncertain(err) || errors.Is(err, ErrNoSuchMapping) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, rollbackRetryMax)
+	}
 }
 
 // uncertain reports whether a failed request may still have taken effect:

@@ -296,3 +296,87 @@ func TestKeeperRenewsRestoresAndCleansUp(t *testing.T) {
 		t.Errorf("last event %+v", last)
 	}
 }
+
+// TestAddSendsPrivilegedPortsFirst: a router that refuses port 21 by
+// policy (OpenWrt's default rules) sees one request and has nothing to
+// undo.
+func TestAddSendsPrivilegedPortsFirst(t *testing.T) {
+	r := nattest.New(t)
+	r.RefuseBelow.Store(1024)
+	m := upnpMapper(t, r, false)
+	ctx := context.Background()
+	steps, err := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, server, time.Hour, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.SOAPRequests.Load()
+	err = m.Add(ctx, steps)
+	if err == nil || !strings.Contains(err.Error(), "606") {
+		t.Fatalf("add of 21 on a router refusing it: %v", err)
+	}
+	if n := r.SOAPRequests.Load() - before; n != 1 {
+		t.Errorf("%d requests for a refused port 21, want 1 (21 first and alone, nothing to undo)", n)
+	}
+	if len(r.Entries()) != 0 {
+		t.Errorf("left behind: %v", r.Entries())
+	}
+}
+
+// TestRollbackWaitsForAQuietRouter: miniupnpd 2.3.1 stops answering PCP
+// for a while after refusing a port by policy. The roll-back asks again
+// until the router answers, and leaves the router as it was (on main:
+// "could not undo ... remove them with natdoctor remove").
+func TestRollbackWaitsForAQuietRouter(t *testing.T) {
+	r := nattest.New(t)
+	r.PCPRefuseBelow.Store(1024)
+	r.PCPSpin.Store(int64(2500 * time.Millisecond))
+	r.PCPSpinAnyway.Store(true)
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodPCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &nat.Mapper{Router: rt}
+	ctx := context.Background()
+	pairs, _ := nat.ParsePorts([]string{"42000-42002", "21"})
+	steps, _ := m.PlanAdd(ctx, nat.Requests(pairs, []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
+	err = m.Add(ctx, steps)
+	if err == nil {
+		t.Fatal("add succeeded although 21 is refused")
+	}
+	if !strings.Contains(err.Error(), "router is as it was") || strings.Contains(err.Error(), "could not undo") {
+		t.Errorf("roll-back: %v", err)
+	}
+	if len(r.Entries()) != 0 {
+		t.Errorf("left behind: %v", r.Entries())
+	}
+}
+
+// TestPCPPreferFailureRefusesAtOnce: with PREFER_FAILURE a PCP server
+// refuses a port its policy forbids instead of searching for another one
+// (and going quiet meanwhile, as miniupnpd 2.3.1 does without it).
+func TestPCPPreferFailureRefusesAtOnce(t *testing.T) {
+	r := nattest.New(t)
+	r.PCPRefuseBelow.Store(1024)
+	r.PCPSpin.Store(int64(time.Minute))
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodPCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &nat.Mapper{Router: rt}
+	ctx := context.Background()
+	steps, _ := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
+	start := time.Now()
+	err = m.Add(ctx, steps)
+	var pe *nat.PCPError
+	if !errors.As(err, &pe) || pe.Code != nat.PCPNotAuthorized {
+		t.Fatalf("add of a refused port: %v", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v: the router was made to search", el)
+	}
+	if len(r.Entries()) != 0 || !strings.Contains(err.Error(), "router is as it was") {
+		t.Errorf("left %v; %v", r.Entries(), err)
+	}
+}

@@ -302,13 +302,40 @@ func (c *PCP) Announce(ctx context.Context) (uint32, error) {
 	return r.Epoch, err
 }
 
-// mapRequest sends a MAP request and returns the response.
+// pcpOptPreferFailure is the PREFER_FAILURE option (RFC 6887 section
+// 13.2): map the suggested external port or nothing. natdoctor treats
+// another port as a failure anyway, and without the option miniupnpd
+// 2.3.1 answers a port its policy refuses by searching the whole port
+// space for another one, answering nothing (PCP, NAT-PMP or UPnP) for
+// minutes: a roll-back cannot get through, and mappings stay behind.
+const pcpOptPreferFailure = 2
+
+// mapRequest sends a MAP request and returns the response. A request for
+// a specific external port carries PREFER_FAILURE, unless the server
+// says it does not know the option.
 func (c *PCP) mapRequest(ctx context.Context, op string, proto Protocol, internalPort, externalPort uint16, lifetime uint32) (pcpResponse, error) {
+	preferFailure := lifetime > 0 && externalPort != 0
+	r, err := c.mapRequestOpt(ctx, op, proto, internalPort, externalPort, lifetime, preferFailure)
+	var pe *PCPError
+	if preferFailure && errors.As(err, &pe) && pe.Code == PCPUnsuppOption {
+		return c.mapRequestOpt(ctx, op, proto, internalPort, externalPort, lifetime, false)
+	}
+	return r, err
+}
+
+func (c *PCP) mapRequestOpt(ctx context.Context, op string, proto Protocol, internalPort, externalPort uint16, lifetime uint32, preferFailure bool) (pcpResponse, error) {
 	var ianaProto uint8 = ianaTCP
 	if proto == UDP {
 		ianaProto = ianaUDP
 	}
-	req := make([]byte, pcpHeaderLen+pcpMapPayloadLen)
+	n := pcpHeaderLen + pcpMapPayloadLen
+	if preferFailure {
+		n += 4 // option code, reserved, length 0
+	}
+	req := make([]byte, n)
+	if preferFailure {
+		req[pcpHeaderLen+pcpMapPayloadLen] = pcpOptPreferFailure
+	}
 	c.header(req, pcpOpMap, lifetime)
 	p := req[pcpHeaderLen:]
 	nonce := c.nonce(ianaProto, internalPort)

@@ -23,8 +23,10 @@ type OutsideOptions struct {
 	// Local is this host's LAN address; Server the FTP server's (usually the same).
 	Local, Server netip.Addr
 	FTPPort       uint16
-	Passive       *PortRange
-	FTP           FTPOptions // credentials and bounds, shared by the inside and outside walks
+	// PublicPort is the control port clients use from outside; 0: FTPPort.
+	PublicPort uint16
+	Passive    *PortRange
+	FTP        FTPOptions // credentials and bounds, shared by the inside and outside walks
 	// MapCanary maps external port to this host's port and returns a
 	// function that removes the mapping; nil skips the canary.
 	MapCanary func(ctx context.Context, port uint16, lease time.Duration) (remove func(), err error)
@@ -108,9 +110,13 @@ func CheckOutside(ctx context.Context, o OutsideOptions) *OutsideResult {
 // outsideFTP runs the FTP checker through a relay: the control connection
 // and every data connection come from the reflector.
 func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResult {
-	target := netip.AddrPortFrom(pub, o.FTPPort).String()
+	port := o.FTPPort
+	if o.PublicPort != 0 {
+		port = o.PublicPort
+	}
+	target := netip.AddrPortFrom(pub, port).String()
 	dctx, cancel := context.WithTimeout(ctx, max(o.FTP.ReplyTimeout, DefaultReplyTimeout))
-	conn, err := o.Reflector.Relay(dctx, pub, o.FTPPort)
+	conn, err := o.Reflector.Relay(dctx, pub, port)
 	cancel()
 	if err != nil {
 		res := newFTPResult(target + " (from outside)")

@@ -79,10 +79,14 @@ type Hop struct {
 
 // Observations are what nat and probe saw; report turns them into findings.
 type Observations struct {
-	Discovery     *nat.Discovery       `json:"discovery,omitempty"`
-	DiscoveryErr  string               `json:"discovery_error,omitempty"`
-	Server        netip.Addr           `json:"server"`
-	FTPPort       uint16               `json:"ftp_port"`
+	Discovery    *nat.Discovery `json:"discovery,omitempty"`
+	DiscoveryErr string         `json:"discovery_error,omitempty"`
+	Server       netip.Addr     `json:"server"`
+	FTPPort      uint16         `json:"ftp_port"`
+	// PublicPort is the router's external port for the control
+	// connection, when it is not FTPPort (a router that refuses ports
+	// below 1024: 2121 -> 21).
+	PublicPort    uint16               `json:"public_port,omitempty"`
 	Passive       *probe.PortRange     `json:"passive_range,omitempty"`
 	PassiveSource string               `json:"passive_range_source,omitempty"`
 	Config        *probe.FTPConfig     `json:"ftp_config,omitempty"`
@@ -268,7 +272,7 @@ func (b *builder) skip(what string) {
 // NeededPorts returns the ports the server needs mapped: the control port
 // (21 or --ftp-port) and the passive range.
 func (o *Observations) NeededPorts() []uint16 {
-	ports := []uint16{o.FTPPort}
+	ports := []uint16{o.publicPort()}
 	if r := o.servedPassive(); r != nil {
 		for p := int(r.Low); p <= int(r.High); p++ {
 			ports = append(ports, uint16(p))
@@ -424,8 +428,8 @@ func (b *builder) mappings() {
 		switch {
 		case !ok:
 			missing = append(missing, p)
-		case m.InternalAddr != o.Server:
-			if p == o.FTPPort {
+		case m.InternalAddr != o.Server || p == o.publicPort() && m.InternalPort != o.FTPPort:
+			if p == o.publicPort() {
 				b.controlElsewhere = true
 			}
 			wrong = append(wrong, map[string]any{"port": p, "points_at": fmt.Sprintf("%s:%d", m.InternalAddr, m.InternalPort), "description": m.Description})
@@ -443,7 +447,7 @@ func (b *builder) mappings() {
 	}
 	if len(missing) > 0 {
 		what := "passive ports"
-		if slices.Contains(missing, o.FTPPort) {
+		if slices.Contains(missing, o.publicPort()) {
 			what = "the control port"
 			if len(missing) > 1 {
 				what = "the control port and passive ports"
@@ -478,8 +482,19 @@ func (b *builder) mappings() {
 	}
 }
 
+// publicPort is the port clients connect to from outside.
+func (o *Observations) publicPort() uint16 {
+	if o.PublicPort != 0 {
+		return o.PublicPort
+	}
+	return o.FTPPort
+}
+
 func portsArg(o *Observations) string {
 	s := fmt.Sprint(o.FTPPort)
+	if o.publicPort() != o.FTPPort {
+		s = fmt.Sprintf("%d:%d", o.publicPort(), o.FTPPort)
+	}
 	if o.Passive != nil {
 		s += " " + o.Passive.String()
 	}
@@ -766,7 +781,7 @@ func (b *builder) outside() {
 	o := b.o
 	out := o.Outside
 	if out == nil {
-		b.skip("from outside: port " + fmt.Sprint(o.FTPPort) + " reaches this server (needs --reflector URL)")
+		b.skip("from outside: port " + fmt.Sprint(o.publicPort()) + " reaches this server (needs --reflector URL)")
 		b.skip("from outside: every passive port carries a data connection (needs --reflector)")
 		b.skip("from outside: default host (DMZ) overriding the mappings (needs --reflector)")
 		if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
@@ -788,7 +803,7 @@ func (b *builder) outside() {
 	if out.Outside != nil && out.Outside.Reached != probe.OK {
 		b.add(Finding{
 			Code: CodeFTPUnreachable, Severity: SevError,
-			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.FTPPort, out.Outside.ReachErr),
+			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.publicPort(), out.Outside.ReachErr),
 			Evidence:    map[string]any{"public_address": out.PublicAddr.String(), "error": out.Outside.ReachErr},
 			Explanation: "The server works on the LAN, but a connection from the internet to the public address does not get through.",
 			Fix:         "Map the control port: natdoctor add " + portsArg(o),
@@ -805,12 +820,12 @@ func (b *builder) outside() {
 		if !b.controlElsewhere {
 			b.add(Finding{
 				Code: CodeMappingWrongHost, Severity: SevError,
-				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.FTPPort),
+				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.publicPort()),
 				Evidence: omitEmpty(map[string]any{"banner_inside": strings.Join(bannerOf(out.Inside), " | "),
 					"banner_outside": strings.Join(bannerOf(out.Outside), " | "), "canary": "reached this host"}),
-				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.FTPPort) +
+				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.publicPort()) +
 					" itself is forwarded to another machine (an old rule, a stale DHCP lease, a typo).",
-				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force. Or fix it in %s.", o.FTPPort, o.Server, portsArg(o), o.routerPlace("forward")),
+				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force. Or fix it in %s.", o.publicPort(), o.Server, portsArg(o), o.routerPlace("forward")),
 			})
 		}
 	} else if dmz {
@@ -898,7 +913,7 @@ func (b *builder) outside() {
 	if same == probe.OK && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
 		b.add(Finding{
 			Code: CodeOutsideOK, Severity: SevOK,
-			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.FTPPort),
+			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.publicPort()),
 			Evidence: map[string]any{"banner_outside": out.Outside.Banner, "login": string(out.Outside.Login), "list": string(out.Outside.List)},
 		})
 	}
@@ -1004,9 +1019,9 @@ func path(o *Observations) []Hop {
 	if pub == "" {
 		pub = "?"
 	}
-	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.FTPPort), Status: reached, Detail: detail})
+	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.publicPort()), Status: reached, Detail: detail})
 
-	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.FTPPort, serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.publicPort(), serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
 	switch {
 	case o.Discovery == nil:
 		mapHop.Detail = "the router could not be asked"
@@ -1016,7 +1031,7 @@ func path(o *Observations) []Hop {
 	if o.MappingsKnown {
 		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"
 		for _, m := range o.Mappings {
-			if m.Protocol == nat.TCP && m.ExternalPort == o.FTPPort {
+			if m.Protocol == nat.TCP && m.ExternalPort == o.publicPort() {
 				if m.InternalAddr == o.Server {
 					mapHop.Status, mapHop.Detail = probe.OK, fmt.Sprintf("%q, lease %s", m.Description, leaseText(m.Lease))
 				} else {

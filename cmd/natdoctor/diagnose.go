@@ -29,6 +29,7 @@ const diagnosePatience = 5 * time.Second
 type diagnoseOptions struct {
 	server       string
 	ftpPort      uint16
+	publicPort   uint16
 	pasv         string
 	ftpConfig    string
 	reflector    string
@@ -65,6 +66,7 @@ Its default --timeout is 30s.`,
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "", "the FTP server's LAN `IP` (default: this host)")
 	f.Uint16Var(&o.ftpPort, "ftp-port", 21, "the FTP control `PORT`")
+	f.Uint16Var(&o.publicPort, "public-port", 0, "the control `PORT` clients use from outside, when the router maps another one to --ftp-port (e.g. 2121)")
 	f.StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
 	f.StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range and limits from this server configuration `PATH` (default: detect)")
 	f.StringVar(&o.reflector, "reflector", "", "`URL` of a natdoctor reflector outside the network")
@@ -100,7 +102,7 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 	default:
 		return usageErrorf("--format %q: want text, json or markdown", o.format)
 	}
-	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort}
+	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort, PublicPort: o.publicPort}
 	opts.NAT.PatientTimeout = diagnosePatience
 	if o.ftpPort == 0 {
 		return usageErrorf("--ftp-port must be 1-65535")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -175,5 +176,43 @@ func TestLabSecureModeRefusalExplained(t *testing.T) {
 	}
 	if fs := l.Forwards(t); len(fs) != 0 {
 		t.Errorf("left %v", fs)
+	}
+}
+
+// TestLabRouterRefusesPort21 is OpenWrt's default miniupnpd permissions
+// (ports 1024-65535 only). UPnP answers 606; PCP on miniupnpd 2.3.1 stops
+// answering for a while (on main the roll-back then timed out and left
+// mappings behind). Either way the router ends as it was, the error says
+// why, and the way out works: an external high port mapped to 21.
+func TestLabRouterRefusesPort21(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{OpenWrtPolicy: true})
+	for _, via := range []string{"upnp", "pcp"} {
+		out, errOut, code := l.Server.Natdoctor(t, "add", "21", "42000-42010", "--via", via)
+		if code != exitProblem {
+			t.Fatalf("--via %s: add of a refused port 21: exit %d\n%s%s", via, code, out, errOut)
+		}
+		if fs := l.Forwards(t); len(fs) != 0 {
+			t.Errorf("--via %s: the router was left with %v\n%s%s", via, fs, out, errOut)
+		}
+		if !strings.Contains(errOut, "natdoctor add 2121:21 42000-42010") || strings.Contains(errOut, "could not undo") {
+			t.Errorf("--via %s: no way out offered, or a failed undo:\n%s", via, errOut)
+		}
+	}
+	// OpenWrt's rule restricts the internal port too: 2121:21 is refused
+	// as well, and the hint says so.
+	out, errOut, code := l.Server.Natdoctor(t, "add", "2121:21", "42000-42010")
+	if code != exitProblem || len(l.Forwards(t)) != 0 || !strings.Contains(errOut, "restrict the internal port too") {
+		t.Errorf("2121:21 under OpenWrt's rules: exit %d, forwards %v\n%s%s", code, l.Forwards(t), out, errOut)
+	}
+
+	// A router that denies only external port 21: the way out works.
+	l2 := lab.Start(t, lab.Options{DenyPorts: []int{21}})
+	out, errOut, code = l2.Server.Natdoctor(t, "add", "2121:21", "42000-42010")
+	if code != exitOK {
+		t.Fatalf("the way out: exit %d\n%s%s", code, out, errOut)
+	}
+	if fs := l2.Forwards(t); len(fs) != 12 || !slices.ContainsFunc(fs, func(f lab.Forward) bool { return f.External == 2121 && f.Target == lab.ServerAddr.String()+":21" }) {
+		t.Errorf("forwards after add 2121:21: %v", fs)
 	}
 }

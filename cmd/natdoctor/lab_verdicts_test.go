@@ -32,7 +32,9 @@ type verdictRow struct {
 	// fixSays is text the cause's fix must contain (the server's own
 	// directive, say).
 	fixSays string
-	cause   string // the finding that names what is wrong; "" for a working network
+	// publicPort is the external control port clients use (0: 21).
+	publicPort int
+	cause      string // the finding that names what is wrong; "" for a working network
 	// warns are findings that must be there as well (a warning or info
 	// the row is about, such as this-host-is-default-host).
 	warns []string
@@ -155,6 +157,17 @@ var verdictRows = []verdictRow{
 		setup: mapAllUPnP, noPasv: true},
 	{name: "pyftpdlib, NAT-PMP only (AirPort), default host on", opts: lab.Options{Server: lab.Pyftpdlib, ForcePassiveIP: true, NoUPnP: true, DefaultHost: true},
 		setup: mapAllPMP, cause: report.CodeDefaultHost},
+	// A router that refuses external port 21: users map 2121 to it.
+	{name: "router refuses external port 21: 2121 mapped to 21", opts: lab.Options{ForcePassiveIP: true, DenyPorts: []int{21}},
+		setup: func(t *testing.T, l *lab.Lab) {
+			l.Server.MustRun(t, "upnpc", "-a", lab.ServerAddr.String(), "21", "2121", "TCP")
+			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh)...)
+		}, publicPort: 2121, args: []string{"--public-port", "2121"}},
+	{name: "router refuses external port 21: 2121 mapped, a passive port forgotten", opts: lab.Options{ForcePassiveIP: true, DenyPorts: []int{21}},
+		setup: func(t *testing.T, l *lab.Lab) {
+			l.Server.MustRun(t, "upnpc", "-a", lab.ServerAddr.String(), "21", "2121", "TCP")
+			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh-1)...)
+		}, publicPort: 2121, args: []string{"--public-port", "2121"}, cause: report.CodeMappingMissing},
 	{name: "passive port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
 			mapUPnP(t, l.Server, allPorts()[:11]...)
@@ -190,7 +203,7 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	if row.setup != nil {
 		row.setup(t, l)
 	}
-	judged := l.Judge(t, lab.JudgeOptions{})
+	judged := l.Judge(t, lab.JudgeOptions{Port: row.publicPort})
 	args := append([]string{"--reflector", refl}, row.args...)
 	if !row.noPasv {
 		args = append(args, "--pasv", labRange)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -381,8 +382,49 @@ func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.Po
 	}
 	if !o.dryRun {
 		err = m.Add(ctx, steps)
+		if hint := privilegedHint(err, pairs); hint != "" {
+			fmt.Fprintln(g.IO.ErrOut, hint)
+		}
 	}
 	return writeSteps(g, m.Router.Method(), o.dryRun, steps, d.LocalAddr, err)
+}
+
+// privilegedHint is the way out when the router refused a port below 1024
+// without naming another owner: many refuse them by policy (OpenWrt's
+// default UPnP rules allow 1024-65535; miniupnpd's PCP then stays silent).
+// An external high port mapped to the server's own port works there.
+func privilegedHint(err error, pairs []nat.PortPair) string {
+	var ae *nat.AddError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	for _, s := range ae.Failed {
+		if ext, in := s.Request.ExternalPort, s.Request.InternalPort; ext >= 1024 && in != 0 && in < 1024 {
+			return fmt.Sprintf("hint: the router refuses to forward external port %d to port %d. OpenWrt's default UPnP rules restrict the internal port too\n"+
+				"      (1024-65535 on both sides): let the server listen on %d as well (Pure-FTPd -S ,%d; vsftpd listen_port=%d; ProFTPD Port %d)\n"+
+				"      and map that, or allow port %d for this host in the router's UPnP ACLs.", ext, in, ext, ext, ext, ext, in)
+		}
+		if p := s.Request.ExternalPort; p != 0 && p < 1024 && s.Request.InternalPort == p {
+			high := 2100 + int(p) // 21 -> 2121, the usual choice
+			args := []string{fmt.Sprintf("%d:%d", high, p)}
+			var rest []uint16
+			for _, pp := range pairs {
+				if pp.External != p {
+					rest = append(rest, pp.External)
+				}
+			}
+			if len(rest) > 0 {
+				args = append(args, strings.ReplaceAll(nat.CompressPorts(rest), ", ", " "))
+			}
+			return fmt.Sprintf("hint: the router refuses port %d, as routers often do for ports below 1024 by policy.\n"+
+				"      Where only the external port is restricted, map a high one to it, give clients that port, and check it from outside:\n"+
+				"        natdoctor add %s\n        natdoctor diagnose --public-port %d ...\n"+
+				"      OpenWrt's default UPnP rules restrict the internal port too (1024-65535 on both sides): there, let the server listen on %d\n"+
+				"      as well (Pure-FTPd -S ,%d; vsftpd listen_port=%d; ProFTPD Port %d) and map that, or allow port %d for this host in the router's UPnP ACLs.",
+				p, strings.Join(args, " "), high, high, high, high, high, p)
+		}
+	}
+	return ""
 }
 
 // writeSteps reports an add or remove on stdout (JSON or text) and returns

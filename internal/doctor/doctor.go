@@ -4,6 +4,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,13 +30,15 @@ const learnSamples = 64
 
 // Options say what to check.
 type Options struct {
-	NAT       nat.Config
-	Server    netip.Addr // zero: this host
-	FTPPort   uint16
-	Passive   *probe.PortRange
-	Config    *probe.FTPConfig
-	FTP       probe.FTPOptions
-	Reflector *probe.ReflectorClient
+	NAT     nat.Config
+	Server  netip.Addr // zero: this host
+	FTPPort uint16
+	// PublicPort is the router's external control port; 0: FTPPort.
+	PublicPort uint16
+	Passive    *probe.PortRange
+	Config     *probe.FTPConfig
+	FTP        probe.FTPOptions
+	Reflector  *probe.ReflectorClient
 	// Progress, when set, is told what is being checked.
 	Progress func(step string)
 }
@@ -50,7 +53,7 @@ func (o *Options) progress(s string) {
 // are left empty; report lists them as not checked.
 func Gather(ctx context.Context, o Options) *report.Observations {
 	start := time.Now()
-	obs := &report.Observations{FTPPort: o.FTPPort, Passive: o.Passive, Config: o.Config,
+	obs := &report.Observations{FTPPort: o.FTPPort, PublicPort: o.PublicPort, Passive: o.Passive, Config: o.Config,
 		Credentials: o.FTP.User != "" || o.FTP.Anonymous}
 	if o.Passive == nil && o.Config != nil && o.Config.Passive != nil {
 		obs.Passive = o.Config.Passive
@@ -108,7 +111,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 	o.progress("probing the FTP server")
 	if o.Reflector != nil {
-		oo := probe.OutsideOptions{Reflector: o.Reflector, Local: local, Server: obs.Server, FTPPort: o.FTPPort,
+		oo := probe.OutsideOptions{Reflector: o.Reflector, Local: local, Server: obs.Server, FTPPort: o.FTPPort, PublicPort: o.PublicPort,
 			Passive: obs.Passive, FTP: ftp}
 		if d != nil {
 			if r, err := d.Router("auto"); err == nil {
@@ -123,7 +126,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
 		learned(obs)
 		if d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
-			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), o.FTPPort, obs.Inside, ftp.ReplyTimeout)
+			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), cmp.Or(o.PublicPort, o.FTPPort), obs.Inside, ftp.ReplyTimeout)
 		}
 	}
 	if !early {

@@ -54,8 +54,15 @@ type Router struct {
 	start   time.Time
 
 	// Behaviour switches; set them before the calls they affect.
-	Silent         atomic.Bool  // drop every NAT-PMP/PCP datagram
-	DeafUntil      atomic.Int64 // UnixNano: drop NAT-PMP/PCP datagrams until then (a busy or booting router)
+	Silent    atomic.Bool  // drop every NAT-PMP/PCP datagram
+	DeafUntil atomic.Int64 // UnixNano: drop NAT-PMP/PCP datagrams until then (a busy or booting router)
+	// PCPRefuseBelow, with PCPSpin, is miniupnpd 2.3.1 refusing a port by
+	// policy over PCP: a MAP of a port below it gets no answer, and the
+	// router answers nothing at all for PCPSpin.
+	PCPRefuseBelow atomic.Int32
+	PCPSpin        atomic.Int64 // time.Duration
+	// PCPSpinAnyway spins even when the request says PREFER_FAILURE.
+	PCPSpinAnyway  atomic.Bool
 	SSDPSilent     atomic.Bool  // ignore M-SEARCH
 	NoPCP          atomic.Bool  // answer PCP as a NAT-PMP-only router (version 0, UNSUPPORTED_VERSION)
 	WrongSource    atomic.Bool  // answer NAT-PMP/PCP from another address
@@ -340,6 +347,14 @@ func (r *Router) pcp(req []byte, from netip.AddrPort) []byte {
 		lifetime := binary.BigEndian.Uint32(req[4:8])
 		internal := binary.BigEndian.Uint16(p[16:18])
 		external := binary.BigEndian.Uint16(p[18:20])
+		if int32(external) < r.PCPRefuseBelow.Load() && lifetime > 0 {
+			if len(req) >= 64 && req[60] == 2 && !r.PCPSpinAnyway.Load() { // PREFER_FAILURE: refuse at once
+				resp[3] = 2 // NOT_AUTHORIZED
+				return append(resp, out...)
+			}
+			r.DeafUntil.Store(time.Now().Add(time.Duration(r.PCPSpin.Load())).UnixNano())
+			return nil
+		}
 		if c := r.PCPResult.Load(); c != 0 {
 			resp[3] = byte(c)
 		} else {
