@@ -111,7 +111,7 @@ func TestBench(t *testing.T) {
 	}
 	bin := lab.Natdoctor(t)
 	// NATDOCTOR_BENCH_ROWS picks rows by name (discovery, silent, map,
-	// list, probe; comma-separated); unset runs them all.
+	// list, probe, igd1; comma-separated); unset runs them all.
 	only := os.Getenv("NATDOCTOR_BENCH_ROWS")
 	want := func(name string) bool {
 		return only == "" || slices.Contains(strings.Split(only, ","), name)
@@ -272,6 +272,24 @@ func TestBench(t *testing.T) {
 		add(Row{Name: "binary size (MB)", Natdoctor: float64(st.Size()) / 1e6, Target: "< 20 MB", Met: st.Size() < 20e6,
 			Note: "go build without -ldflags=-s -w; make build strips it"})
 		add(Row{Name: "peak RSS of diagnose (MB)", Natdoctor: float64(rss) / 1024, Target: "< 40 MB", Met: rss < 40*1024})
+	}
+
+	// 7. diagnose on a healthy IGD v1 router with a busy table: exact
+	// lookups of the 12 needed ports against the full index walk that
+	// diagnose used to make (what `natdoctor list` does on IGD v1).
+	if want("igd1") {
+		l := lab.Start(t, lab.Options{IGDv1: true, ForcePassiveIP: true})
+		refl := l.StartReflector(t)
+		timed(t, l.Server, time.Minute, "upnpc", append([]string{"-r"}, portArgs(21, 21)...)...)
+		timed(t, l.Server, time.Minute, "upnpc", append([]string{"-r"}, portArgs(42000, 42010)...)...)
+		timed(t, l.Other, 5*time.Minute, "upnpc", append([]string{"-r"}, portArgs(50000, 50059)...)...) // other devices' mappings
+		nd := runs(t, 3, l.Server, time.Minute, bin, "diagnose", "--pasv", "42000-42010", "--reflector", refl)
+		walk := runs(t, 3, l.Server, time.Minute, bin, "list", "--timeout", "1m")
+		r := Row{Name: "diagnose, healthy IGD v1 router, 72 mappings in its table (median of 3)", Natdoctor: nd.Seconds(),
+			Peer: "the full index walk diagnose used to make (natdoctor list, GetGenericPortMappingEntry)", PeerSeconds: walk.Seconds(),
+			Target: "< 1.5 s", Met: nd < 1500*time.Millisecond}
+		r.Note = "diagnose looks up the 12 ports it checks (GetSpecificPortMappingEntry); the walk alone asks for every entry"
+		add(r)
 	}
 
 	var b strings.Builder

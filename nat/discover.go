@@ -235,8 +235,9 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 		c, cancel := context.WithTimeout(ctx, cfg.PatientTimeout)
 		go func() {
 			select {
-			case <-answered: // another protocol answered: back to the own bound
-				t := time.NewTimer(time.Until(start.Add(own)))
+			case <-answered: // another protocol answered: its own bound from now
+				// (a router slow to answer one protocol is slow for all)
+				t := time.NewTimer(own)
 				defer t.Stop()
 				select {
 				case <-t.C:

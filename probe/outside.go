@@ -124,6 +124,11 @@ func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResu
 		return res
 	}
 	opts := o.FTP
+	// No samples from outside: each would be a dial-back, and the
+	// reflector limits them per source (a burst of 30, then 2/s), so
+	// samples there fail for the reflector's reasons. passivePorts checks
+	// every port from outside at once instead.
+	opts.Samples = 0
 	opts.DialData = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 		if a.Addr() != pub {
 			return nil, fmt.Errorf("an outside client cannot reach %s: only the public address %s is reachable from the internet", a.Addr(), pub)
