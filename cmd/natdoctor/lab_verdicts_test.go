@@ -49,15 +49,7 @@ func upnpcArgs(ports ...int) []string {
 	return args
 }
 
-func rangePorts(low, high int) []int {
-	var ps []int
-	for p := low; p <= high; p++ {
-		ps = append(ps, p)
-	}
-	return ps
-}
-
-func allPorts() []int { return append([]int{21}, rangePorts(lab.PassiveLow, lab.PassiveHigh)...) }
+func allPorts() []int { return append([]int{21}, seq(lab.PassiveLow, lab.PassiveHigh)...) }
 
 // mapUPnP maps ports to host h with upnpc, the miniupnpc client, in one run.
 func mapUPnP(t *testing.T, h *lab.Host, ports ...int) {
@@ -98,7 +90,7 @@ var verdictRows = []verdictRow{
 	{name: "IGD v2, control port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
 			mapUPnP(t, l.Other, 21)
-			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh)...)
+			mapUPnP(t, l.Server, seq(lab.PassiveLow, lab.PassiveHigh)...)
 		}, cause: report.CodeMappingWrongHost},
 	{name: "IGD v2, server uses a wider range than is mapped", opts: lab.Options{ForcePassiveIP: true, ServerPassiveHigh: 42030},
 		setup: mapAllUPnP, cause: report.CodePASVOutsideRange},
@@ -161,12 +153,12 @@ var verdictRows = []verdictRow{
 	{name: "router refuses external port 21: 2121 mapped to 21", opts: lab.Options{ForcePassiveIP: true, DenyPorts: []int{21}},
 		setup: func(t *testing.T, l *lab.Lab) {
 			l.Server.MustRun(t, "upnpc", "-a", lab.ServerAddr.String(), "21", "2121", "TCP")
-			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh)...)
+			mapUPnP(t, l.Server, seq(lab.PassiveLow, lab.PassiveHigh)...)
 		}, publicPort: 2121, args: []string{"--public-port", "2121"}},
 	{name: "router refuses external port 21: 2121 mapped, a passive port forgotten", opts: lab.Options{ForcePassiveIP: true, DenyPorts: []int{21}},
 		setup: func(t *testing.T, l *lab.Lab) {
 			l.Server.MustRun(t, "upnpc", "-a", lab.ServerAddr.String(), "21", "2121", "TCP")
-			mapUPnP(t, l.Server, rangePorts(lab.PassiveLow, lab.PassiveHigh-1)...)
+			mapUPnP(t, l.Server, seq(lab.PassiveLow, lab.PassiveHigh-1)...)
 		}, publicPort: 2121, args: []string{"--public-port", "2121"}, cause: report.CodeMappingMissing},
 	{name: "passive port mapped to another machine", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
