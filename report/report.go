@@ -240,8 +240,8 @@ func verified(o *Observations) bool {
 	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.SameServer == probe.OK {
 		return true
 	}
-	if !o.MappingsKnown || o.Inside == nil || o.Inside.Reached != probe.OK {
-		return false
+	if !o.MappingsKnown || o.Passive == nil || o.Inside == nil || o.Inside.Reached != probe.OK {
+		return false // without the passive range, nothing shows that listings work
 	}
 	for _, p := range o.NeededPorts() {
 		if !slices.ContainsFunc(o.Mappings, func(m nat.Mapping) bool {
