@@ -877,8 +877,16 @@ func (b *builder) outside() {
 		}
 	}
 	if out.Outside != nil {
+		// A transfer that failed on a port the port check proved to reach
+		// this host is no unreachable port (pyftpdlib hands EPSV the port
+		// PASV just used, and the relayed second transfer can come back
+		// empty): the port check is the authority on reachability.
+		reached := map[uint16]bool{}
+		for _, p := range out.Passive {
+			reached[p.Port] = p.Status == probe.OK
+		}
 		for _, p := range out.Outside.DeadPorts() {
-			if !slices.Contains(dead, p) {
+			if !slices.Contains(dead, p) && !reached[p] {
 				dead = append(dead, p)
 			}
 		}

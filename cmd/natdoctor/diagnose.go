@@ -18,14 +18,6 @@ import (
 // router and a few dial-back timeouts.
 const diagnoseTimeout = 30 * time.Second
 
-// diagnosePatience is how long diagnose's discovery waits for a router
-// that has not answered any protocol yet (nat.Config.PatientTimeout).
-// discover gives a silent gateway its verdict in about 1.5 s; diagnose has
-// a 30 s budget, and concluding "no port-mapping protocol" from one short
-// window failed routers that were merely slow (a busy router, a loaded
-// machine). A router that answers one protocol costs nothing more.
-const diagnosePatience = 5 * time.Second
-
 type diagnoseOptions struct {
 	server       string
 	ftpPort      uint16
@@ -103,7 +95,7 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 		return usageErrorf("--format %q: want text, json or markdown", o.format)
 	}
 	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort, PublicPort: o.publicPort}
-	opts.NAT.PatientTimeout = diagnosePatience
+	opts.NAT.PatientTimeout = patientDiscovery
 	if o.ftpPort == 0 {
 		return usageErrorf("--ftp-port must be 1-65535")
 	}

@@ -93,7 +93,7 @@ func lockMappings(ctx context.Context, g *globalOptions) (func(), error) {
 // mapBudget is the default time budget of a command that sends n mapping
 // requests: routers slow down as their table grows.
 func mapBudget(n int) time.Duration {
-	return defaultTimeout + time.Duration(n)*300*time.Millisecond
+	return defaultTimeout + (patientDiscovery - mapDiscoveryTimeout) + time.Duration(n)*300*time.Millisecond
 }
 
 // mapDiscoveryTimeout bounds discovery in add, remove and keep.
@@ -106,6 +106,7 @@ func openMapper(ctx context.Context, g *globalOptions, via string, force bool, t
 	// A router busy changing its rules may answer late; a command that
 	// changes mappings can wait a little longer than discover does.
 	cfg.PMPTimeout, cfg.UPnPTimeout = mapDiscoveryTimeout, mapDiscoveryTimeout
+	cfg.PatientTimeout = patientDiscovery
 	cfg.SkipUptime = true
 	if via != "auto" {
 		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
@@ -336,7 +337,7 @@ for the same host is renewed, not duplicated. A port mapped to another host is
 a conflict, reported with that host, unless --force. Leases are negotiated
 with the router and the granted lease is reported.
 
-Unless --timeout is given, the budget is 5s plus 0.3s per mapping: routers
+Unless --timeout is given, the budget is 7s plus 0.3s per mapping: routers
 slow down as their table grows.`,
 		Example: `  natdoctor add 21 42000-42010
   natdoctor add 21,42000-42010 --lease 2h --dry-run
@@ -449,7 +450,7 @@ func newCmdRemove(g *globalOptions) *cobra.Command {
 		Long: `Remove the mappings of PORTS that point at this host (or --to). A mapping of
 another host is left alone unless --force; removing what is absent is not an
 error. NAT-PMP and PCP remove with a lifetime of 0. Unless --timeout is given,
-the budget is 5s plus 0.3s per mapping.`,
+the budget is 7s plus 0.3s per mapping.`,
 		Example: `  natdoctor remove 21 42000-42010`,
 		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -17,6 +17,14 @@ import (
 // defaultTimeout is the default time budget of one command (--timeout).
 const defaultTimeout = 5 * time.Second
 
+// patientDiscovery is how long diagnose's and the mapping commands'
+// discovery waits for a router that has answered no protocol yet
+// (nat.Config.PatientTimeout). discover gives a silent gateway its verdict
+// in about 1.5 s; the others concluded "not available" from one short
+// window for routers that were merely slow (a busy router, a loaded
+// machine). A router that answers one protocol costs nothing more.
+const patientDiscovery = 5 * time.Second
+
 // globalOptions are the flags every command shares.
 type globalOptions struct {
 	IO      *iostreams.IOStreams
@@ -117,8 +125,8 @@ and probes the server from inside and, through a reflector, from outside.
 var timeoutDefaults = map[string]string{
 	"natdoctor diagnose":  diagnoseTimeout.String(),
 	"natdoctor probe ftp": probeTimeout.String(),
-	"natdoctor add":       "5s + 0.3s per mapping",
-	"natdoctor remove":    "5s + 0.3s per mapping",
+	"natdoctor add":       "7s + 0.3s per mapping",
+	"natdoctor remove":    "7s + 0.3s per mapping",
 	"natdoctor keep":      "5s per router session; keep runs until stopped",
 	"natdoctor reflector": "not used: runs until stopped",
 	"natdoctor version":   "not used",
