@@ -18,6 +18,9 @@ import (
 // router and a few dial-back timeouts.
 const diagnoseTimeout = 30 * time.Second
 
+// diagnoseUPnPTimeout bounds UPnP discovery in diagnose.
+const diagnoseUPnPTimeout = 4 * time.Second
+
 type diagnoseOptions struct {
 	server       string
 	ftpPort      uint16
@@ -96,6 +99,11 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 	}
 	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort, PublicPort: o.publicPort}
 	opts.NAT.PatientTimeout = patientDiscovery
+	// Every mapping finding needs UPnP (the only protocol that can look a
+	// mapping up), so diagnose waits longer for it than discover does,
+	// also after NAT-PMP answered: on a loaded machine SSDP and the
+	// description took more than 1.5 s. A NAT-PMP-only router costs 4 s.
+	opts.NAT.UPnPTimeout = max(opts.NAT.UPnPTimeout, diagnoseUPnPTimeout)
 	if o.ftpPort == 0 {
 		return usageErrorf("--ftp-port must be 1-65535")
 	}
