@@ -26,9 +26,11 @@ build:
 
 # Unit tests always; the lab suite too when run as root with the tools
 # installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail);
-# then each fuzz target for 2000 inputs.
+# the unit tests again under the race detector; then each fuzz target for
+# 2000 inputs.
 test: vet
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -short -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 # What CI runs after the README's two commands: the cross-builds.

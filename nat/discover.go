@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -249,6 +250,15 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 		}()
 		return c, cancel
 	}
+	// cut turns the end of a protocol's own bound, cut short because
+	// another protocol answered, into a missing answer; the caller's own
+	// cancellation stays what it is.
+	cut := func(what string, own time.Duration, err error) error {
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error())) {
+			return fmt.Errorf("%s: %w (nothing within %v of another protocol's answer)", what, ErrNoResponse, own)
+		}
+		return err
+	}
 	var wg sync.WaitGroup
 	if !skip[MethodNATPMP] {
 		wg.Go(func() {
@@ -256,6 +266,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			defer cancel()
 			p := NewPMP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout)) // discovery is bounded by ctx
 			addr, epoch, err := p.ExternalAddrEpoch(ctx)
+			err = cut("NAT-PMP", cfg.PMPTimeout, err)
 			d.NATPMP.Elapsed = time.Since(start)
 			d.NATPMP.Status = statusOf(err)
 			if errors.Is(err, ErrNoExternalAddr) {
@@ -284,6 +295,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			}
 			c := NewPCP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout), key) // discovery is bounded by ctx
 			epoch, err := c.Announce(ctx)
+			err = cut("PCP", cfg.PMPTimeout, err)
 			d.PCP.Elapsed = time.Since(start)
 			d.PCP.Status = statusOf(err)
 			if err != nil {
@@ -300,7 +312,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 		wg.Go(func() {
 			ctx, cancel := bound(cfg.UPnPTimeout)
 			defer cancel()
-			u, ignored, err := openUPnP(ctx, &cfg)
+			u, ignored, err := openUPnP(ctx, &cfg, answered)
 			d.UPnP.Ignored = ignored
 			if err == nil {
 				var addr netip.Addr
@@ -317,6 +329,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				dev := u.Device
 				d.UPnP.Device = &dev
 			}
+			err = cut("UPnP", cfg.UPnPTimeout, err)
 			d.UPnP.Elapsed = time.Since(start)
 			d.UPnP.Status = statusOf(err)
 			if err != nil {

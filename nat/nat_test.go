@@ -302,8 +302,7 @@ func TestUPnPListFallsBackToGeneric(t *testing.T) {
 }
 
 func TestUPnPIGDv1(t *testing.T) {
-	r := nattest.New(t)
-	r.IGDv1 = true
+	r := nattest.New(t, func(r *nattest.Router) { r.IGDv1 = true })
 	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
 	d := discover(t, r)
 	if d.UPnP.Device == nil || d.UPnP.Device.IGDVersion != 1 || !strings.HasSuffix(d.UPnP.Device.ServiceType, "WANIPConnection:1") {
@@ -360,8 +359,7 @@ func TestUPnPOversizedBodyIsCut(t *testing.T) {
 }
 
 func TestUPnPIgnoresForeignLocation(t *testing.T) {
-	r := nattest.New(t)
-	r.LocationHost = "127.0.0.1"
+	r := nattest.New(t, func(r *nattest.Router) { r.LocationHost = "127.0.0.1" })
 	d := discover(t, r)
 	if d.UPnP.Status == nat.StatusOK {
 		t.Fatal("accepted a Location on another host")
@@ -372,8 +370,7 @@ func TestUPnPIgnoresForeignLocation(t *testing.T) {
 }
 
 func TestUPnPRefusesForeignControlURL(t *testing.T) {
-	r := nattest.New(t)
-	r.ControlHost = "127.0.0.1:9"
+	r := nattest.New(t, func(r *nattest.Router) { r.ControlHost = "127.0.0.1:9" })
 	d := discover(t, r)
 	if d.UPnP.Status == nat.StatusOK || !strings.Contains(d.UPnP.Error, "not on the gateway") {
 		t.Fatalf("foreign control URL: %s %s", d.UPnP.Status, d.UPnP.Error)
@@ -584,5 +581,44 @@ func TestDiscoverPatienceCostsNothingOnceOneAnswers(t *testing.T) {
 	// The bound is 800 ms; 10 s would mean the patient window applied.
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("discovery took %v: a silent protocol waited the patient window although NAT-PMP answered", el)
+	}
+}
+
+// TestDiscoverPatientSSDP: a gateway that answers M-SEARCH late (miniupnpd
+// waits up to the request's MX; a loaded machine adds to it) is found when
+// the caller is patient and nothing else answers, as with --via upnp.
+func TestDiscoverPatientSSDP(t *testing.T) {
+	r := nattest.New(t)
+	r.SSDPDelay.Store(int64(1200 * time.Millisecond))
+	cfg := testConfig(r) // UPnP bound 800 ms: the search alone gets 533 ms
+	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+	cfg.PatientTimeout = 8 * time.Second
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.UPnP.Answered() {
+		t.Fatalf("a late SSDP answer inside the patient window was missed: %s %s", d.UPnP.Status, d.UPnP.Error)
+	}
+}
+
+// TestDiscoverCutShortIsNoAnswer: when another protocol answers and UPnP
+// then runs out of its own bound mid-request, UPnP did not answer: that is
+// not an error of the router's.
+func TestDiscoverCutShortIsNoAnswer(t *testing.T) {
+	r := nattest.New(t)
+	r.Trickle.Store(true) // SOAP never finishes
+	cfg := testConfig(r)
+	cfg.PatientTimeout = 8 * time.Second
+	cfg.HTTPClient = nat.NewHTTPClient(20 * time.Second)
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NATPMP.Answered() {
+		t.Fatalf("NAT-PMP %s %s", d.NATPMP.Status, d.NATPMP.Error)
+	}
+	if d.UPnP.Status != nat.StatusNoAnswer || !strings.Contains(d.UPnP.Error, "did not answer") {
+		t.Errorf("UPnP cut short: %s %q", d.UPnP.Status, d.UPnP.Error)
 	}
 }

@@ -124,3 +124,21 @@ func BenchmarkParseDeviceDescription(b *testing.B) {
 		}
 	}
 }
+
+// goupnp flattens HTTP errors with %v, and net/http reports a client
+// timeout as "context deadline exceeded" when the request's deadline beats
+// its own timer (seen on a loaded CI machine): both are a missing answer.
+func TestSOAPErrorTimeouts(t *testing.T) {
+	for _, text := range []string{
+		`goupnp: error performing SOAP HTTP request: Post "http://127.0.0.1:1/ctl": context deadline exceeded`,
+		`goupnp: error performing SOAP HTTP request: Post "http://127.0.0.1:1/ctl": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`,
+		`goupnp: error performing SOAP HTTP request: Post "http://127.0.0.1:1/ctl": net/http: timeout awaiting response headers`,
+	} {
+		if err := soapError("GetExternalIPAddress", errors.New(text)); !errors.Is(err, ErrNoResponse) {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+	if err := soapError("GetExternalIPAddress", errors.New("goupnp: connection refused")); errors.Is(err, ErrNoResponse) {
+		t.Errorf("a refused connection is not a missing answer: %v", err)
+	}
+}

@@ -126,7 +126,11 @@ func soapError(action string, err error) error {
 	if strings.Contains(err.Error(), ErrTooLarge.Error()) {
 		return fmt.Errorf("UPnP %s: %w", action, ErrTooLarge)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) || strings.Contains(strings.ToLower(err.Error()), "timeout") {
+	// goupnp flattens the HTTP error (%v), and net/http says "context
+	// deadline exceeded" rather than "Client.Timeout" when its own timer
+	// loses the race with the request's deadline: match the text too.
+	if msg := strings.ToLower(err.Error()); errors.Is(err, context.DeadlineExceeded) || isTimeout(err) ||
+		strings.Contains(msg, "timeout") || strings.Contains(msg, context.DeadlineExceeded.Error()) {
 		return fmt.Errorf("UPnP %s: %w: %v", action, ErrNoResponse, err)
 	}
 	return fmt.Errorf("UPnP %s: %w", action, err)
@@ -271,13 +275,46 @@ func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goup
 	return ParseDeviceDescription(body)
 }
 
+// ssdpWait is how long the search may last: ssdpShare/3 of the UPnP
+// bound, or, when ctx allows longer (a patient discovery), all of ctx but
+// the third kept for the description and the first SOAP calls. Routers
+// delay an answer by up to the request's MX (miniupnpd does), and a loaded
+// machine delays it further.
+func ssdpWait(ctx context.Context, upnp time.Duration) time.Duration {
+	w := upnp * ssdpShare / 3
+	if dl, ok := ctx.Deadline(); ok {
+		w = max(w, time.Until(dl)-upnp/3)
+	}
+	return w
+}
+
 // openUPnP finds the IGD by SSDP and opens its WAN connection service. It
 // accepts only a device, and a control URL, on the gateway's address.
-func openUPnP(ctx context.Context, cfg *Config) (*UPnP, []string, error) {
-	sctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout*ssdpShare/3)
+//
+// once closes when another protocol has answered: from then on the search
+// keeps only its own share of the UPnP bound, as without patience.
+func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []string, error) {
+	share := cfg.UPnPTimeout * ssdpShare / 3
+	sctx, cancel := context.WithTimeout(ctx, ssdpWait(ctx, cfg.UPnPTimeout))
+	go func() {
+		select {
+		case <-once:
+			t := time.NewTimer(share)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-sctx.Done():
+			}
+		case <-sctx.Done():
+		}
+	}()
 	found, ignored, err := searchIGD(sctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
 	cancel()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, cfg.Gateway)
+		}
 		return nil, ignored, err
 	}
 	cfg.tracef("SSDP: %s answered, Location %s, ST %s", found.From, found.Location, found.ST)

@@ -64,15 +64,16 @@ type Router struct {
 	// PCPSpinAnyway spins even when the request says PREFER_FAILURE.
 	PCPSpinAnyway  atomic.Bool
 	SSDPSilent     atomic.Bool  // ignore M-SEARCH
+	SSDPDelay      atomic.Int64 // time.Duration: answer each M-SEARCH this late (miniupnpd waits up to MX)
 	NoPCP          atomic.Bool  // answer PCP as a NAT-PMP-only router (version 0, UNSUPPORTED_VERSION)
 	WrongSource    atomic.Bool  // answer NAT-PMP/PCP from another address
 	PMPResult      atomic.Int32 // non-zero: NAT-PMP result code for every request
 	PCPResult      atomic.Int32 // non-zero: PCP result code for MAP requests
 	PCPBadNonce    atomic.Bool  // answer MAP with a foreign nonce
 	MoveExternal   atomic.Int32 // non-zero: grant this external port instead of the one asked
-	IGDv1          bool         // describe an IGD v1 (WANIPConnection:1, no bulk listing)
-	LocationHost   string       // when set, SSDP Location names this host instead
-	ControlHost    string       // when set, the description's control URL names this host
+	IGDv1          bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
+	LocationHost   string       // (setup) when set, SSDP Location names this host instead
+	ControlHost    string       // (setup) when set, the description's control URL names this host
 	NoBulkList     atomic.Bool  // GetListOfPortMappings fails with HTTP 500
 	BulkListMax    atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
 	BulkListCap    atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
@@ -102,8 +103,10 @@ type Router struct {
 
 var nextAddr atomic.Uint32
 
-// New starts a fake router on a fresh loopback address and stops it when t ends.
-func New(t testing.TB) *Router {
+// New starts a fake router on a fresh loopback address and stops it when t
+// ends. setup runs before the router serves: the plain (non-atomic) fields
+// are set there.
+func New(t testing.TB, setup ...func(*Router)) *Router {
 	t.Helper()
 	r := &Router{
 		External: netip.MustParseAddr("198.51.100.7"),
@@ -141,6 +144,9 @@ func New(t testing.TB) *Router {
 	ln, err := net.Listen("tcp4", netip.AddrPortFrom(r.Addr, 0).String())
 	if err != nil {
 		t.Fatalf("nattest: %v", err)
+	}
+	for _, f := range setup {
+		f(r)
 	}
 	r.http = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(r.serveHTTP)}}
 	r.http.Start()
@@ -392,6 +398,10 @@ func (r *Router) serveSSDP() {
 			"ST: urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
 			"USN: uuid:fake::urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
 			"SERVER: nattest UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: " + loc + "\r\n\r\n"
+		if d := time.Duration(r.SSDPDelay.Load()); d > 0 {
+			time.AfterFunc(d, func() { _, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from) })
+			continue
+		}
 		_, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from)
 	}
 }
