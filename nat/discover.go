@@ -63,6 +63,9 @@ type Config struct {
 	// SkipUptime leaves out UPnP's GetStatusInfo (the router's uptime,
 	// for display): one request less for commands that do not show it.
 	SkipUptime bool
+	// SkipExternalAddr leaves out UPnP's GetExternalIPAddress: a command
+	// that only removes mappings needs the device, not its address.
+	SkipExternalAddr bool
 	// ListPage is the number of entries asked for per UPnP
 	// GetListOfPortMappings request; 0 means 100. Pages halve, down to 25,
 	// when a router fails one with an HTTP error.
@@ -314,7 +317,10 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			defer cancel()
 			u, ignored, err := openUPnP(ctx, &cfg, answered)
 			d.UPnP.Ignored = ignored
-			if err == nil {
+			if err == nil && cfg.SkipExternalAddr {
+				dev := u.Device
+				d.UPnP.Device = &dev
+			} else if err == nil {
 				var addr netip.Addr
 				addr, err = u.ExternalAddr(ctx)
 				d.UPnP.ExternalAddr = addr

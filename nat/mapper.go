@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,40 +124,30 @@ func (m *Mapper) each(ctx context.Context, stop *atomic.Bool, n int, f func(i in
 }
 
 // existing returns what the router holds for the requested keys, and
-// whether it could tell. It lists once (paged), or falls back to one
-// lookup per port when listing fails.
+// whether it could tell. It looks up exactly those ports (Lookup: one
+// bulk page on IGD v2, one lookup per port otherwise), never
+// the whole table: a busy router's table holds every device's mappings,
+// and an index walk skips entries when the table changes under it.
 func (m *Mapper) existing(ctx context.Context, reqs []Request) (map[Key]Mapping, bool, error) {
 	if m.Lister == nil {
 		return nil, false, nil
 	}
+	byProto := map[Protocol][]uint16{}
+	for _, r := range reqs {
+		byProto[r.Protocol] = append(byProto[r.Protocol], r.ExternalPort)
+	}
 	have := map[Key]Mapping{}
-	all, err := m.Lister.List(ctx)
-	if err == nil {
-		for _, mp := range all {
+	for _, proto := range []Protocol{TCP, UDP} {
+		if len(byProto[proto]) == 0 {
+			continue
+		}
+		ms, err := m.Lister.Lookup(ctx, proto, byProto[proto])
+		if err != nil {
+			return nil, false, fmt.Errorf("cannot tell what the router already maps: %w", err)
+		}
+		for _, mp := range ms {
 			have[Key{mp.Protocol, mp.ExternalPort}] = mp
 		}
-		return have, true, nil
-	}
-	if ctx.Err() != nil {
-		return nil, false, err
-	}
-	var mu sync.Mutex
-	var firstErr error
-	m.each(ctx, nil, len(reqs), func(i int) {
-		r := reqs[i]
-		mp, err := m.Lister.Get(ctx, r.Protocol, r.ExternalPort)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			have[Key{r.Protocol, r.ExternalPort}] = mp
-		case errors.Is(err, ErrNoSuchMapping):
-		case firstErr == nil:
-			firstErr = err
-		}
-	})
-	if firstErr != nil {
-		return nil, false, fmt.Errorf("cannot tell what the router already maps: %w", firstErr)
 	}
 	return have, true, ctx.Err()
 }
@@ -458,11 +449,12 @@ func (m *Mapper) PlanRemove(ctx context.Context, reqs []Request) ([]Step, error)
 // Remove applies a removal plan. A mapping already gone is not an error.
 // Every step is tried; the errors are joined.
 func (m *Mapper) Remove(ctx context.Context, steps []Step) error {
+	done := m.removeRanges(ctx, steps)
 	var mu sync.Mutex
 	var errs []error
 	m.each(ctx, nil, len(steps), func(i int) {
 		s := &steps[i]
-		if s.Action != ActionRemove {
+		if s.Action != ActionRemove || done[i] {
 			return
 		}
 		intPort := s.Request.InternalPort
@@ -484,4 +476,63 @@ func (m *Mapper) Remove(ctx context.Context, steps []Step) error {
 		return ctx.Err()
 	}
 	return errors.Join(errs...)
+}
+
+// rangeDeleter is a router that removes a run of ports in one request.
+type rangeDeleter interface {
+	DeleteRange(ctx context.Context, proto Protocol, lo, hi uint16) error
+}
+
+// minRangeDelete is the shortest run worth one DeletePortMappingRange.
+const minRangeDelete = 2
+
+// removeRanges removes, one request per run, each run of consecutive ports
+// that the plan saw mapped to the requested host, and returns the steps it
+// removed. Only such runs are safe: a router may remove every mapping in
+// the range whoever owns it (miniupnpd does), and a run whose every port
+// holds this host's mapping leaves no port for another host's. A run that
+// fails is left to the per-port removal.
+func (m *Mapper) removeRanges(ctx context.Context, steps []Step) map[int]bool {
+	rd, ok := m.Router.(rangeDeleter)
+	if !ok {
+		return nil
+	}
+	ours := func(s Step) bool {
+		return s.Action == ActionRemove && s.Known && s.Existing != nil &&
+			s.Existing.ExternalPort == s.Request.ExternalPort && s.Existing.InternalAddr == s.Request.InternalAddr
+	}
+	var idx []int
+	for i, s := range steps {
+		if ours(s) {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		sa, sb := steps[a].Request, steps[b].Request
+		if c := strings.Compare(string(sa.Protocol), string(sb.Protocol)); c != 0 {
+			return c
+		}
+		return int(sa.ExternalPort) - int(sb.ExternalPort)
+	})
+	done := map[int]bool{}
+	for start := 0; start < len(idx); {
+		end := start + 1
+		for end < len(idx) && steps[idx[end]].Request.Protocol == steps[idx[start]].Request.Protocol &&
+			steps[idx[end]].Request.ExternalPort == steps[idx[end-1]].Request.ExternalPort+1 {
+			end++
+		}
+		run := idx[start:end]
+		start = end
+		if len(run) < minRangeDelete || ctx.Err() != nil {
+			continue
+		}
+		first, last := steps[run[0]].Request, steps[run[len(run)-1]].Request
+		if err := rd.DeleteRange(ctx, first.Protocol, first.ExternalPort, last.ExternalPort); err != nil {
+			continue
+		}
+		for _, i := range run {
+			done[i] = true
+		}
+	}
+	return done
 }

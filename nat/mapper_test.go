@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -378,5 +379,169 @@ func TestPCPPreferFailureRefusesAtOnce(t *testing.T) {
 	}
 	if len(r.Entries()) != 0 || !strings.Contains(err.Error(), "router is as it was") {
 		t.Errorf("left %v; %v", r.Entries(), err)
+	}
+}
+
+// runKeeper runs k until the test ends and returns a function that waits
+// for an event of a kind.
+func runKeeper(t *testing.T, k *nat.Keeper) func(kind string) {
+	seen := make(chan nat.KeepEvent, 1000)
+	k.Log = func(e nat.KeepEvent) { seen <- e }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return func(kind string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case e := <-seen:
+				if e.Kind == "error" {
+					t.Logf("keep: %s", e.Detail)
+				}
+				if e.Kind == kind {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q event", kind)
+			}
+		}
+	}
+}
+
+// TestKeeperCostsLittle: between renewals keep asks the router one cheap
+// question per check (the UPnP uptime), renews at half the granted lease
+// with one request per mapping and nothing else, and notices a restart
+// from the uptime and restores the mappings.
+func TestKeeperCostsLittle(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := runKeeper(t, &nat.Keeper{
+		Requests:      nat.Requests(ftpPairs(t)[:3], []nat.Protocol{nat.TCP}, d.LocalAddr, 4*time.Second, ""),
+		CheckInterval: time.Second, // keep's floor
+		VerifyEvery:   1000,
+		Open: func(context.Context) (*nat.Mapper, error) {
+			return &nat.Mapper{Router: l, Lister: l, Verify: true}, nil
+		},
+	})
+	waitFor("added")
+	adds, checks := r.Actions()["AddPortMapping"], r.Actions()["GetStatusInfo"]
+	waitFor("renewed") // half of the 4 s lease: 2 s, checks each second
+	waitFor("renewed")
+	a := r.Actions()
+	if got := a["AddPortMapping"] - adds; got != 6 {
+		t.Errorf("%d AddPortMapping for two renewals of 3 mappings, want 6", got)
+	}
+	if a["GetStatusInfo"]-checks < 3 {
+		t.Errorf("%d uptime checks in about 4 s of checks each second", a["GetStatusInfo"]-checks)
+	}
+	if n := a["GetListOfPortMappings"] + a["GetSpecificPortMappingEntry"] + a["GetGenericPortMappingEntry"]; n > 4 {
+		t.Errorf("%d lookups: only the first add and its check should look the table up (%v)", n, a)
+	}
+	// A router restart (empty table, uptime from 0) is seen at the next check.
+	r.Restart()
+	waitFor("router-restarted")
+	waitFor("restored")
+	if len(r.Entries()) != 3 {
+		t.Errorf("after a restart: %v", r.Entries())
+	}
+}
+
+// TestKeeperRestoresADeletedMapping: a mapping deleted by hand (the uptime
+// does not show it) comes back after the next periodic lookup.
+func TestKeeperRestoresADeletedMapping(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := runKeeper(t, &nat.Keeper{
+		Requests:      nat.Requests(ftpPairs(t)[:3], []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""),
+		CheckInterval: time.Second,
+		VerifyEvery:   1,
+		Open: func(context.Context) (*nat.Mapper, error) {
+			return &nat.Mapper{Router: l, Lister: l, Verify: true}, nil
+		},
+	})
+	waitFor("added")
+	r.Remove("TCP", 21)
+	waitFor("restored")
+	if len(r.Entries()) != 3 {
+		t.Errorf("after a deletion by hand: %v", r.Entries())
+	}
+}
+
+// TestRemoveByRange: on IGD v2 a run of this host's mappings goes in one
+// DeletePortMappingRange, and the whole removal of 21 + 42000-42010 costs
+// three requests. miniupnpd (and the fake) removes everything in such a
+// range whoever owns it, so a run never spans another host's mapping:
+// that one, and its neighbours outside the request, stay.
+func TestRemoveByRange(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(*nattest.Router)
+		other    bool // another host holds 42005
+		requests int64
+		ranges   int
+	}{
+		{"v2", func(*nattest.Router) {}, false, 3, 1},
+		{"v2, another host on 42005", func(*nattest.Router) {}, true, 4, 2},
+		{"v1", func(r *nattest.Router) { r.IGDv1 = true }, false, 24, 0}, // 12 lookups, 12 deletions
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := nattest.New(t, tc.setup)
+			for _, p := range []uint16{21, 41999, 42011} {
+				if p == 21 {
+					continue
+				}
+				r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.9", InternalPort: p, Enabled: true})
+			}
+			for p := uint16(42000); p <= 42010; p++ {
+				r.Set("TCP", p, nattest.Entry{InternalClient: server.String(), InternalPort: p, Enabled: true})
+			}
+			r.Set("TCP", 21, nattest.Entry{InternalClient: server.String(), InternalPort: 21, Enabled: true})
+			if tc.other {
+				r.Set("TCP", 42005, nattest.Entry{InternalClient: "10.0.1.9", InternalPort: 42005, Enabled: true})
+			}
+			m := upnpMapper(t, r, false)
+			ctx := context.Background()
+			before := r.SOAPRequests.Load()
+			steps, err := m.PlanRemove(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, server, 0, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Remove(ctx, steps); err != nil {
+				t.Fatal(err)
+			}
+			if n := r.SOAPRequests.Load() - before; n != tc.requests {
+				t.Errorf("%d requests, want %d (%v)", n, tc.requests, r.Actions())
+			}
+			if n := r.Actions()["DeletePortMappingRange"]; n != tc.ranges {
+				t.Errorf("%d range deletions, want %d", n, tc.ranges)
+			}
+			var left []uint16
+			for k := range r.Entries() {
+				left = append(left, k.Port)
+			}
+			slices.Sort(left)
+			want := []uint16{41999, 42011}
+			if tc.other {
+				want = []uint16{41999, 42005, 42011}
+			}
+			if !slices.Equal(left, want) {
+				t.Errorf("left %v, want %v", left, want)
+			}
+		})
 	}
 }

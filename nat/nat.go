@@ -92,6 +92,9 @@ type Lister interface {
 	List(ctx context.Context) ([]Mapping, error)
 	// Get returns the mapping of proto/externalPort, or ErrNoSuchMapping.
 	Get(ctx context.Context, proto Protocol, externalPort uint16) (Mapping, error)
+	// Lookup returns the mappings of exactly these ports, in as few
+	// requests as the router allows; unmapped ports are absent.
+	Lookup(ctx context.Context, proto Protocol, ports []uint16) ([]Mapping, error)
 }
 
 // Errors natdoctor's callers test for.
@@ -110,6 +113,8 @@ var (
 	// external address: its WAN link is down, or (miniupnpd and others
 	// refuse to map then) its WAN address is private, shared or reserved.
 	ErrNoExternalAddr = errors.New("the router reports no usable external address")
+	// ErrUnsupported means the router does not offer the action.
+	ErrUnsupported = errors.New("the router does not offer this action")
 	// ErrCannotList means the protocol cannot list mappings.
 	ErrCannotList = errors.New("NAT-PMP and PCP cannot list mappings")
 )

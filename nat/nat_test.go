@@ -535,6 +535,19 @@ func TestSkipUptime(t *testing.T) {
 	if n := r.Actions()["GetStatusInfo"]; n != 1 {
 		t.Errorf("GetStatusInfo sent although skipped (%d in all)", n)
 	}
+	// remove needs the device, not its address: no SOAP request at all.
+	before := r.SOAPRequests.Load()
+	cfg.SkipExternalAddr = true
+	d, err = nat.Discover(context.Background(), cfg)
+	if err != nil || d.UPnP.Status != nat.StatusOK || d.UPnP.Device == nil {
+		t.Fatalf("discovery without the external address: %+v %v", d.UPnP, err)
+	}
+	if _, err := d.Lister(); err != nil {
+		t.Errorf("no lister: %v", err)
+	}
+	if n := r.SOAPRequests.Load() - before; n != 0 {
+		t.Errorf("%d SOAP requests in a discovery that skips both", n)
+	}
 }
 
 // TestDiscoverPatientWaitsForASlowRouter: a router that answers only after
@@ -620,5 +633,64 @@ func TestDiscoverCutShortIsNoAnswer(t *testing.T) {
 	}
 	if d.UPnP.Status != nat.StatusNoAnswer || !strings.Contains(d.UPnP.Error, "did not answer") {
 		t.Errorf("UPnP cut short: %s %q", d.UPnP.Status, d.UPnP.Error)
+	}
+}
+
+// TestUPnPLookup: the ports diagnose checks cost one bulk page on IGD v2
+// (one per run of ports when the table between them is busy), one
+// GetSpecificPortMappingEntry each on v1 or when the bulk call fails, and
+// only those ports come back.
+func TestUPnPLookup(t *testing.T) {
+	ports := []uint16{21}
+	for p := uint16(42000); p <= 42010; p++ {
+		ports = append(ports, p)
+	}
+	fill := func(r *nattest.Router) {
+		for _, p := range append([]uint16{20, 22, 41999, 42011}, ports...) {
+			if p == 42005 {
+				continue // one passive port not mapped
+			}
+			r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		setup  func(*nattest.Router)
+		action string
+		calls  int
+	}{
+		{"v2", func(*nattest.Router) {}, "GetListOfPortMappings", 1},
+		{"v2, 40 other mappings between the runs", func(r *nattest.Router) {
+			for p := uint16(30000); p < 30040; p++ {
+				r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.9", InternalPort: p, Enabled: true})
+			}
+		}, "GetListOfPortMappings", 3}, // the full page over both runs, then one per run
+		{"v1", func(r *nattest.Router) { r.IGDv1 = true }, "GetSpecificPortMappingEntry", 12},
+		{"v2 without bulk", func(r *nattest.Router) { r.NoBulkList.Store(true) }, "GetSpecificPortMappingEntry", 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := nattest.New(t, tc.setup)
+			fill(r)
+			l, err := discover(t, r).Lister()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := l.Lookup(context.Background(), nat.TCP, ports)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint16
+			for _, m := range ms {
+				got = append(got, m.ExternalPort)
+			}
+			slices.Sort(got)
+			want := slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return p == 42005 })
+			if !slices.Equal(got, want) {
+				t.Errorf("ports %v, want %v", got, want)
+			}
+			if n := r.Actions()[tc.action]; n != tc.calls {
+				t.Errorf("%d %s calls, want %d (all: %v)", n, tc.action, tc.calls, r.Actions())
+			}
+		})
 	}
 }

@@ -223,6 +223,11 @@ type bulkLister interface {
 	GetListOfPortMappingsCtx(ctx context.Context, startPort, endPort uint16, protocol string, manage bool, number uint16) (string, error)
 }
 
+// soapRangeDeleter is IGD v2's DeletePortMappingRange.
+type soapRangeDeleter interface {
+	DeletePortMappingRangeCtx(ctx context.Context, startPort, endPort uint16, protocol string, manage bool) error
+}
+
 // UPnP is a client of the router's UPnP IGD WAN connection service.
 type UPnP struct {
 	conn   wanConnection
@@ -466,6 +471,19 @@ func (u *UPnP) Delete(ctx context.Context, proto Protocol, externalPort, interna
 	return err
 }
 
+// DeleteRange removes every mapping of proto from lo to hi in one request
+// (IGD v2's DeletePortMappingRange). miniupnpd removes them whoever owns
+// them, whatever NewManage says: the caller must know that every port in
+// the range is its own to remove. On IGD v1 it returns ErrUnsupported.
+func (u *UPnP) DeleteRange(ctx context.Context, proto Protocol, lo, hi uint16) error {
+	rd, ok := u.conn.(soapRangeDeleter)
+	if !ok {
+		return fmt.Errorf("UPnP DeletePortMappingRange: %w", ErrUnsupported)
+	}
+	u.count()
+	return soapError("DeletePortMappingRange", rd.DeletePortMappingRangeCtx(ctx, lo, hi, string(proto), false))
+}
+
 // Get returns the mapping of proto/externalPort or an error wrapping
 // ErrNoSuchMapping.
 func (u *UPnP) Get(ctx context.Context, proto Protocol, externalPort uint16) (Mapping, error) {
@@ -503,6 +521,95 @@ func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
 // say where the next one starts: a full page splits its port range in two
 // and each half is listed again, until every range comes back short.
 func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
+	return u.listBulkRanges(ctx, bl, []portSpan{{TCP, 1, 65535}, {UDP, 1, 65535}})
+}
+
+// portSpan is a run of ports of one protocol, lo to hi inclusive.
+type portSpan struct {
+	proto  Protocol
+	lo, hi uint16
+}
+
+// spans groups ports into runs of consecutive ports.
+func spans(proto Protocol, ports []uint16) []portSpan {
+	ps := slices.Clone(ports)
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	var out []portSpan
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1].hi+1 == p {
+			out[n-1].hi = p
+			continue
+		}
+		out = append(out, portSpan{proto, p, p})
+	}
+	return out
+}
+
+// Lookup returns the mappings of exactly these ports: on IGD v2 with
+// GetListOfPortMappings (lookupBulk: usually one request), else, or when
+// the bulk call fails, one GetSpecificPortMappingEntry per port. Ports that are not mapped are
+// simply absent.
+func (u *UPnP) Lookup(ctx context.Context, proto Protocol, ports []uint16) ([]Mapping, error) {
+	if bl, ok := u.conn.(bulkLister); ok {
+		ms, err := u.lookupBulk(ctx, bl, proto, ports)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNoResponse) {
+			return ms, err
+		}
+	}
+	var ms []Mapping
+	for _, p := range ports {
+		m, err := u.Get(ctx, proto, p)
+		switch {
+		case errors.Is(err, ErrNoSuchMapping):
+		case err != nil:
+			return nil, fmt.Errorf("looking up %s %d: %w", proto, p, err)
+		default:
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
+}
+
+// lookupBulk looks ports up with GetListOfPortMappings. Several runs (21
+// and 42000-42010) are first asked for in one page over all of them: on a
+// home router's sparse table that page is short, so complete, and one
+// request does; a full page falls back to one walk per run.
+func (u *UPnP) lookupBulk(ctx context.Context, bl bulkLister, proto Protocol, ports []uint16) ([]Mapping, error) {
+	sp := spans(proto, ports)
+	if len(sp) == 0 {
+		return nil, nil
+	}
+	if len(sp) > 1 {
+		all := portSpan{proto, sp[0].lo, sp[len(sp)-1].hi}
+		u.count()
+		listing, err := bl.GetListOfPortMappingsCtx(ctx, all.lo, all.hi, string(proto), true, maxListPage)
+		err = soapError("GetListOfPortMappings", err)
+		switch c := UPnPCode(err); {
+		case c == UPnPPortMappingNotFound || c == UPnPNoSuchEntryInArray:
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		ms, err := ParsePortMappingList([]byte(listing))
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) < minListPage {
+			return keepPorts(ms, proto, ports), nil
+		}
+	}
+	ms, err := u.listBulkRanges(ctx, bl, sp)
+	return keepPorts(ms, proto, ports), err
+}
+
+// keepPorts returns the mappings of proto on one of ports.
+func keepPorts(ms []Mapping, proto Protocol, ports []uint16) []Mapping {
+	return slices.DeleteFunc(ms, func(m Mapping) bool { return m.Protocol != proto || !slices.Contains(ports, m.ExternalPort) })
+}
+
+// listBulkRanges lists the mappings in each span with GetListOfPortMappings.
+func (u *UPnP) listBulkRanges(ctx context.Context, bl bulkLister, want []portSpan) ([]Mapping, error) {
 	var all []Mapping
 	seen := map[Key]bool{}
 	calls, page := 0, maxListPage
@@ -593,8 +700,8 @@ func (u *UPnP) listBulk(ctx context.Context, bl bulkLister) ([]Mapping, error) {
 		}
 		return walk(proto, mid+1, hi)
 	}
-	for _, proto := range []Protocol{TCP, UDP} {
-		if err := walk(proto, 1, 65535); err != nil {
+	for _, sp := range want {
+		if err := walk(sp.proto, sp.lo, sp.hi); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,20 +101,45 @@ func CheckOutside(ctx context.Context, o OutsideOptions) *OutsideResult {
 		}
 	}
 	wg.Go(func() { res.Passive = o.passivePorts(ctx) })
-	if o.MapCanary != nil && o.Local == o.Server {
-		wg.Go(func() { res.Canary = o.canary(ctx) })
+	if o.Local == o.Server {
+		wg.Go(func() { res.Canary = o.unmappedCanary(ctx) })
 	}
 	wg.Wait()
+	if res.Canary != nil {
+		switch {
+		case o.MapCanary == nil:
+			res.Canary.Mapped = PortProbe{Status: Skipped, Outcome: "no-router", Detail: "no mapping protocol to map a canary with"}
+		case res.ProvedReachable(o.neededPorts(), o.publicPort()):
+			res.Canary.Mapped = PortProbe{Status: Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
+		default:
+			o.mappedCanary(ctx, res.Canary)
+		}
+	}
 	return res
+}
+
+func (o OutsideOptions) publicPort() uint16 {
+	if o.PublicPort != 0 {
+		return o.PublicPort
+	}
+	return o.FTPPort
+}
+
+// neededPorts are the control port and every passive port.
+func (o OutsideOptions) neededPorts() []uint16 {
+	ports := []uint16{o.publicPort()}
+	if o.Passive != nil {
+		for p := int(o.Passive.Low); p <= int(o.Passive.High); p++ {
+			ports = append(ports, uint16(p))
+		}
+	}
+	return ports
 }
 
 // outsideFTP runs the FTP checker through a relay: the control connection
 // and every data connection come from the reflector.
 func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResult {
-	port := o.FTPPort
-	if o.PublicPort != 0 {
-		port = o.PublicPort
-	}
+	port := o.publicPort()
 	target := netip.AddrPortFrom(pub, port).String()
 	dctx, cancel := context.WithTimeout(ctx, max(o.FTP.ReplyTimeout, DefaultReplyTimeout))
 	conn, err := o.Reflector.Relay(dctx, pub, port)
@@ -291,51 +317,75 @@ func (c *canaryListener) port() uint16 {
 	return uint16(c.ln.Addr().(*net.TCPAddr).Port)
 }
 
-// canary maps a free high port to a nonce listener and asks the reflector
-// to dial it, next to an unmapped one: nonce back through the mapping means
-// mappings reach this host; an unmapped port that reaches this host means
-// this host is the router's default host.
-func (o OutsideOptions) canary(ctx context.Context) *CanaryResult {
+// unmappedCanary asks the reflector to dial a free port nothing maps: a
+// nonce back means this host is the router's default host. It costs the
+// router nothing.
+func (o OutsideOptions) unmappedCanary(ctx context.Context) *CanaryResult {
 	res := &CanaryResult{ThisHostIsDefault: Skipped, MappingsReachHere: Skipped}
-	mapped, err := freeCanary(o.Local)
-	if err != nil {
-		res.Error = "no free port for the canary: " + err.Error()
-		return res
-	}
-	defer mapped.Close()
 	unmapped, err := freeCanary(o.Local)
 	if err != nil {
 		res.Error = "no free port for the canary: " + err.Error()
 		return res
 	}
 	defer unmapped.Close()
+	checks, err := o.Reflector.Check(ctx, []uint16{unmapped.port()}, "")
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.Unmapped = unmapped.judge(checks[0])
+	res.ThisHostIsDefault = Failed
+	if res.Unmapped.Status == OK {
+		res.ThisHostIsDefault = OK
+	}
+	return res
+}
+
+// mappedCanary maps a free high port to a nonce listener and asks the
+// reflector to dial it: the nonce back means mappings reach this host.
+// Two router requests (add, delete), so it runs only when the server's own
+// ports left the question open.
+func (o OutsideOptions) mappedCanary(ctx context.Context, res *CanaryResult) {
+	mapped, err := freeCanary(o.Local)
+	if err != nil {
+		res.Error = "no free port for the canary: " + err.Error()
+		return
+	}
+	defer mapped.Close()
 	remove, err := o.MapCanary(ctx, mapped.port(), canaryLease)
 	if err != nil {
 		res.Error = "could not map the canary port: " + err.Error()
 		res.Mapped = PortProbe{Port: mapped.port(), Status: Skipped, Outcome: "not-mapped", Detail: err.Error()}
-	} else {
-		defer remove()
+		return
 	}
-	ports := []uint16{unmapped.port()}
-	if err == nil {
-		ports = append(ports, mapped.port())
+	defer remove()
+	checks, err := o.Reflector.Check(ctx, []uint16{mapped.port()}, "")
+	if err != nil {
+		res.Error = err.Error()
+		return
 	}
-	checks, cerr := o.Reflector.Check(ctx, ports, "")
-	if cerr != nil {
-		res.Error = cerr.Error()
-		return res
+	res.Mapped = mapped.judge(checks[0])
+	res.MappingsReachHere = res.Mapped.Status
+}
+
+// ProvedReachable reports whether the checks from outside showed every one
+// of ports reaching this server through the router's mappings, not its
+// default host: the walk reached the server seen on the LAN, each port's
+// nonce came back, and an unmapped port did not reach this host.
+func (r *OutsideResult) ProvedReachable(ports []uint16, control uint16) bool {
+	if r == nil || r.Outside == nil || r.Outside.Reached != OK || r.SameServer != OK ||
+		r.Canary == nil || r.Canary.ThisHostIsDefault != Failed {
+		return false
 	}
-	res.Unmapped = unmapped.judge(checks[0])
-	if res.Unmapped.Status == OK {
-		res.ThisHostIsDefault = OK
-	} else {
-		res.ThisHostIsDefault = Failed
+	for _, p := range ports {
+		if p == control {
+			continue // the walk itself
+		}
+		if !slices.ContainsFunc(r.Passive, func(pp PortProbe) bool { return pp.Port == p && pp.Status == OK }) {
+			return false
+		}
 	}
-	if len(checks) > 1 {
-		res.Mapped = mapped.judge(checks[1])
-		res.MappingsReachHere = res.Mapped.Status
-	}
-	return res
+	return true
 }
 
 // Hairpin dials the router's external address from inside and compares

@@ -86,20 +86,29 @@ type Observations struct {
 	// PublicPort is the router's external port for the control
 	// connection, when it is not FTPPort (a router that refuses ports
 	// below 1024: 2121 -> 21).
-	PublicPort    uint16               `json:"public_port,omitempty"`
-	Passive       *probe.PortRange     `json:"passive_range,omitempty"`
-	PassiveSource string               `json:"passive_range_source,omitempty"`
-	Config        *probe.FTPConfig     `json:"ftp_config,omitempty"`
-	Mappings      []nat.Mapping        `json:"mappings,omitempty"`
-	MappingsKnown bool                 `json:"mappings_known"`
-	MappingsErr   string               `json:"mappings_error,omitempty"`
-	Inside        *probe.FTPResult     `json:"inside,omitempty"`
-	Outside       *probe.OutsideResult `json:"outside,omitempty"`
-	Reflector     string               `json:"reflector,omitempty"`
-	Hairpin       *probe.FTPResult     `json:"hairpin,omitempty"`
-	HairpinStatus probe.Status         `json:"hairpin_status,omitempty"`
-	Credentials   bool                 `json:"credentials_given"`
-	Elapsed       time.Duration        `json:"elapsed_ns"`
+	PublicPort    uint16           `json:"public_port,omitempty"`
+	Passive       *probe.PortRange `json:"passive_range,omitempty"`
+	PassiveSource string           `json:"passive_range_source,omitempty"`
+	Config        *probe.FTPConfig `json:"ftp_config,omitempty"`
+	Mappings      []nat.Mapping    `json:"mappings,omitempty"`
+	MappingsKnown bool             `json:"mappings_known"`
+	MappingsErr   string           `json:"mappings_error,omitempty"`
+	// MappingsNotAsked are needed ports the router was not asked about,
+	// and why: Mappings says nothing of them.
+	MappingsNotAsked *NotAsked            `json:"mappings_not_asked,omitempty"`
+	Inside           *probe.FTPResult     `json:"inside,omitempty"`
+	Outside          *probe.OutsideResult `json:"outside,omitempty"`
+	Reflector        string               `json:"reflector,omitempty"`
+	Hairpin          *probe.FTPResult     `json:"hairpin,omitempty"`
+	HairpinStatus    probe.Status         `json:"hairpin_status,omitempty"`
+	Credentials      bool                 `json:"credentials_given"`
+	Elapsed          time.Duration        `json:"elapsed_ns"`
+}
+
+// NotAsked names ports a check left out on purpose, and why.
+type NotAsked struct {
+	Ports []uint16 `json:"ports"`
+	Why   string   `json:"why"`
 }
 
 // Report is the outcome of diagnose.
@@ -272,7 +281,7 @@ func (b *builder) skip(what string) {
 // NeededPorts returns the ports the server needs mapped: the control port
 // (21 or --ftp-port) and the passive range.
 func (o *Observations) NeededPorts() []uint16 {
-	ports := []uint16{o.publicPort()}
+	ports := []uint16{o.ControlPort()}
 	if r := o.servedPassive(); r != nil {
 		for p := int(r.Low); p <= int(r.High); p++ {
 			ports = append(ports, uint16(p))
@@ -423,13 +432,18 @@ func (b *builder) mappings() {
 	var missing []uint16
 	var wrong []map[string]any
 	var finite []uint16
-	for _, p := range o.NeededPorts() {
+	needed := o.NeededPorts()
+	if na := o.MappingsNotAsked; na != nil {
+		b.skip(fmt.Sprintf("the router's mappings of TCP %s (their leases too): %s", nat.CompressPorts(na.Ports), na.Why))
+		needed = slices.DeleteFunc(needed, func(p uint16) bool { return slices.Contains(na.Ports, p) })
+	}
+	for _, p := range needed {
 		m, ok := have[p]
 		switch {
 		case !ok:
 			missing = append(missing, p)
-		case m.InternalAddr != o.Server || p == o.publicPort() && m.InternalPort != o.FTPPort:
-			if p == o.publicPort() {
+		case m.InternalAddr != o.Server || p == o.ControlPort() && m.InternalPort != o.FTPPort:
+			if p == o.ControlPort() {
 				b.controlElsewhere = true
 			}
 			wrong = append(wrong, map[string]any{"port": p, "points_at": fmt.Sprintf("%s:%d", m.InternalAddr, m.InternalPort), "description": m.Description})
@@ -447,7 +461,7 @@ func (b *builder) mappings() {
 	}
 	if len(missing) > 0 {
 		what := "passive ports"
-		if slices.Contains(missing, o.publicPort()) {
+		if slices.Contains(missing, o.ControlPort()) {
 			what = "the control port"
 			if len(missing) > 1 {
 				what = "the control port and passive ports"
@@ -482,8 +496,8 @@ func (b *builder) mappings() {
 	}
 }
 
-// publicPort is the port clients connect to from outside.
-func (o *Observations) publicPort() uint16 {
+// ControlPort is the port clients connect to from outside.
+func (o *Observations) ControlPort() uint16 {
 	if o.PublicPort != 0 {
 		return o.PublicPort
 	}
@@ -492,8 +506,8 @@ func (o *Observations) publicPort() uint16 {
 
 func portsArg(o *Observations) string {
 	s := fmt.Sprint(o.FTPPort)
-	if o.publicPort() != o.FTPPort {
-		s = fmt.Sprintf("%d:%d", o.publicPort(), o.FTPPort)
+	if o.ControlPort() != o.FTPPort {
+		s = fmt.Sprintf("%d:%d", o.ControlPort(), o.FTPPort)
 	}
 	if o.Passive != nil {
 		s += " " + o.Passive.String()
@@ -781,7 +795,7 @@ func (b *builder) outside() {
 	o := b.o
 	out := o.Outside
 	if out == nil {
-		b.skip("from outside: port " + fmt.Sprint(o.publicPort()) + " reaches this server (needs --reflector URL)")
+		b.skip("from outside: port " + fmt.Sprint(o.ControlPort()) + " reaches this server (needs --reflector URL)")
 		b.skip("from outside: every passive port carries a data connection (needs --reflector)")
 		b.skip("from outside: default host (DMZ) overriding the mappings (needs --reflector)")
 		if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
@@ -803,7 +817,7 @@ func (b *builder) outside() {
 	if out.Outside != nil && out.Outside.Reached != probe.OK {
 		b.add(Finding{
 			Code: CodeFTPUnreachable, Severity: SevError,
-			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.publicPort(), out.Outside.ReachErr),
+			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.ControlPort(), out.Outside.ReachErr),
 			Evidence:    map[string]any{"public_address": out.PublicAddr.String(), "error": out.Outside.ReachErr},
 			Explanation: "The server works on the LAN, but a connection from the internet to the public address does not get through.",
 			Fix:         "Map the control port: natdoctor add " + portsArg(o),
@@ -820,12 +834,12 @@ func (b *builder) outside() {
 		if !b.controlElsewhere {
 			b.add(Finding{
 				Code: CodeMappingWrongHost, Severity: SevError,
-				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.publicPort()),
+				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.ControlPort()),
 				Evidence: omitEmpty(map[string]any{"banner_inside": strings.Join(bannerOf(out.Inside), " | "),
 					"banner_outside": strings.Join(bannerOf(out.Outside), " | "), "canary": "reached this host"}),
-				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.publicPort()) +
+				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.ControlPort()) +
 					" itself is forwarded to another machine (an old rule, a stale DHCP lease, a typo).",
-				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force. Or fix it in %s.", o.publicPort(), o.Server, portsArg(o), o.routerPlace("forward")),
+				Fix: fmt.Sprintf("Point the rule for port %d at %s: natdoctor add %s --force. Or fix it in %s.", o.ControlPort(), o.Server, portsArg(o), o.routerPlace("forward")),
 			})
 		}
 	} else if dmz {
@@ -858,8 +872,11 @@ func (b *builder) outside() {
 			Code: CodeThisHostDefault, Severity: SevWarning,
 			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
 			Evidence:    map[string]any{"unmapped_port": c.Unmapped.Port, "outcome": c.Unmapped.Outcome},
-			Explanation: "An unmapped port reached this host from outside: the router forwards everything here. Mappings work, but so does every other service on this machine.",
+			Explanation: "An unmapped port reached this host from outside: the router forwards everything here, so every service on this machine is reachable from the internet.",
 			Fix:         "Turn the default host off, in " + o.routerPlace("dmz") + ", and map only the ports the server needs.",
+		}
+		if c.MappingsReachHere == probe.OK {
+			f.Explanation += " A canary port mapped to this host reached it too: the router follows mappings."
 		}
 		if len(b.unmappedButDefault) > 0 {
 			ports := nat.CompressPorts(b.unmappedButDefault)
@@ -921,7 +938,7 @@ func (b *builder) outside() {
 	if same == probe.OK && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
 		b.add(Finding{
 			Code: CodeOutsideOK, Severity: SevOK,
-			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.publicPort()),
+			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.ControlPort()),
 			Evidence: map[string]any{"banner_outside": out.Outside.Banner, "login": string(out.Outside.Login), "list": string(out.Outside.List)},
 		})
 	}
@@ -1027,9 +1044,9 @@ func path(o *Observations) []Hop {
 	if pub == "" {
 		pub = "?"
 	}
-	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.publicPort()), Status: reached, Detail: detail})
+	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.ControlPort()), Status: reached, Detail: detail})
 
-	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.publicPort(), serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.ControlPort(), serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
 	switch {
 	case o.Discovery == nil:
 		mapHop.Detail = "the router could not be asked"
@@ -1039,7 +1056,7 @@ func path(o *Observations) []Hop {
 	if o.MappingsKnown {
 		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"
 		for _, m := range o.Mappings {
-			if m.Protocol == nat.TCP && m.ExternalPort == o.publicPort() {
+			if m.Protocol == nat.TCP && m.ExternalPort == o.ControlPort() {
 				if m.InternalAddr == o.Server {
 					mapHop.Status, mapHop.Detail = probe.OK, fmt.Sprintf("%q, lease %s", m.Description, leaseText(m.Lease))
 				} else {

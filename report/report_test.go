@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -352,5 +353,48 @@ func TestFixTextsReadWell(t *testing.T) {
 				t.Errorf("%s: not checked item with nested parentheses: %q", name, n)
 			}
 		}
+	}
+}
+
+// TestMappingsNotAskedAreNotMissing: ports diagnose did not ask the router
+// about, because the outside checks proved them, are neither missing nor
+// silently passed over: they are listed as not checked, with the reason.
+func TestMappingsNotAskedAreNotMissing(t *testing.T) {
+	o := airport()
+	o.Discovery.UPnP = nat.ProtocolResult{Method: nat.MethodUPnP, Status: nat.StatusOK, ExternalAddr: addr("11.22.33.44")}
+	o.Inside.PASV.AddrClass = "public"
+	o.Outside.Outside = &probe.FTPResult{Target: "11.22.33.44:21 (from outside)", Reached: probe.OK, Banner: o.Inside.Banner, Software: "Pure-FTPd",
+		Login: probe.OK, LoginCode: 230, List: probe.OK, PASV: &probe.Passive{Addr: netip.MustParseAddrPort("11.22.33.44:42003"), AddrClass: "public"}}
+	o.Outside.SameServer = probe.OK
+	for i := range o.Outside.Passive {
+		o.Outside.Passive[i].Status, o.Outside.Passive[i].Outcome = probe.OK, "this-host"
+	}
+	o.Outside.Canary = &probe.CanaryResult{ThisHostIsDefault: probe.Failed, MappingsReachHere: probe.Skipped}
+	o.Mappings = []nat.Mapping{{Protocol: nat.TCP, ExternalPort: 21, InternalAddr: addr("10.0.1.2"), InternalPort: 21, Enabled: true}}
+	o.MappingsKnown = true
+	var rest []uint16
+	for p := uint16(42000); p <= 42010; p++ {
+		rest = append(rest, p)
+	}
+	if !o.Outside.ProvedReachable(rest, 21) {
+		t.Fatal("the outside checks of this setup prove every port: the test proves nothing")
+	}
+	o.MappingsNotAsked = &NotAsked{Ports: rest, Why: "the checks from outside reached this host on each of them"}
+	r := Build(o)
+	if f := findingOf(r, CodeMappingMissing); f != nil {
+		t.Errorf("ports not asked about were called missing: %s", f.Summary)
+	}
+	if !r.Healthy {
+		t.Errorf("verdict %q, findings %v", r.Verdict, r.Findings)
+	}
+	if !slices.ContainsFunc(r.NotChecked, func(s string) bool {
+		return strings.Contains(s, "42000-42010") && strings.Contains(s, "reached this host")
+	}) {
+		t.Errorf("not checked: %q", r.NotChecked)
+	}
+	// Without the note the same ports are missing: the rule still bites.
+	o.MappingsNotAsked = nil
+	if f := findingOf(Build(o), CodeMappingMissing); f == nil || !strings.Contains(f.Summary, "42000-42010") {
+		t.Errorf("unlisted passive ports: %+v", f)
 	}
 }

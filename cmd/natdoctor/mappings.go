@@ -101,8 +101,9 @@ const mapDiscoveryTimeout = 3 * time.Second
 
 // openMapper discovers the router (only the protocol asked for, when one
 // is) and returns a mapper, the discovery and the target host.
-func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
+func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr, removeOnly bool) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
 	cfg := g.natConfig()
+	cfg.SkipExternalAddr = removeOnly
 	// A router busy changing its rules may answer late; a command that
 	// changes mappings can wait a little longer than discover does.
 	cfg.PMPTimeout, cfg.UPnPTimeout = mapDiscoveryTimeout, mapDiscoveryTimeout
@@ -372,7 +373,7 @@ func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.Po
 		}
 		defer unlock()
 	}
-	m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
+	m, d, host, err := openMapper(ctx, g, o.via, o.force, to, false)
 	if err != nil {
 		return err
 	}
@@ -465,7 +466,7 @@ the budget is 7s plus 0.3s per mapping.`,
 				return err
 			}
 			defer unlock()
-			m, d, host, err := openMapper(ctx, g, o.via, o.force, to)
+			m, d, host, err := openMapper(ctx, g, o.via, o.force, to, true)
 			if err != nil {
 				return err
 			}
@@ -503,9 +504,11 @@ func newCmdKeep(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keep PORTS...",
 		Short: "Add mappings and keep them alive until stopped",
-		Long: `Add the mappings, renew them at about half their lease, add them again after
-the router restarts (NAT-PMP/PCP epoch going backwards, or UPnP mappings gone),
-and log each event on stderr (JSON lines on stdout with --json). It keeps
+		Long: `Add the mappings and renew them at about half the granted lease. Between
+renewals, ask the router one question per --check (the NAT-PMP/PCP epoch or the
+UPnP uptime) and add the mappings again when it restarted; on UPnP, look them up
+every 30th check too. Log each event on stderr (JSON lines on stdout with
+--json). It keeps
 working across a router that is down for a while. On SIGINT or SIGTERM it
 removes what it added, unless --leave, and exits 0.
 
@@ -527,7 +530,7 @@ It runs until stopped; each request to the router is bounded on its own.`,
 	cmd.Flags().DurationVar(&o.lease, "lease", time.Hour, "lease `D` to ask for; renewed at about half")
 	cmd.Flags().StringVar(&o.desc, "desc", "", "mapping description `TEXT` (default \"natdoctor <port>/<proto>\")")
 	cmd.Flags().BoolVar(&o.leave, "leave", false, "leave the mappings in place on exit")
-	cmd.Flags().DurationVar(&o.check, "check", nat.DefaultCheckInterval, "longest time `D` between checks of the router")
+	cmd.Flags().DurationVar(&o.check, "check", nat.DefaultCheckInterval, "time `D` between checks of the router (one request each)")
 	completeVia(cmd)
 	return cmd
 }
@@ -556,7 +559,7 @@ func runKeep(ctx context.Context, g *globalOptions, o *keepOptions, pairs []nat.
 		Open: func(ctx context.Context) (*nat.Mapper, error) {
 			bctx, cancel := context.WithTimeout(ctx, max(g.Timeout, mapDiscoveryTimeout+time.Second))
 			defer cancel()
-			m, _, _, err := openMapper(bctx, g, o.via, o.force, host)
+			m, _, _, err := openMapper(bctx, g, o.via, o.force, host, false)
 			return m, err
 		},
 		Log: func(e nat.KeepEvent) {

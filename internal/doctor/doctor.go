@@ -6,9 +6,9 @@ package doctor
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,27 +82,38 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 
 	// The router is asked for the ports the server needs; when the passive
-	// range is not known yet, only once the LAN walk has shown it.
-	lookup := func() {
-		if d == nil {
+	// range is not known yet, only once the LAN walk has shown it. With a
+	// reflector, only the control port at first: the passive ports are
+	// asked about only when the checks from outside leave them in doubt
+	// (on IGD v1 each is a request, ~0.35 s on a busy miniupnpd).
+	asked := map[uint16]bool{}
+	lookup := func(ports []uint16) {
+		ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })
+		if d == nil || obs.MappingsErr != "" || len(ports) == 0 {
 			return
+		}
+		for _, p := range ports {
+			asked[p] = true
 		}
 		l, err := d.Lister()
 		if err != nil {
 			obs.MappingsErr = err.Error()
 			return
 		}
-		ms, err := lookupPorts(ctx, l, obs.NeededPorts())
+		ms, err := lookupPorts(ctx, l, ports)
 		if err != nil {
-			obs.MappingsErr = err.Error()
+			obs.Mappings, obs.MappingsKnown, obs.MappingsErr = nil, false, err.Error()
 			return
 		}
-		obs.Mappings, obs.MappingsKnown = ms, true
+		obs.Mappings, obs.MappingsKnown = append(obs.Mappings, ms...), true
 	}
 	var wg sync.WaitGroup
 	early := obs.Passive != nil || !obs.Server.IsValid()
-	if early {
-		wg.Go(lookup)
+	switch {
+	case o.Reflector != nil && obs.Server.IsValid():
+		wg.Go(func() { lookup([]uint16{obs.ControlPort()}) })
+	case early:
+		wg.Go(func() { lookup(obs.NeededPorts()) })
 	}
 	if !obs.Server.IsValid() {
 		wg.Wait()
@@ -129,10 +140,14 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), cmp.Or(o.PublicPort, o.FTPPort), obs.Inside, ftp.ReplyTimeout)
 		}
 	}
-	if !early {
-		wg.Go(lookup)
-	}
 	wg.Wait()
+	rest := slices.DeleteFunc(obs.NeededPorts(), func(p uint16) bool { return asked[p] })
+	if len(rest) > 0 && obs.MappingsKnown && obs.Outside.ProvedReachable(rest, obs.ControlPort()) {
+		obs.MappingsNotAsked = &report.NotAsked{Ports: rest,
+			Why: "the checks from outside reached this host on each of them through the router, so the router was not asked"}
+	} else {
+		lookup(rest)
+	}
 	obs.Elapsed = time.Since(start)
 	return obs
 }
@@ -152,25 +167,13 @@ func learned(obs *report.Observations) {
 		report.SourcePASVReplies, len(obs.Inside.HandedOut()), obs.Inside.Replies())
 }
 
-// lookupPorts asks the router for exactly these TCP ports, one
-// GetSpecificPortMappingEntry each. A listing would cost more on a busy
-// router, and an index walk (IGD v1's GetGenericPortMappingEntry) is not
-// to be trusted for "is port X mapped": any device on the LAN, or the
-// canary this diagnose maps meanwhile, shifts the indices under it and an
-// entry is skipped.
+// lookupPorts asks the router for exactly these TCP ports (Lookup: one
+// bulk page on IGD v2, one GetSpecificPortMappingEntry each on v1). A whole listing would cost more on a busy router, and an
+// index walk (IGD v1's GetGenericPortMappingEntry) is not to be trusted for
+// "is port X mapped": any device on the LAN, or the canary this diagnose
+// maps meanwhile, shifts the indices under it and an entry is skipped.
 func lookupPorts(ctx context.Context, l nat.Lister, ports []uint16) ([]nat.Mapping, error) {
-	var ms []nat.Mapping
-	for _, p := range ports {
-		m, err := l.Get(ctx, nat.TCP, p)
-		switch {
-		case errors.Is(err, nat.ErrNoSuchMapping):
-		case err != nil:
-			return nil, fmt.Errorf("looking up TCP %d: %w", p, err)
-		default:
-			ms = append(ms, m)
-		}
-	}
-	return ms, nil
+	return l.Lookup(ctx, nat.TCP, ports)
 }
 
 // canaryMapper maps a canary port to this host through r.

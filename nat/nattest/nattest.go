@@ -180,6 +180,13 @@ func (r *Router) Set(proto string, port uint16, e Entry) {
 	r.entries[Key{proto, port}] = e
 }
 
+// Remove deletes a mapping from the table, as the router's web page would.
+func (r *Router) Remove(proto string, port uint16) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.entries, Key{proto, port})
+}
+
 // Entries returns a copy of the mapping table.
 func (r *Router) Entries() map[Key]Entry {
 	r.mu.Lock()
@@ -609,6 +616,32 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		r.mu.Unlock()
 		if !ok {
 			r.fault(w, 714, "NoSuchEntryInArray")
+			return
+		}
+		r.reply(w, action)
+	case "DeletePortMappingRange":
+		// miniupnpd 2.3.1: every mapping in the range goes, whoever owns
+		// it (NewManage is ignored); 730 when there is none.
+		if r.IGDv1 {
+			r.fault(w, 401, "Invalid Action")
+			return
+		}
+		start, end, proto := port("NewStartPort"), port("NewEndPort"), strings.ToUpper(a["NewProtocol"])
+		if start > end {
+			r.fault(w, 733, "InconsistentParameter")
+			return
+		}
+		n := 0
+		r.mu.Lock()
+		for k := range r.entries {
+			if k.Proto == proto && k.Port >= start && k.Port <= end {
+				delete(r.entries, k)
+				n++
+			}
+		}
+		r.mu.Unlock()
+		if n == 0 {
+			r.fault(w, 730, "PortMappingNotFound")
 			return
 		}
 		r.reply(w, action)
