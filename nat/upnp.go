@@ -299,6 +299,7 @@ func ssdpWait(ctx context.Context, upnp time.Duration) time.Duration {
 // once closes when another protocol has answered: from then on the search
 // keeps only its own share of the UPnP bound, as without patience.
 func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []string, error) {
+	start := time.Now()
 	share := cfg.UPnPTimeout * ssdpShare / 3
 	sctx, cancel := context.WithTimeout(ctx, ssdpWait(ctx, cfg.UPnPTimeout))
 	go func() {
@@ -322,11 +323,12 @@ func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []
 		}
 		return nil, ignored, err
 	}
-	cfg.tracef("SSDP: %s answered, Location %s, ST %s", found.From, found.Location, found.ST)
+	cfg.tracef("SSDP: %s answered, Location %s, ST %s (%v)", found.From, found.Location, found.ST, time.Since(start).Round(time.Millisecond))
 	root, err := fetchDescription(ctx, cfg.HTTPClient, found.Location)
 	if err != nil {
 		return nil, ignored, err
 	}
+	cfg.tracef("UPnP: device description read (%v)", time.Since(start).Round(time.Millisecond))
 	base := found.Location
 	if root.URLBaseStr != "" {
 		if b, err := url.Parse(root.URLBaseStr); err == nil {

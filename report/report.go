@@ -34,32 +34,6 @@ func (s Severity) rank() int {
 	return map[Severity]int{SevError: 0, SevWarning: 1, SevInfo: 2, SevOK: 3}[s]
 }
 
-// Finding codes: a public contract, documented in README.
-const (
-	CodeNoMappingProtocol = "no-mapping-protocol"
-	CodeDoubleNAT         = "double-nat"
-	CodeMappingMissing    = "mapping-missing"
-	CodeMappingWrongHost  = "mapping-wrong-host"
-	CodeDefaultHost       = "default-host-override"
-	CodeThisHostDefault   = "this-host-is-default-host"
-	CodePASVPrivate       = "pasv-private-address"
-	CodePASVOutsideRange  = "pasv-outside-range"
-	CodePASVUnreachable   = "pasv-port-unreachable"
-	CodePASVRangeTooSmall = "pasv-range-too-small"
-	CodeNoPassiveRange    = "no-passive-range"
-	CodeFTPUnreachable    = "ftp-unreachable"
-	CodeFTPLoginFailed    = "ftp-login-failed"
-	CodeFTPCleartext      = "ftp-cleartext"
-	CodeFTPTLSFailed      = "ftp-tls-failed"
-	CodeFTPTLSUntrusted   = "ftp-tls-untrusted"
-	CodeFTPNoChroot       = "ftp-no-chroot"
-	CodeHairpin           = "hairpin-unsupported"
-	CodeLeaseExpiring     = "lease-expiring"
-	CodeOutsideOK         = "outside-reachable"
-	CodeNotVerified       = "not-verified"
-	CodeFTPSlowGreeting   = "ftp-slow-greeting"
-)
-
 // Finding is one thing diagnose found.
 type Finding struct {
 	Code        string         `json:"code"`
@@ -157,8 +131,14 @@ func Build(o *Observations) *Report {
 	r.Path = path(o)
 	r.Healthy = !r.HasErrors()
 	r.Verdict = verdict(r)
+	if onBuild != nil {
+		onBuild(r)
+	}
 	return r
 }
+
+// onBuild, set by the tests, sees every report Build makes.
+var onBuild func(*Report)
 
 // causeOrder puts root causes before their symptoms.
 // A server that does not answer on the LAN comes first (nothing else can

@@ -3,11 +3,13 @@ package report
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,4 +399,43 @@ func TestMappingsNotAskedAreNotMissing(t *testing.T) {
 	if f := findingOf(Build(o), CodeMappingMissing); f == nil || !strings.Contains(f.Summary, "42000-42010") {
 		t.Errorf("unlisted passive ports: %+v", f)
 	}
+}
+
+// TestREADMECodeTable: README's table of finding codes is the catalogue.
+func TestREADMECodeTable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), CodeTable()) {
+		t.Errorf("README's finding code table differs from the catalogue; it should read:\n%s", CodeTable())
+	}
+}
+
+// TestMain fails the run when any report a test built holds a finding
+// outside the catalogue: every Build of every test is checked.
+func TestMain(m *testing.M) {
+	var mu sync.Mutex
+	var bad []string
+	built := 0
+	onBuild = func(r *Report) {
+		mu.Lock()
+		defer mu.Unlock()
+		built++
+		for _, f := range r.Findings {
+			if !Catalogued(f) {
+				bad = append(bad, fmt.Sprintf("%s (%s): %s", f.Code, f.Severity, f.Summary))
+			}
+		}
+	}
+	code := m.Run()
+	if len(bad) > 0 {
+		fmt.Fprintf(os.Stderr, "findings outside the catalogue:\n  %s\n", strings.Join(bad, "\n  "))
+		code = 1
+	}
+	if code == 0 && built == 0 && testing.Short() == false && flag.Lookup("test.run").Value.String() == "" {
+		fmt.Fprintln(os.Stderr, "no report was built: the catalogue check proved nothing")
+		code = 1
+	}
+	os.Exit(code)
 }

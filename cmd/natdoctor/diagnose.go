@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,7 +50,10 @@ failed or not checked), then the findings with their fixes. Checks that
 could not run are listed as not checked, never as passed.
 
 Exits 0 when no finding is an error, 1 when one is, 2 for bad usage.
-Its default --timeout is 30s.`,
+Its default --timeout is 30s.
+
+Finding codes (README explains each):
+` + wrapWords(strings.Join(report.Codes(), ", "), 78) + `.`,
 		Example: `  natdoctor diagnose --pasv 42000-42010
   FTP_PW=... natdoctor diagnose --reflector http://vps.example.org:8021 --user alice --password-env FTP_PW
   natdoctor diagnose --ftp-config /etc/pure-ftpd/conf --format markdown`,

@@ -208,6 +208,9 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	var errs, all []string
 	for _, f := range r.Findings {
 		all = append(all, f.Code+"("+string(f.Severity)+")")
+		if !report.Catalogued(f) {
+			t.Errorf("%s: finding %s (%s) is not in the catalogue", row.name, f.Code, f.Severity)
+		}
 		if f.Severity == report.SevError {
 			errs = append(errs, f.Code)
 		}
