@@ -85,14 +85,22 @@ type NotAsked struct {
 	Why   string   `json:"why"`
 }
 
+// Unchecked is a check that did not run.
+type Unchecked struct {
+	Check string `json:"check"` // router, mappings, passive-mappings, lan-ftp, login, outside, outside-control-port, outside-passive-ports, outside-default-host, server-config
+	Why   string `json:"why"`
+}
+
 // Report is the outcome of diagnose.
 type Report struct {
-	Schema       string        `json:"schema"`
-	Verdict      string        `json:"verdict"`
-	Healthy      bool          `json:"healthy"`
-	Findings     []Finding     `json:"findings"`
-	Path         []Hop         `json:"path"`
-	NotChecked   []string      `json:"not_checked"`
+	Schema     string    `json:"schema"`
+	Verdict    string    `json:"verdict"`
+	Healthy    bool      `json:"healthy"`
+	Findings   []Finding `json:"findings"`
+	Path       []Hop     `json:"path"`
+	NotChecked []string  `json:"not_checked"`
+	// Unchecked holds the same items typed: which check, and why.
+	Unchecked    []Unchecked   `json:"not_checked_items"`
 	Observations *Observations `json:"observations"`
 }
 
@@ -121,6 +129,7 @@ func Build(o *Observations) *Report {
 	}
 	r.Findings = b.findings
 	r.NotChecked = append(r.NotChecked, b.notChecked...)
+	r.Unchecked = append([]Unchecked{}, b.unchecked...)
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		a, b := r.Findings[i], r.Findings[j]
 		if a.Severity != b.Severity {
@@ -202,6 +211,7 @@ type builder struct {
 	o          *Observations
 	findings   []Finding
 	notChecked []string
+	unchecked  []Unchecked
 	// unmappedButDefault are needed ports that are not mapped but reach
 	// this server anyway, because it is the router's default host.
 	unmappedButDefault []uint16
@@ -254,8 +264,12 @@ func notVerified(o *Observations) Finding {
 		Fix:         fix,
 	}
 }
-func (b *builder) skip(what string) {
-	b.notChecked = append(b.notChecked, what)
+
+// skip records a check that did not run: check names it (a stable
+// identifier), text says what and why in the user's words.
+func (b *builder) skip(check, text string) {
+	b.notChecked = append(b.notChecked, text)
+	b.unchecked = append(b.unchecked, Unchecked{Check: check, Why: text})
 }
 
 // NeededPorts returns the ports the server needs mapped: the control port
@@ -336,7 +350,7 @@ func (b *builder) router() {
 	o := b.o
 	d := o.Discovery
 	if d == nil {
-		b.skip("router: discovery failed: " + o.DiscoveryErr)
+		b.skip("router", "router: discovery failed: "+o.DiscoveryErr)
 		return
 	}
 	if !d.Any() {
@@ -400,7 +414,7 @@ func (b *builder) mappings() {
 		case o.Discovery == nil:
 			why = "the router could not be asked"
 		}
-		b.skip("mappings: " + why)
+		b.skip("mappings", "mappings: "+why)
 		return
 	}
 	have := map[uint16]nat.Mapping{}
@@ -414,7 +428,7 @@ func (b *builder) mappings() {
 	var finite []uint16
 	needed := o.NeededPorts()
 	if na := o.MappingsNotAsked; na != nil {
-		b.skip(fmt.Sprintf("the router's mappings of TCP %s (their leases too): %s", nat.CompressPorts(na.Ports), na.Why))
+		b.skip("passive-mappings", fmt.Sprintf("the router's mappings of TCP %s (their leases too): %s", nat.CompressPorts(na.Ports), na.Why))
 		needed = slices.DeleteFunc(needed, func(p uint16) bool { return slices.Contains(na.Ports, p) })
 	}
 	for _, p := range needed {
@@ -499,7 +513,7 @@ func (b *builder) server() {
 	o := b.o
 	in := o.Inside
 	if in == nil {
-		b.skip("FTP server on the LAN: not probed")
+		b.skip("lan-ftp", "FTP server on the LAN: not probed")
 		return
 	}
 	if in.Reached != probe.OK {
@@ -544,9 +558,9 @@ func (b *builder) server() {
 	}
 	b.tls(in)
 	if in.Login == probe.Skipped && in.TLS != nil && in.TLS.Status != probe.OK {
-		b.skip("login: not tried, because FTPS failed")
+		b.skip("login", "login: not tried, because FTPS failed")
 	} else if in.Login == probe.Skipped {
-		b.skip("login: no credentials given (--user with --password-env or --password-file)")
+		b.skip("login", "login: no credentials given (--user with --password-env or --password-file)")
 	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
 		b.add(loginFailed(in, false, "on the LAN"))
 	}
@@ -775,9 +789,9 @@ func (b *builder) outside() {
 	o := b.o
 	out := o.Outside
 	if out == nil {
-		b.skip("from outside: port " + fmt.Sprint(o.ControlPort()) + " reaches this server (needs --reflector URL)")
-		b.skip("from outside: every passive port carries a data connection (needs --reflector)")
-		b.skip("from outside: default host (DMZ) overriding the mappings (needs --reflector)")
+		b.skip("outside-control-port", "from outside: port "+fmt.Sprint(o.ControlPort())+" reaches this server (needs --reflector URL)")
+		b.skip("outside-passive-ports", "from outside: every passive port carries a data connection (needs --reflector)")
+		b.skip("outside-default-host", "from outside: default host (DMZ) overriding the mappings (needs --reflector)")
 		if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
 			b.add(Finding{
 				Code: CodeHairpin, Severity: SevInfo,
@@ -790,7 +804,7 @@ func (b *builder) outside() {
 		return
 	}
 	if out.PublicError != "" {
-		b.skip("from outside: the reflector did not answer: " + out.PublicError)
+		b.skip("outside", "from outside: the reflector did not answer: "+out.PublicError)
 		return
 	}
 	same := out.SameServer
@@ -913,7 +927,7 @@ func (b *builder) outside() {
 		})
 	}
 	if o.Passive == nil {
-		b.skip("from outside: passive ports (the passive range is unknown: give --pasv or --ftp-config)")
+		b.skip("outside-passive-ports", "from outside: passive ports (the passive range is unknown: give --pasv or --ftp-config)")
 	}
 	if same == probe.OK && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
 		b.add(Finding{
@@ -944,12 +958,12 @@ func (b *builder) config() {
 	if c != nil && o.Inside != nil && o.Inside.Software != "" && c.Server != "" && !strings.EqualFold(c.Server, o.Inside.Software) {
 		// A host with several servers installed: the file found is not the
 		// answering server's, and what it says does not apply.
-		b.skip(fmt.Sprintf("server configuration: %s is %s's, but the server that answers is %s (give --ftp-config)", c.Source, c.Server, o.Inside.Software))
+		b.skip("server-config", fmt.Sprintf("server configuration: %s is %s's, but the server that answers is %s (give --ftp-config)", c.Source, c.Server, o.Inside.Software))
 		return
 	}
 	if c == nil {
 		if o.Passive == nil {
-			b.skip("server configuration: no passive range known (give --pasv or --ftp-config)")
+			b.skip("server-config", "server configuration: no passive range known (give --pasv or --ftp-config)")
 		}
 		return
 	}
