@@ -63,6 +63,10 @@ type Config struct {
 	// SkipUptime leaves out UPnP's GetStatusInfo (the router's uptime,
 	// for display): one request less for commands that do not show it.
 	SkipUptime bool
+	// LocationCache, when set, is a file where the UPnP device's Location
+	// is kept between runs (in natdoctor's state directory): a run tries
+	// it before searching with SSDP.
+	LocationCache string
 	// SkipExternalAddr leaves out UPnP's GetExternalIPAddress: a command
 	// that only removes mappings needs the device, not its address.
 	SkipExternalAddr bool
@@ -344,8 +348,12 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 				return
 			}
 			markAnswered()
+			ext := "not asked"
+			if d.UPnP.ExternalAddr.IsValid() {
+				ext = d.UPnP.ExternalAddr.String()
+			}
 			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
-				u.Device.IGDVersion, u.Device.ServiceType, d.UPnP.ExternalAddr, d.UPnP.Elapsed.Round(time.Millisecond))
+				u.Device.IGDVersion, u.Device.ServiceType, ext, d.UPnP.Elapsed.Round(time.Millisecond))
 			d.upnp = u
 		})
 	}

@@ -29,10 +29,11 @@ type KeepEvent struct {
 
 // Keeper keeps a set of mappings alive at the lowest cost to the router:
 // it adds them, renews them at about half the granted lease (one request
-// per mapping), and between renewals checks the router with one request
-// (the NAT-PMP/PCP epoch or the UPnP uptime): a router that restarted gets
-// the mappings again. On UPnP it also looks the mappings up every
-// VerifyEvery checks, and at every check when the router gives no uptime. It
+// per mapping), and between renewals checks the router with one request:
+// on IGD v2 one bulk page of the mappings themselves, else the NAT-PMP/PCP
+// epoch or the UPnP uptime (a router that restarted gets the mappings
+// again), with a lookup of the mappings every VerifyEvery checks on UPnP
+// IGD v1, and at every check when it gives no uptime. It
 // survives a router that is down for a while without spinning, and on exit
 // removes what it added.
 type Keeper struct {
@@ -146,14 +147,20 @@ func (k *Keeper) round(ctx context.Context, st *keepState) (time.Duration, error
 		st.mapper, st.haveClock = m, false
 	}
 	now := time.Now()
-	if !full {
+	// On IGD v2 one bulk page shows the mappings themselves: that is the
+	// check. Elsewhere the router's clock is, with a lookup now and then.
+	bulk := false
+	if u, ok := st.mapper.Router.(*UPnP); ok && st.mapper.Lister != nil {
+		bulk = u.BulkLookup()
+	}
+	if !full && !bulk {
 		restarted, err := k.restarted(ctx, st)
 		if err != nil {
 			return 0, err
 		}
 		full = restarted
 	}
-	if !full && st.mapper.Lister != nil && (!st.haveClock || !now.Before(st.verifyAt)) {
+	if !full && st.mapper.Lister != nil && (bulk || !st.haveClock || !now.Before(st.verifyAt)) {
 		missing, err := k.missing(ctx, st)
 		if err != nil {
 			return 0, err
@@ -257,6 +264,11 @@ func (k *Keeper) full(ctx context.Context, st *keepState) error {
 	}
 	if err := st.mapper.Add(ctx, steps); err != nil {
 		return err
+	}
+	// The router's clock now, so that a restart right after this round
+	// shows at the next check.
+	if _, err := k.restarted(ctx, st); err != nil {
+		st.haveClock = false
 	}
 	var added, renewed []uint16
 	for _, s := range steps {

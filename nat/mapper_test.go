@@ -415,45 +415,58 @@ func runKeeper(t *testing.T, k *nat.Keeper) func(kind string) {
 	}
 }
 
-// TestKeeperCostsLittle: between renewals keep asks the router one cheap
-// question per check (the UPnP uptime), renews at half the granted lease
-// with one request per mapping and nothing else, and notices a restart
-// from the uptime and restores the mappings.
+// TestKeeperCostsLittle: between renewals keep asks the router one
+// question per check — one bulk page of the mappings on IGD v2, the uptime
+// on v1 — renews at half the granted lease with one request per mapping
+// and nothing else, and after a restart (empty table, uptime from 0) adds
+// the mappings again at the next check.
 func TestKeeperCostsLittle(t *testing.T) {
-	r := nattest.New(t)
-	d := discover(t, r)
-	l, err := d.Lister()
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor := runKeeper(t, &nat.Keeper{
-		Requests:      nat.Requests(ftpPairs(t)[:3], []nat.Protocol{nat.TCP}, d.LocalAddr, 4*time.Second, ""),
-		CheckInterval: time.Second, // keep's floor
-		VerifyEvery:   1000,
-		Open: func(context.Context) (*nat.Mapper, error) {
-			return &nat.Mapper{Router: l, Lister: l, Verify: true}, nil
-		},
-	})
-	waitFor("added")
-	adds, checks := r.Actions()["AddPortMapping"], r.Actions()["GetStatusInfo"]
-	waitFor("renewed") // half of the 4 s lease: 2 s, checks each second
-	waitFor("renewed")
-	a := r.Actions()
-	if got := a["AddPortMapping"] - adds; got != 6 {
-		t.Errorf("%d AddPortMapping for two renewals of 3 mappings, want 6", got)
-	}
-	if a["GetStatusInfo"]-checks < 3 {
-		t.Errorf("%d uptime checks in about 4 s of checks each second", a["GetStatusInfo"]-checks)
-	}
-	if n := a["GetListOfPortMappings"] + a["GetSpecificPortMappingEntry"] + a["GetGenericPortMappingEntry"]; n > 4 {
-		t.Errorf("%d lookups: only the first add and its check should look the table up (%v)", n, a)
-	}
-	// A router restart (empty table, uptime from 0) is seen at the next check.
-	r.Restart()
-	waitFor("router-restarted")
-	waitFor("restored")
-	if len(r.Entries()) != 3 {
-		t.Errorf("after a restart: %v", r.Entries())
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IGD v2", true: "IGD v1"}[v1], func(t *testing.T) {
+			r := nattest.New(t, func(r *nattest.Router) { r.IGDv1 = v1 })
+			d := discover(t, r)
+			l, err := d.Lister()
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor := runKeeper(t, &nat.Keeper{
+				Requests:      nat.Requests(ftpPairs(t)[:3], []nat.Protocol{nat.TCP}, d.LocalAddr, 4*time.Second, ""),
+				CheckInterval: time.Second, // keep's floor
+				VerifyEvery:   1000,
+				Open: func(context.Context) (*nat.Mapper, error) {
+					return &nat.Mapper{Router: l, Lister: l, Verify: true}, nil
+				},
+			})
+			waitFor("added")
+			before := r.Actions()
+			waitFor("renewed") // half of the 4 s lease: 2 s, checks each second
+			waitFor("renewed")
+			a := r.Actions()
+			delta := func(action string) int { return a[action] - before[action] }
+			if got := delta("AddPortMapping"); got != 6 {
+				t.Errorf("%d AddPortMapping for two renewals of 3 mappings, want 6", got)
+			}
+			question, other := "GetListOfPortMappings", []string{"GetStatusInfo", "GetSpecificPortMappingEntry", "GetGenericPortMappingEntry"}
+			if v1 {
+				question, other = "GetStatusInfo", []string{"GetListOfPortMappings", "GetSpecificPortMappingEntry", "GetGenericPortMappingEntry"}
+			}
+			if n := delta(question); n < 3 {
+				t.Errorf("%d %s in about 4 s of checks each second (%v)", n, question, a)
+			}
+			for _, o := range other {
+				if n := delta(o); n != 0 {
+					t.Errorf("%d %s between renewals, want none (%v)", n, o, a)
+				}
+			}
+			r.Restart()
+			if v1 {
+				waitFor("router-restarted")
+			}
+			waitFor("restored")
+			if len(r.Entries()) != 3 {
+				t.Errorf("after a restart: %v", r.Entries())
+			}
+		})
 	}
 }
 

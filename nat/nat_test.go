@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -692,5 +694,50 @@ func TestUPnPLookup(t *testing.T) {
 				t.Errorf("%d %s calls, want %d (all: %v)", n, tc.action, tc.calls, r.Actions())
 			}
 		})
+	}
+}
+
+// TestDiscoverLocationCache: a Location found by SSDP is kept, the next run
+// reads the description directly (no M-SEARCH, no 50 ms router delay), and
+// a cache that does not answer, or is another gateway's or garbage, costs
+// only the search it falls back to.
+func TestDiscoverLocationCache(t *testing.T) {
+	r := nattest.New(t)
+	cfg := testConfig(r)
+	cfg.LocationCache = filepath.Join(t.TempDir(), "state", "upnp-location")
+	run := func() *nat.Discovery {
+		t.Helper()
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil || !d.UPnP.Answered() {
+			t.Fatalf("discover: %v %s", err, d.UPnP.Error)
+		}
+		return d
+	}
+	run()
+	searches := r.SSDPRequests.Load()
+	if searches == 0 {
+		t.Fatal("the first run did not search")
+	}
+	if _, err := os.Stat(cfg.LocationCache); err != nil {
+		t.Fatalf("no cache written: %v", err)
+	}
+	if d := run(); r.SSDPRequests.Load() != searches || d.UPnP.Device == nil || d.UPnP.Device.Server == "" {
+		t.Errorf("the cached run searched again (%d M-SEARCH) or lost the device: %+v", r.SSDPRequests.Load()-searches, d.UPnP.Device)
+	}
+	for name, content := range map[string]string{
+		"dead Location":   `{"gateway":"` + r.Addr.String() + `","location":"http://` + r.Addr.String() + `:9/rootDesc.xml"}`,
+		"another gateway": `{"gateway":"192.0.2.1","location":"http://192.0.2.1:5000/rootDesc.xml"}`,
+		"Location away":   `{"gateway":"` + r.Addr.String() + `","location":"http://127.0.0.1:9/rootDesc.xml"}`,
+		"garbage":         strings.Repeat("{", 10000),
+		"not http":        `{"gateway":"` + r.Addr.String() + `","location":"file:///etc/passwd"}`,
+	} {
+		if err := os.WriteFile(cfg.LocationCache, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := r.SSDPRequests.Load()
+		run()
+		if r.SSDPRequests.Load() == before {
+			t.Errorf("%s: no search after a cache that cannot be used", name)
+		}
 	}
 }

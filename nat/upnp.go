@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,13 +296,26 @@ func ssdpWait(ctx context.Context, upnp time.Duration) time.Duration {
 	return w
 }
 
-// openUPnP finds the IGD by SSDP and opens its WAN connection service. It
-// accepts only a device, and a control URL, on the gateway's address.
+// openUPnP finds the IGD and opens its WAN connection service. It accepts
+// only a device, and a control URL, on the gateway's address. A Location
+// cached by an earlier run (Config.LocationCache) is tried first: SSDP
+// waits for the router (miniupnpd answers an M-SEARCH 50 ms late at the
+// least), a description fetch does not.
 //
 // once closes when another protocol has answered: from then on the search
 // keeps only its own share of the UPnP bound, as without patience.
 func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []string, error) {
 	start := time.Now()
+	if c, ok := readLocationCache(cfg.LocationCache, cfg.Gateway); ok {
+		cctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout/3)
+		u, err := openLocation(cctx, cfg, c, start)
+		cancel()
+		if err == nil {
+			cfg.tracef("UPnP: the cached Location %s answered (%v)", c.Location, time.Since(start).Round(time.Millisecond))
+			return u, nil, nil
+		}
+		cfg.tracef("UPnP: the cached Location %s failed (%v); searching", c.Location, err)
+	}
 	share := cfg.UPnPTimeout * ssdpShare / 3
 	sctx, cancel := context.WithTimeout(ctx, ssdpWait(ctx, cfg.UPnPTimeout))
 	go func() {
@@ -324,25 +340,92 @@ func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []
 		return nil, ignored, err
 	}
 	cfg.tracef("SSDP: %s answered, Location %s, ST %s (%v)", found.From, found.Location, found.ST, time.Since(start).Round(time.Millisecond))
-	root, err := fetchDescription(ctx, cfg.HTTPClient, found.Location)
+	c := locationCache{Gateway: cfg.Gateway, Location: found.Location.String(), Server: found.Server}
+	u, err := openLocation(ctx, cfg, c, start)
 	if err != nil {
 		return nil, ignored, err
 	}
+	writeLocationCache(cfg.LocationCache, c)
+	return u, ignored, nil
+}
+
+// openLocation reads the device description at c.Location and opens the
+// WAN connection service it names.
+func openLocation(ctx context.Context, cfg *Config, c locationCache, start time.Time) (*UPnP, error) {
+	loc, err := url.Parse(c.Location)
+	if err != nil || loc.Scheme != "http" {
+		return nil, fmt.Errorf("%w: Location %q", ErrMalformed, c.Location)
+	}
+	if h, ok := locationHost(loc); !ok || h != cfg.Gateway {
+		return nil, fmt.Errorf("Location %s points away from the gateway %s", loc, cfg.Gateway)
+	}
+	root, err := fetchDescription(ctx, cfg.HTTPClient, loc)
+	if err != nil {
+		return nil, err
+	}
 	cfg.tracef("UPnP: device description read (%v)", time.Since(start).Round(time.Millisecond))
-	base := found.Location
+	base := loc
 	if root.URLBaseStr != "" {
 		if b, err := url.Parse(root.URLBaseStr); err == nil {
 			base = b
 		}
 	}
 	root.SetURLBase(base)
-	u, err := pickService(root, found.Location, cfg)
+	u, err := pickService(root, loc, cfg)
 	if err != nil {
-		return nil, ignored, err
+		return nil, err
 	}
-	u.Device.Location = found.Location.String()
-	u.Device.Server = found.Server
-	return u, ignored, nil
+	u.Device.Location = loc.String()
+	u.Device.Server = c.Server
+	return u, nil
+}
+
+// locationCache is the IGD an earlier run found behind a gateway.
+type locationCache struct {
+	Gateway  netip.Addr `json:"gateway"`
+	Location string     `json:"location"`
+	Server   string     `json:"server,omitempty"`
+}
+
+// maxLocationCache bounds the cache file read.
+const maxLocationCache = 4 << 10
+
+func readLocationCache(path string, gw netip.Addr) (locationCache, bool) {
+	var c locationCache
+	if path == "" {
+		return c, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return c, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLocationCache))
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Gateway != gw || c.Location == "" {
+		return c, false
+	}
+	return c, true
+}
+
+// writeLocationCache keeps c for the next run; a failure only costs the
+// next run a search.
+func writeLocationCache(path string, c locationCache) {
+	if path == "" {
+		return
+	}
+	b, err := json.Marshal(c)
+	if err != nil || os.MkdirAll(filepath.Dir(path), 0o700) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upnp-location-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // pickService tries WANIPConnection:2, WANIPConnection:1 and
@@ -546,6 +629,13 @@ func spans(proto Protocol, ports []uint16) []portSpan {
 		out = append(out, portSpan{proto, p, p})
 	}
 	return out
+}
+
+// BulkLookup reports whether Lookup can use IGD v2's bulk listing (one
+// request for the ports of a server, usually).
+func (u *UPnP) BulkLookup() bool {
+	_, ok := u.conn.(bulkLister)
+	return ok
 }
 
 // Lookup returns the mappings of exactly these ports: on IGD v2 with

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natdoctor/natdoctor/probe/ftptest"
 )
 
 // selfSigned returns a server configuration with a self-signed
@@ -39,7 +41,7 @@ func selfSigned(t *testing.T) *tls.Config {
 }
 
 func TestFTPSExplicitTLS(t *testing.T) {
-	f := &fakeFTP{password: "pw", tlsConf: selfSigned(t)}
+	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t)}
 	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.AuthTLS != OK || r.TLS == nil || r.TLS.Status != OK {
 		t.Fatalf("TLS not set up: auth %s, %+v", r.AuthTLS, r.TLS)
@@ -53,7 +55,7 @@ func TestFTPSExplicitTLS(t *testing.T) {
 	if r.Login != OK || r.List != OK {
 		t.Fatalf("login %s, list %s: %+v", r.Login, r.List, r.Data)
 	}
-	got := strings.Join(f.received, "\n")
+	got := strings.Join(f.Received(), "\n")
 	if !strings.Contains(got, "AUTH TLS") || !strings.Contains(got, "PROT P") {
 		t.Errorf("commands: %q", got)
 	}
@@ -65,18 +67,18 @@ func TestFTPSExplicitTLS(t *testing.T) {
 }
 
 func TestFTPSOffStaysPlain(t *testing.T) {
-	f := &fakeFTP{password: "pw", tlsConf: selfSigned(t)}
+	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t)}
 	r := check(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
 	if r.TLS != nil || r.AuthTLS != OK || r.Login != OK || r.List != OK {
 		t.Fatalf("auth %s tls %+v login %s list %s", r.AuthTLS, r.TLS, r.Login, r.List)
 	}
-	if strings.Contains(strings.Join(f.received, "\n"), "AUTH") {
+	if strings.Contains(strings.Join(f.Received(), "\n"), "AUTH") {
 		t.Error("AUTH sent with TLS off")
 	}
 }
 
 func TestFTPSRequiredByServer(t *testing.T) {
-	f := &fakeFTP{password: "pw", tlsConf: selfSigned(t), requireTLS: true}
+	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), RequireTLS: true}
 	r := check(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
 	if r.Login != Failed || !TLSRequired(r.LoginCode, r.LoginText) {
 		t.Fatalf("login %s %d %q: not seen as TLS-only", r.Login, r.LoginCode, r.LoginText)
@@ -91,7 +93,7 @@ func TestFTPSRequiredByServer(t *testing.T) {
 }
 
 func TestFTPSRequireWithoutServerTLS(t *testing.T) {
-	r := check(t, &fakeFTP{password: "pw"}, FTPOptions{User: "u", Password: "pw", TLS: TLSRequire})
+	r := check(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", TLS: TLSRequire})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 500") {
 		t.Fatalf("tls %+v", r.TLS)
 	}
@@ -103,7 +105,7 @@ func TestFTPSRequireWithoutServerTLS(t *testing.T) {
 func TestFTPSAutoGoesOnWhenAuthRefused(t *testing.T) {
 	// FEAT offers AUTH TLS, but the command is refused: go on in plain
 	// text, as FileZilla's "if available" does, and say so.
-	f := &fakeFTP{password: "pw", tlsConf: selfSigned(t), refuseAuth: true}
+	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), RefuseAuth: true}
 	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 431") {
 		t.Fatalf("tls %+v", r.TLS)
@@ -114,7 +116,7 @@ func TestFTPSAutoGoesOnWhenAuthRefused(t *testing.T) {
 }
 
 func TestFTPSBrokenHandshake(t *testing.T) {
-	f := &fakeFTP{password: "pw", tlsConf: selfSigned(t), brokenTLS: true}
+	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), BrokenTLS: true}
 	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "handshake") {
 		t.Fatalf("tls %+v", r.TLS)

@@ -108,7 +108,6 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 	// also after NAT-PMP answered: on a loaded machine SSDP and the
 	// description took more than 1.5 s. A NAT-PMP-only router costs 4 s.
 	opts.NAT.UPnPTimeout = max(opts.NAT.UPnPTimeout, diagnoseUPnPTimeout)
-	opts.NAT.SkipUptime = true // no finding uses it; a request on a busy router
 	if o.ftpPort == 0 {
 		return usageErrorf("--ftp-port must be 1-65535")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 func (g *globalOptions) natConfig() nat.Config {
 	cfg := nat.DefaultConfig()
 	cfg.Gateway = g.Gateway
+	cfg.LocationCache = filepath.Join(nat.StateDir(), "upnp-location")
 	cfg.CountRequest = func() { g.requests.Add(1) }
 	if g.Verbose {
 		cfg.Trace = g.tracef

@@ -505,11 +505,11 @@ func newCmdKeep(g *globalOptions) *cobra.Command {
 		Use:   "keep PORTS...",
 		Short: "Add mappings and keep them alive until stopped",
 		Long: `Add the mappings and renew them at about half the granted lease. Between
-renewals, ask the router one question per --check (the NAT-PMP/PCP epoch or the
-UPnP uptime) and add the mappings again when it restarted; on UPnP, look them up
-every 30th check too. Log each event on stderr (JSON lines on stdout with
---json). It keeps
-working across a router that is down for a while. On SIGINT or SIGTERM it
+renewals, ask the router one question per --check (one bulk page of the mappings
+on IGD v2, else the NAT-PMP/PCP epoch or the UPnP uptime) and add the mappings
+again when they vanished or the router restarted; on IGD v1, look them up every
+30th check too. Log each event on stderr (JSON lines on stdout with --json). It
+keeps working across a router that is down for a while. On SIGINT or SIGTERM it
 removes what it added, unless --leave, and exits 0.
 
 It runs until stopped; each request to the router is bounded on its own.`,

@@ -60,6 +60,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.PassiveSource = o.Config.Source
 	}
 	o.progress("asking the router")
+	o.NAT.SkipUptime = true // no finding uses it; a request on a busy router
 	d, err := nat.Discover(ctx, o.NAT)
 	if err != nil {
 		obs.DiscoveryErr = err.Error()

@@ -62,18 +62,22 @@ type Router struct {
 	PCPRefuseBelow atomic.Int32
 	PCPSpin        atomic.Int64 // time.Duration
 	// PCPSpinAnyway spins even when the request says PREFER_FAILURE.
-	PCPSpinAnyway  atomic.Bool
-	SSDPSilent     atomic.Bool  // ignore M-SEARCH
-	SSDPDelay      atomic.Int64 // time.Duration: answer each M-SEARCH this late (miniupnpd waits up to MX)
-	NoPCP          atomic.Bool  // answer PCP as a NAT-PMP-only router (version 0, UNSUPPORTED_VERSION)
-	WrongSource    atomic.Bool  // answer NAT-PMP/PCP from another address
-	PMPResult      atomic.Int32 // non-zero: NAT-PMP result code for every request
-	PCPResult      atomic.Int32 // non-zero: PCP result code for MAP requests
-	PCPBadNonce    atomic.Bool  // answer MAP with a foreign nonce
-	MoveExternal   atomic.Int32 // non-zero: grant this external port instead of the one asked
-	IGDv1          bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
-	LocationHost   string       // (setup) when set, SSDP Location names this host instead
-	ControlHost    string       // (setup) when set, the description's control URL names this host
+	PCPSpinAnyway atomic.Bool
+	SSDPSilent    atomic.Bool  // ignore M-SEARCH
+	SSDPDelay     atomic.Int64 // time.Duration: answer each M-SEARCH this late (miniupnpd waits up to MX)
+	NoPCP         atomic.Bool  // answer PCP as a NAT-PMP-only router (version 0, UNSUPPORTED_VERSION)
+	WrongSource   atomic.Bool  // answer NAT-PMP/PCP from another address
+	PMPResult     atomic.Int32 // non-zero: NAT-PMP result code for every request
+	PCPResult     atomic.Int32 // non-zero: PCP result code for MAP requests
+	PCPBadNonce   atomic.Bool  // answer MAP with a foreign nonce
+	MoveExternal  atomic.Int32 // non-zero: grant this external port instead of the one asked
+	IGDv1         bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
+	LocationHost  string       // (setup) when set, SSDP Location names this host instead
+	ControlHost   string       // (setup) when set, the description's control URL names this host
+	// OnChange (setup), when set, is called after every request that may
+	// have changed the table, before the answer is sent, and after Set,
+	// Remove and Restart: a fake NAT in front of the router follows it.
+	OnChange       func()
 	NoBulkList     atomic.Bool  // GetListOfPortMappings fails with HTTP 500
 	BulkListMax    atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
 	BulkListCap    atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
@@ -167,6 +171,7 @@ func (r *Router) Close() {
 
 // Restart forgets every mapping and starts a new epoch, like a reboot.
 func (r *Router) Restart() {
+	defer r.changed()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.entries = map[Key]Entry{}
@@ -175,6 +180,7 @@ func (r *Router) Restart() {
 
 // Set puts a mapping in the table, as another host or an earlier run would.
 func (r *Router) Set(proto string, port uint16, e Entry) {
+	defer r.changed()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.entries[Key{proto, port}] = e
@@ -182,6 +188,7 @@ func (r *Router) Set(proto string, port uint16, e Entry) {
 
 // Remove deletes a mapping from the table, as the router's web page would.
 func (r *Router) Remove(proto string, port uint16) {
+	defer r.changed()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.entries, Key{proto, port})
@@ -242,6 +249,7 @@ func (r *Router) servePMP() {
 		default:
 			continue
 		}
+		r.changed()
 		if resp == nil {
 			continue
 		}
@@ -474,6 +482,14 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.action(w, action, args)
+	r.changed() // before the answer leaves: the handler's reply is buffered
+}
+
+// changed tells OnChange, if set, that the table may have changed.
+func (r *Router) changed() {
+	if r.OnChange != nil {
+		r.OnChange()
+	}
 }
 
 func soapArgs(body io.Reader) (map[string]string, error) {
