@@ -138,9 +138,15 @@ func TestBench(t *testing.T) {
 	if want("discovery") {
 		l := lab.Start(t, lab.Options{})
 		nd := runs(t, 5, l.Server, time.Minute, bin, "discover")
+		// A first run: no Location cached from an earlier one, so SSDP.
+		first := runs(t, 5, l.Server, time.Minute, "sh", "-c", `rm -f "$NATDOCTOR_STATE_DIR/upnp-location" && exec "$0" discover`, bin)
 		peer := runs(t, 3, l.Server, time.Minute, "upnpc", "-s")
-		r := Row{Name: "discovery (healthy router)", Natdoctor: nd.Seconds(), Peer: "upnpc -s", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
-		r.Met = peer >= 10*nd
+		r := Row{Name: "discovery (healthy router, Location cached by an earlier run)", Natdoctor: nd.Seconds(), Peer: "upnpc -s", PeerSeconds: peer.Seconds(), Target: ">= 20x faster"}
+		r.Met = peer >= 20*nd
+		add(r)
+		r = Row{Name: "discovery (healthy router, first run: SSDP)", Natdoctor: first.Seconds(), Peer: "upnpc -s", PeerSeconds: peer.Seconds(), Target: ">= 10x faster"}
+		r.Met = peer >= 10*first
+		r.Note = "miniupnpd answers an M-SEARCH 50 ms late at the least (its anti-flood delay): most of a first run's time is that wait"
 		add(r)
 	}
 	// 2. Silent gateway.

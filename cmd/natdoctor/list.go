@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+func newCmdList(g *globalOptions) *cobra.Command {
+	var page int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the router's port mappings (UPnP IGD)",
+		Long: `List every mapping the router will tell: protocol, external port, internal
+address and port, description, lease left, enabled, remote host, and which
+ones point at this host. Only UPnP IGD can list; NAT-PMP and PCP cannot.
+IGD v2 routers are asked for --page-size entries per request (smaller pages
+are tried when a router fails a large one); IGD v1 routers one by one.`,
+		Example: `  natdoctor list
+  natdoctor list --json
+  natdoctor list --page-size 25`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if page < 1 || page > 1000 {
+				return usageErrorf("--page-size %d: want 1 to 1000", page)
+			}
+			ctx, cancel := g.budget(cmd.Context())
+			defer cancel()
+			cfg := g.natConfig()
+			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+			cfg.UPnPTimeout = mapDiscoveryTimeout
+			cfg.ListPage = page
+			cfg.SkipUptime = true
+			d, err := nat.Discover(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			l, err := d.Lister()
+			if err != nil {
+				return fmt.Errorf("cannot list mappings on %s: %w", d.Gateway, err)
+			}
+			ms, err := l.List(ctx)
+			g.tracef("%d UPnP requests to the router", g.requests.Load())
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Mappings []mappingJSON `json:"mappings"`
+			}{Mappings: []mappingJSON{}}
+			for _, m := range ms {
+				out.Mappings = append(out.Mappings, toMappingJSON(m, d.LocalAddr))
+			}
+			if g.JSON {
+				return writeJSON(g.IO.Out, out)
+			}
+			if len(ms) == 0 {
+				fmt.Fprintf(g.IO.Out, "the router at %s holds no port mappings\n", d.Gateway)
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROTO\tEXTERNAL\tINTERNAL\tLEASE\tENABLED\tDESCRIPTION\t")
+			for _, m := range out.Mappings {
+				mark := ""
+				if m.ThisHost {
+					mark = " (this host)"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s:%d%s\t%s\t%v\t%s\t\n", m.Protocol, m.ExternalPort, m.InternalClient, m.InternalPort, mark,
+					leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&page, "page-size", 100, "`N` mappings asked for per IGD v2 list request (1-1000)")
+	return cmd
+}

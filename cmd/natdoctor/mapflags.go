@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+// mapFlags are the flags add, remove and keep share.
+type mapFlags struct {
+	tcp, udp, both bool
+	to             string
+	via            string
+	force          bool
+}
+
+// register adds the flags; verb ("map", "remove") says what the command
+// does with the ports.
+func (f *mapFlags) register(fs *pflag.FlagSet, verb, forceHelp string) {
+	fs.BoolVar(&f.tcp, "tcp", false, verb+" TCP (the default)")
+	fs.BoolVar(&f.udp, "udp", false, verb+" UDP")
+	fs.BoolVar(&f.both, "both", false, verb+" TCP and UDP")
+	if verb == "map" {
+		fs.StringVar(&f.to, "to", "", "map to this LAN `IP` instead of this host")
+	} else {
+		fs.StringVar(&f.to, "to", "", "remove the mappings to this LAN `IP` instead of this host's")
+	}
+	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `auto|upnp|natpmp|pcp`")
+	fs.BoolVar(&f.force, "force", false, forceHelp)
+}
+
+// portPresets are offered when completing PORTS: FTP control port and the
+// passive range of the field notes.
+var portPresets = []string{"21\tFTP control port", "21,42000-42010\tFTP with an 11-port passive range", "42000-42010\tpassive range"}
+
+func completeVia(cmd *cobra.Command) {
+	cmd.ValidArgsFunction = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return portPresets, cobra.ShellCompDirectiveNoFileComp
+	}
+	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions([]string{"auto", "upnp", "natpmp", "pcp"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (f *mapFlags) protocols() []nat.Protocol {
+	switch {
+	case f.both || (f.tcp && f.udp):
+		return []nat.Protocol{nat.TCP, nat.UDP}
+	case f.udp:
+		return []nat.Protocol{nat.UDP}
+	}
+	return []nat.Protocol{nat.TCP}
+}
+
+// parse validates the flags and port arguments before anything is sent.
+func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
+	pairs, err := nat.ParsePorts(args)
+	if err != nil {
+		return nil, netip.Addr{}, &usageError{err: err}
+	}
+	switch f.via {
+	case "auto", "upnp", "natpmp", "pcp":
+	default:
+		return nil, netip.Addr{}, usageErrorf("--via %q: want auto, upnp, natpmp or pcp", f.via)
+	}
+	var to netip.Addr
+	if f.to != "" {
+		if to, err = netip.ParseAddr(f.to); err != nil || !to.Is4() {
+			return nil, netip.Addr{}, usageErrorf("--to %q is not an IPv4 address", f.to)
+		}
+	}
+	return pairs, to, nil
+}
+
+// lockMappings takes the host-wide mapping lock for the rest of the command.
+func lockMappings(ctx context.Context, g *globalOptions) (func(), error) {
+	unlock, err := nat.LockMappings(ctx)
+	if err != nil && unlock != nil {
+		fmt.Fprintf(g.IO.ErrOut, "warning: %v\n", err)
+		return unlock, nil
+	}
+	return unlock, err
+}
+
+// mapBudget is the default time budget of a command that sends n mapping
+// requests: routers slow down as their table grows.
+func mapBudget(n int) time.Duration {
+	return defaultTimeout + (patientDiscovery - mapDiscoveryTimeout) + time.Duration(n)*300*time.Millisecond
+}
+
+// mapDiscoveryTimeout bounds discovery in add, remove and keep.
+const mapDiscoveryTimeout = 3 * time.Second
+
+// openMapper discovers the router (only the protocol asked for, when one
+// is) and returns a mapper, the discovery and the target host.
+func openMapper(ctx context.Context, g *globalOptions, via string, force bool, to netip.Addr, removeOnly bool) (*nat.Mapper, *nat.Discovery, netip.Addr, error) {
+	cfg := g.natConfig()
+	cfg.SkipExternalAddr = removeOnly
+	// A router busy changing its rules may answer late; a command that
+	// changes mappings can wait a little longer than discover does.
+	cfg.PMPTimeout, cfg.UPnPTimeout = mapDiscoveryTimeout, mapDiscoveryTimeout
+	cfg.PatientTimeout = patientDiscovery
+	cfg.SkipUptime = true
+	if via != "auto" {
+		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
+			if string(m) != via {
+				cfg.Skip = append(cfg.Skip, m)
+			}
+		}
+	}
+	d, err := nat.Discover(ctx, cfg)
+	if err != nil {
+		return nil, nil, netip.Addr{}, err
+	}
+	r, err := d.Router(nat.Method(via))
+	if err != nil {
+		return nil, d, netip.Addr{}, err
+	}
+	host := d.LocalAddr
+	if to.IsValid() {
+		host = to
+	}
+	m := &nat.Mapper{Router: r, Force: force, Verify: true}
+	if l, ok := r.(nat.Lister); ok {
+		m.Lister = l
+	}
+	g.tracef("mapping via %s on %s for %s", r.Method(), d.Gateway, host)
+	return m, d, host, nil
+}
+
+// mappingJSON is one mapping in JSON output.
+type mappingJSON struct {
+	Protocol       nat.Protocol `json:"protocol"`
+	ExternalPort   uint16       `json:"external_port"`
+	InternalClient string       `json:"internal_client"`
+	InternalPort   uint16       `json:"internal_port"`
+	Description    string       `json:"description"`
+	LeaseSeconds   int64        `json:"lease_seconds"`
+	Enabled        bool         `json:"enabled"`
+	RemoteHost     string       `json:"remote_host"`
+	ThisHost       bool         `json:"this_host"`
+}
+
+func toMappingJSON(m nat.Mapping, self netip.Addr) mappingJSON {
+	client := ""
+	if m.InternalAddr.IsValid() {
+		client = m.InternalAddr.String()
+	}
+	return mappingJSON{Protocol: m.Protocol, ExternalPort: m.ExternalPort, InternalClient: client, InternalPort: m.InternalPort,
+		Description: m.Description, LeaseSeconds: int64(m.Lease / time.Second), Enabled: m.Enabled, RemoteHost: m.RemoteHost,
+		ThisHost: m.InternalAddr == self}
+}
+
+func leaseText(d time.Duration) string {
+	if d == 0 {
+		return "permanent"
+	}
+	return d.String()
+}

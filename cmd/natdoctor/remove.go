@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+// removeOptions are remove's flags.
+type removeOptions struct {
+	mapFlags
+}
+
+func newCmdRemove(g *globalOptions) *cobra.Command {
+	o := &removeOptions{}
+	cmd := &cobra.Command{
+		Use:   "remove PORTS...",
+		Short: "Remove this host's mappings of the given ports",
+		Long: `Remove the mappings of PORTS that point at this host (or --to). A mapping of
+another host is left alone unless --force; removing what is absent is not an
+error. NAT-PMP and PCP remove with a lifetime of 0. Unless --timeout is given,
+the budget is 7s plus 0.3s per mapping.`,
+		Example: `  natdoctor remove 21 42000-42010`,
+		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pairs, to, err := o.parse(args)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(pairs)*len(o.protocols())))
+			defer cancel()
+			return runRemove(ctx, g, o, pairs, to)
+		},
+	}
+	o.register(cmd.Flags(), "remove", "also remove mappings that point at another host")
+	completeVia(cmd)
+	return cmd
+}
+
+func runRemove(ctx context.Context, g *globalOptions, o *removeOptions, pairs []nat.PortPair, to netip.Addr) error {
+	unlock, err := lockMappings(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, d, host, err := openMapper(ctx, g, o.via, o.force, to, true)
+	if err != nil {
+		return err
+	}
+	steps, err := m.PlanRemove(ctx, nat.Requests(pairs, o.protocols(), host, 0, ""))
+	if err != nil {
+		return err
+	}
+	err = m.Remove(ctx, steps)
+	for _, s := range steps {
+		if s.Action == nat.ActionSkip {
+			fmt.Fprintf(g.IO.ErrOut, "warning: %s %d is mapped to %s, not %s: left alone (use --force to remove it)\n",
+				s.Request.Protocol, s.Request.ExternalPort, s.Existing.InternalAddr, host)
+		}
+	}
+	return writeSteps(g, m.Router.Method(), false, steps, d.LocalAddr, err)
+}
