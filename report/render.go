@@ -56,7 +56,6 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		}
 		return code + s + reset
 	}
-	sevColor := map[Severity]string{SevError: red, SevWarning: yellow, SevOK: green, SevInfo: dim}
 	var b strings.Builder
 	vc := green
 	if !r.Healthy {
@@ -69,24 +68,38 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		col := map[string]string{"✓": green, "✗": red, "-": dim}[mark]
 		fmt.Fprintf(&b, "  %s %-44s %s\n", c(col, mark), h.Name, c(dim, h.Detail))
 	}
-	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "\n%s %s %s\n", c(sevColor[f.Severity], sevMark(f.Severity)), c(bold, f.Code+":"), f.Summary)
-		if f.Explanation != "" {
-			fmt.Fprintf(&b, "    %s\n", wrap(f.Explanation, 92, "    "))
-		}
-		for _, k := range sortedKeys(f.Evidence) {
-			fmt.Fprintf(&b, "    %s %s\n", c(dim, k+":"), evidenceText(f.Evidence[k]))
-		}
-		if f.Fix != "" {
-			fmt.Fprintf(&b, "    %s %s\n", c(bold, "fix:"), wrap(f.Fix, 92, "         "))
-		}
-	}
+	writeFindings(&b, r.Findings, c)
 	if len(r.NotChecked) > 0 {
 		b.WriteString("\nNot checked:\n")
 		for _, n := range r.NotChecked {
 			fmt.Fprintf(&b, "  - %s\n", n)
 		}
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeFindings(b *strings.Builder, fs []Finding, c func(code, s string) string) {
+	sevColor := map[Severity]string{SevError: red, SevWarning: yellow, SevOK: green, SevInfo: dim}
+	for _, f := range fs {
+		fmt.Fprintf(b, "\n%s %s %s\n", c(sevColor[f.Severity], sevMark(f.Severity)), c(bold, f.Code+":"), f.Summary)
+		if f.Explanation != "" {
+			fmt.Fprintf(b, "    %s\n", wrap(f.Explanation, 92, "    "))
+		}
+		for _, k := range sortedKeys(f.Evidence) {
+			fmt.Fprintf(b, "    %s %s\n", c(dim, k+":"), evidenceText(f.Evidence[k]))
+		}
+		if f.Fix != "" {
+			fmt.Fprintf(b, "    %s %s\n", c(bold, "fix:"), wrap(f.Fix, 92, "         "))
+		}
+	}
+}
+
+// WriteFindings writes findings as WriteText does, for the commands that
+// judge less than diagnose (discover).
+func WriteFindings(w io.Writer, fs []Finding) error {
+	var b strings.Builder
+	writeFindings(&b, fs, func(_, s string) string { return s })
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -146,6 +146,17 @@ func Build(o *Observations) *Report {
 	return r
 }
 
+// RouterFindings judges a discovery alone, with the rules diagnose uses:
+// no mapping protocol, double NAT. discover shows them.
+func RouterFindings(d *nat.Discovery) []Finding {
+	b := builder{o: &Observations{Discovery: d}}
+	b.router()
+	if onBuild != nil {
+		onBuild(&Report{Findings: b.findings})
+	}
+	return append([]Finding{}, b.findings...)
+}
+
 // onBuild, set by the tests, sees every report Build makes.
 var onBuild func(*Report)
 

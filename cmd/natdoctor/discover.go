@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/report"
 )
 
 // natConfig returns the router configuration the global flags ask for.
@@ -36,6 +37,8 @@ type discoverOutput struct {
 	ExternalClass nat.AddrClass `json:"external_address_class,omitempty"`
 	DoubleNAT     bool          `json:"double_nat"`
 	AnyProtocol   bool          `json:"any_protocol"`
+	// Findings are the router's, judged by diagnose's rules.
+	Findings []report.Finding `json:"findings"`
 }
 
 func newCmdDiscover(g *globalOptions) *cobra.Command {
@@ -66,13 +69,16 @@ func runDiscover(ctx context.Context, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	out := discoverOutput{Discovery: d, ExternalAddr: d.ExternalAddr(), AnyProtocol: d.Any()}
+	out := discoverOutput{Discovery: d, ExternalAddr: d.ExternalAddr(), AnyProtocol: d.Any(), Findings: report.RouterFindings(d)}
 	if out.ExternalAddr.IsValid() {
 		out.ExternalClass = nat.ClassifyAddr(out.ExternalAddr)
-		out.DoubleNAT = out.ExternalClass != nat.AddrPublic
 	} else if d.NoExternalAddr() {
 		out.ExternalClass = nat.AddrNone
-		out.DoubleNAT = true
+	}
+	problem := false
+	for _, f := range out.Findings {
+		out.DoubleNAT = out.DoubleNAT || f.Code == report.CodeDoubleNAT
+		problem = problem || f.Severity == report.SevError
 	}
 	if g.JSON {
 		if err := writeJSON(g.IO.Out, out); err != nil {
@@ -80,8 +86,11 @@ func runDiscover(ctx context.Context, g *globalOptions) error {
 		}
 	} else {
 		printDiscovery(g.IO.Out, out)
+		if err := report.WriteFindings(g.IO.Out, out.Findings); err != nil {
+			return err
+		}
 	}
-	if !out.AnyProtocol || out.DoubleNAT {
+	if problem {
 		return errProblemsFound
 	}
 	return nil
@@ -120,21 +129,6 @@ func printDiscovery(w io.Writer, out discoverOutput) {
 	tw.Flush()
 	for _, ig := range d.UPnP.Ignored {
 		fmt.Fprintf(w, "ignored SSDP answer: %s\n", ig)
-	}
-	switch {
-	case !out.AnyProtocol:
-		fmt.Fprintf(w, "\nno port-mapping protocol: the router at %s answers none of NAT-PMP, PCP and UPnP IGD.\n"+
-			"Turn on UPnP or NAT-PMP in the router's settings, or forward the ports by hand.\n", d.Gateway)
-	case out.DoubleNAT && out.ExternalClass == nat.AddrNone:
-		fmt.Fprintf(w, "\ndouble NAT (likely): the router answers but reports no usable external address. Either its\n"+
-			"WAN link is down, or its WAN address is private, shared (carrier-grade NAT) or reserved, which\n"+
-			"routers such as miniupnpd refuse to map. Check the WAN address in the router's status page; if\n"+
-			"it is not public, put the upstream device in bridge mode or ask the provider for a public address.\n")
-	case out.DoubleNAT:
-		fmt.Fprintf(w, "\ndouble NAT: the router's external address %s is %s, so another NAT (a modem-router or the\n"+
-			"provider's carrier-grade NAT) stands between it and the internet. Mappings on this router alone\n"+
-			"cannot make the server reachable: put the upstream device in bridge mode or ask for a public address.\n",
-			out.ExternalAddr, out.ExternalClass)
 	}
 }
 

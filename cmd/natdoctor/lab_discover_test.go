@@ -117,7 +117,7 @@ func TestLabDiscoverSilentGateway(t *testing.T) {
 		t.Errorf("silent gateway verdict took %v, want about 1.2 s", elapsed)
 	}
 	out, _, _ := l.Server.Natdoctor(t, "discover")
-	if !strings.Contains(out, "no port-mapping protocol") {
+	if !strings.Contains(out, "no-mapping-protocol:") {
 		t.Errorf("text output does not say so:\n%s", out)
 	}
 }

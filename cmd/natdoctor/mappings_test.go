@@ -101,3 +101,28 @@ func TestListWithoutUPnPSaysSo(t *testing.T) {
 		t.Errorf("exit %d, out %q, err %q", code, out, errOut)
 	}
 }
+
+// TestDiscoverJudgesWithDiagnoseRules: discover's double NAT is diagnose's
+// double-nat finding (same rule, same text), in the text and in the JSON.
+func TestDiscoverJudgesWithDiagnoseRules(t *testing.T) {
+	r := nattest.New(t)
+	r.ExternalAddrIs.Store("11.0.0.1") // public, as in the lab (the fake's default is a documentation address)
+	code, out, errOut := runFake(t, r, "discover", "--json")
+	var res struct {
+		DoubleNAT bool             `json:"double_nat"`
+		Findings  []map[string]any `json:"findings"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.DoubleNAT || len(res.Findings) != 0 {
+		t.Fatalf("healthy router: exit %d %+v\n%s%s", code, res, out, errOut)
+	}
+	r.ExternalAddrIs.Store("100.64.0.1") // carrier-grade NAT upstream
+	code, out, _ = runFake(t, r, "discover", "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitProblem || !res.DoubleNAT ||
+		len(res.Findings) != 1 || res.Findings[0]["code"] != "double-nat" {
+		t.Fatalf("shared external address: exit %d %v %+v", code, err, res)
+	}
+	code, out, _ = runFake(t, r, "discover")
+	if code != exitProblem || !strings.Contains(out, "double-nat: double NAT: the router's external address 100.64.0.1 is shared") || !strings.Contains(out, "fix:") {
+		t.Errorf("text: exit %d\n%s", code, out)
+	}
+}
