@@ -16,7 +16,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 200000x
 FUZZ_TARGETS := nat:FuzzParsePCPResponse nat:FuzzParseSSDPResponse nat:FuzzParsePortMappingList \
 	nat:FuzzParseDeviceDescription nat:FuzzSOAPResponse probe:FuzzParsePASV probe:FuzzParseEPSV probe:FuzzParseConfigs \
-	probe:FuzzFTPReplies probe:FuzzReflectorRequest
+	probe:FuzzFTPReplies reflector:FuzzReflectorRequest
 PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows/amd64
 
 .PHONY: build test ci unit-test lab-test demo lab-deps verdicts bench fuzz fmt vet man cross dist clean

@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/ipclass"
+	"github.com/natdoctor/natdoctor/reflector"
 )
 
 // Status is the outcome of one check. It keeps "not checked" apart from "no".
@@ -371,7 +372,7 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	res.GreetingDelay = time.Since(start)
 	var ne net.Error
 	switch {
-	case err != nil && code == 0 && !errors.As(err, new(*RelayError)) && errors.As(err, &ne) && ne.Timeout():
+	case err != nil && code == 0 && !errors.As(err, new(*reflector.RelayError)) && errors.As(err, &ne) && ne.Timeout():
 		// The connection is open: something accepted it. It was not dropped.
 		res.Reached = Failed
 		res.ReachErr = fmt.Sprintf("the connection was accepted, but no FTP greeting came within %v", res.GreetingDelay.Round(100*time.Millisecond))
@@ -729,7 +730,7 @@ func describeNetErr(err error) string {
 		return ""
 	}
 	var ne net.Error
-	var re *RelayError
+	var re *reflector.RelayError
 	switch {
 	case errors.As(err, &re) && re.Reason == "timeout":
 		return "timed out from outside (dropped: nothing answered)"
@@ -752,7 +753,7 @@ func describeNetErr(err error) string {
 }
 
 // classify names the kind of address a server advertises.
-func classify(a netip.Addr) string { return string(nat.ClassifyAddr(a)) }
+func classify(a netip.Addr) string { return string(ipclass.Of(a)) }
 
 // systemDirs are directories every Unix-like system (and macOS) has: a
 // session that can change into one is not confined to its home.

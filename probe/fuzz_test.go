@@ -1,12 +1,9 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -40,31 +37,6 @@ func FuzzFTPReplies(f *testing.F) {
 			DialData:    func(context.Context, netip.AddrPort) (net.Conn, error) { return nil, errors.New("no data in fuzzing") }})
 		if r == nil {
 			t.Fatal("nil result")
-		}
-	})
-}
-
-// FuzzReflectorRequest sends arbitrary check requests to the reflector; it
-// must answer without dialling anything but the request's source.
-func FuzzReflectorRequest(f *testing.F) {
-	f.Add([]byte(`{"ports":[21,42000]}`))
-	f.Add([]byte(`{"ports":[1],"host":"192.0.2.1"}`))
-	f.Add([]byte(`{"ports":[0]}`))
-	rf := &Reflector{Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-		if a.Addr() != netip.MustParseAddr("11.0.0.1") {
-			panic("dialled " + a.String())
-		}
-		return nil, errors.New("connection refused")
-	}}
-	rf.init()
-	rf.rates = newRateLimiter(1e9, 1e9)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req := httptest.NewRequest(http.MethodPost, pathCheck, bytes.NewReader(body))
-		req.RemoteAddr = "11.0.0.1:40000"
-		w := httptest.NewRecorder()
-		rf.ServeHTTP(w, req)
-		if w.Code == 0 {
-			t.Fatal("no answer")
 		}
 	})
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/natdoctor/natdoctor/reflector"
 )
 
 // canaryLease is how long a canary mapping lives if its removal is lost.
@@ -20,7 +22,7 @@ const canaryLease = 2 * time.Minute
 
 // OutsideOptions configure the checks made through a reflector.
 type OutsideOptions struct {
-	Reflector *ReflectorClient
+	Reflector *reflector.Client
 	// Local is this host's LAN address; Server the FTP server's (usually the same).
 	Local, Server netip.Addr
 	FTPPort       uint16
@@ -233,7 +235,7 @@ func listenCanary(addr netip.AddrPort) (*canaryListener, error) {
 func (c *canaryListener) Close() { c.ln.Close() }
 
 // judge turns a reflector check of a canary port into a probe.
-func (c *canaryListener) judge(pc PortCheck) PortProbe {
+func (c *canaryListener) judge(pc reflector.PortCheck) PortProbe {
 	p := PortProbe{Port: pc.Port, Status: Failed, Outcome: pc.Status}
 	switch {
 	case pc.Status == "connected" && pc.Banner == c.nonce:
@@ -265,7 +267,7 @@ func (o OutsideOptions) passivePorts(ctx context.Context) []PortProbe {
 	var probes []PortProbe
 	var ports []uint16
 	lns := map[uint16]*canaryListener{}
-	for p := int(o.Passive.Low); p <= int(o.Passive.High) && len(ports) < maxCheckPorts; p++ {
+	for p := int(o.Passive.Low); p <= int(o.Passive.High) && len(ports) < reflector.MaxCheckPorts; p++ {
 		ln, err := listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
 		// A session that just ended may hold its passive port a moment
 		// longer: poll it a few times, bounded.

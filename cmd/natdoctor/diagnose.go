@@ -12,6 +12,7 @@ import (
 
 	"github.com/natdoctor/natdoctor/internal/doctor"
 	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/reflector"
 	"github.com/natdoctor/natdoctor/report"
 )
 
@@ -144,7 +145,7 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 			}
 			token = t
 		}
-		rc, err := probe.NewReflectorClient(o.reflector, token)
+		rc, err := reflector.NewClient(o.reflector, token)
 		if err != nil {
 			return &usageError{err: err}
 		}

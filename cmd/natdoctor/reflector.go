@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/reflector"
 )
 
 func newCmdReflector(g *globalOptions) *cobra.Command {
@@ -46,7 +46,7 @@ other peer are ignored.
 			if _, err := parseListen(listen); err != nil {
 				return usageErrorf("--listen %v", err)
 			}
-			rf := &probe.Reflector{Limits: probe.DefaultReflectorLimits(), AllowPrivate: allowPrivate}
+			rf := &reflector.Server{Limits: reflector.DefaultLimits(), AllowPrivate: allowPrivate}
 			for _, s := range trustedProxies {
 				p, err := netip.ParsePrefix(s)
 				if err != nil {
@@ -72,7 +72,7 @@ other peer are ignored.
 			if err != nil {
 				return err
 			}
-			srv := rf.Server(listen)
+			srv := rf.HTTPServer(listen)
 			fmt.Fprintf(g.IO.ErrOut, "reflector listening on %s\n", ln.Addr())
 			go func() {
 				<-cmd.Context().Done()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/reflector"
 	"github.com/natdoctor/natdoctor/report"
 )
 
@@ -38,7 +39,7 @@ type Options struct {
 	Passive    *probe.PortRange
 	Config     *probe.FTPConfig
 	FTP        probe.FTPOptions
-	Reflector  *probe.ReflectorClient
+	Reflector  *reflector.Client
 	// Progress, when set, is told what is being checked.
 	Progress func(step string)
 }

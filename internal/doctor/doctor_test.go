@@ -18,6 +18,7 @@ import (
 	"github.com/natdoctor/natdoctor/nat/nattest"
 	"github.com/natdoctor/natdoctor/probe"
 	"github.com/natdoctor/natdoctor/probe/ftptest"
+	"github.com/natdoctor/natdoctor/reflector"
 )
 
 // lan is this host's address in these tests: the server and natdoctor.
@@ -154,10 +155,10 @@ func newSetup(t *testing.T) *setup {
 		Advertise: fmt.Sprintf("%d,%d,%d,%d", public.As4()[0], public.As4()[1], public.As4()[2], public.As4()[3])}
 	ftpAddr := netip.MustParseAddrPort(f.Start(t))
 
-	rf := &probe.Reflector{AllowPrivate: true}
+	rf := &reflector.Server{AllowPrivate: true}
 	srv := httptest.NewServer(rf)
 	t.Cleanup(srv.Close)
-	rc, err := probe.NewReflectorClient(srv.URL, "")
+	rc, err := reflector.NewClient(srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}

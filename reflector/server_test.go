@@ -1,4 +1,4 @@
-package probe
+package reflector
 
 import (
 	"bytes"
@@ -15,15 +15,15 @@ import (
 	"time"
 )
 
-func startReflector(t *testing.T, rf *Reflector) (*ReflectorClient, string) {
+func startReflector(t *testing.T, rf *Server) (*Client, string) {
 	t.Helper()
 	rf.init()
 	srv := httptest.NewUnstartedServer(rf)
-	srv.Config = rf.Server("")
+	srv.Config = rf.HTTPServer("")
 	srv.Config.Handler = rf
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c, err := NewReflectorClient(srv.URL, rf.Token)
+	c, err := NewClient(srv.URL, rf.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func startReflector(t *testing.T, rf *Reflector) (*ReflectorClient, string) {
 }
 
 func TestReflectorRefusesPrivateSources(t *testing.T) {
-	c, _ := startReflector(t, &Reflector{})
+	c, _ := startReflector(t, &Server{})
 	_, err := c.WhoAmI(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not public") {
 		t.Fatalf("loopback source accepted: %v", err)
@@ -45,7 +45,7 @@ func TestReflectorRefusesPrivateSources(t *testing.T) {
 func TestReflectorDialsOnlyTheSource(t *testing.T) {
 	var mu sync.Mutex
 	var dialed []netip.AddrPort
-	rf := &Reflector{AllowPrivate: true, Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+	rf := &Server{AllowPrivate: true, Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 		mu.Lock()
 		dialed = append(dialed, a)
 		mu.Unlock()
@@ -87,7 +87,7 @@ func TestReflectorDialsOnlyTheSource(t *testing.T) {
 }
 
 func TestReflectorRelay(t *testing.T) {
-	rf := &Reflector{AllowPrivate: true}
+	rf := &Server{AllowPrivate: true}
 	c, _ := startReflector(t, rf)
 	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
 	defer ln.Close()
@@ -125,7 +125,7 @@ func TestReflectorRelay(t *testing.T) {
 }
 
 func TestReflectorRelayByteLimit(t *testing.T) {
-	rf := &Reflector{AllowPrivate: true, Limits: DefaultReflectorLimits()}
+	rf := &Server{AllowPrivate: true, Limits: DefaultLimits()}
 	rf.Limits.RelayBytes = 64 << 10
 	c, _ := startReflector(t, rf)
 	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
@@ -155,7 +155,7 @@ func TestReflectorRelayByteLimit(t *testing.T) {
 }
 
 func TestReflectorAbuse(t *testing.T) {
-	rf := &Reflector{AllowPrivate: true, Token: "tok", Limits: DefaultReflectorLimits()}
+	rf := &Server{AllowPrivate: true, Token: "tok", Limits: DefaultLimits()}
 	rf.Limits.PerSourceBurst = 5
 	rf.Limits.PerSourceRate = 0.001
 	_, addr := startReflector(t, rf)
@@ -200,9 +200,9 @@ func TestReflectorAbuse(t *testing.T) {
 }
 
 func TestReflectorSlowClientIsCut(t *testing.T) {
-	rf := &Reflector{AllowPrivate: true}
+	rf := &Server{AllowPrivate: true}
 	_, addr := startReflector(t, rf)
-	srv := rf.Server("")
+	srv := rf.HTTPServer("")
 	if srv.ReadHeaderTimeout == 0 || srv.MaxHeaderBytes == 0 || srv.ReadTimeout == 0 {
 		t.Fatalf("unbounded server: %+v", srv)
 	}
@@ -222,7 +222,7 @@ func TestReflectorSlowClientIsCut(t *testing.T) {
 
 // Idle and half-sent connections do not starve well-behaved clients.
 func TestReflectorStaysResponsiveUnderSlowloris(t *testing.T) {
-	rf := &Reflector{AllowPrivate: true}
+	rf := &Server{AllowPrivate: true}
 	c, addr := startReflector(t, rf)
 	var conns []net.Conn
 	defer func() {
@@ -266,19 +266,19 @@ func TestReflectorForwardedFor(t *testing.T) {
 	proxy := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.9.0.0/16")}
 	cases := []struct {
 		name    string
-		rf      *Reflector
+		rf      *Server
 		r       *http.Request
 		want    string // source, or "" for an error
 		wantErr string
 	}{
-		{"no trusted proxy: header ignored", &Reflector{AllowPrivate: true}, req("127.0.0.1:5000", "11.0.0.7"), "127.0.0.1", ""},
-		{"untrusted peer: header ignored", &Reflector{TrustedProxies: proxy}, req("11.0.0.5:5000", "11.0.0.7"), "11.0.0.5", ""},
-		{"trusted proxy: client from header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "11.0.0.7"), "11.0.0.7", ""},
-		{"client-written entries to the left are skipped", &Reflector{TrustedProxies: proxy},
+		{"no trusted proxy: header ignored", &Server{AllowPrivate: true}, req("127.0.0.1:5000", "11.0.0.7"), "127.0.0.1", ""},
+		{"untrusted peer: header ignored", &Server{TrustedProxies: proxy}, req("11.0.0.5:5000", "11.0.0.7"), "11.0.0.5", ""},
+		{"trusted proxy: client from header", &Server{TrustedProxies: proxy}, req("127.0.0.1:5000", "11.0.0.7"), "11.0.0.7", ""},
+		{"client-written entries to the left are skipped", &Server{TrustedProxies: proxy},
 			req("127.0.0.1:5000", "11.0.0.99, 11.0.0.7", "10.9.1.1"), "11.0.0.7", ""},
-		{"forwarded private source still refused", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "10.0.1.2, 127.0.0.1"), "", "not public"},
-		{"trusted proxy without header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000"), "", "without an X-Forwarded-For"},
-		{"garbage header", &Reflector{TrustedProxies: proxy}, req("127.0.0.1:5000", "not-an-ip"), "", "bad X-Forwarded-For"},
+		{"forwarded private source still refused", &Server{TrustedProxies: proxy}, req("127.0.0.1:5000", "10.0.1.2, 127.0.0.1"), "", "not public"},
+		{"trusted proxy without header", &Server{TrustedProxies: proxy}, req("127.0.0.1:5000"), "", "without an X-Forwarded-For"},
+		{"garbage header", &Server{TrustedProxies: proxy}, req("127.0.0.1:5000", "not-an-ip"), "", "bad X-Forwarded-For"},
 	}
 	for _, c := range cases {
 		got, err := c.rf.source(c.r)

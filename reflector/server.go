@@ -1,4 +1,9 @@
-package probe
+// Package reflector is natdoctor's dial-back service and its client: a
+// small HTTP server a user runs on any machine outside their network, which
+// opens TCP connections back to the requester's own public address (to
+// check ports, or to relay a stream with an HTTP Upgrade, RFC 9110 section
+// 7.8), and never to an address named in a request.
+package reflector
 
 import (
 	"context"
@@ -15,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/ipclass"
 )
 
 // The reflector is a small dial-back service that a user runs on any
@@ -27,18 +32,18 @@ import (
 // It only ever dials the source address of the request, never an address
 // from the request, so it cannot be used against third parties.
 
-// Reflector protocol paths and header values.
+// Server protocol paths and header values.
 const (
 	pathWhoAmI     = "/v1/whoami"
 	pathCheck      = "/v1/check"
 	pathRelay      = "/v1/relay"
 	relayUpgrade   = "natdoctor-relay/1"
-	maxCheckPorts  = 64
+	MaxCheckPorts  = 64
 	maxBannerBytes = 512
 )
 
-// ReflectorLimits bound what one client may make the reflector do.
-type ReflectorLimits struct {
+// Limits bound what one client may make the reflector do.
+type Limits struct {
 	DialTimeout     time.Duration // one dial-back
 	ReadTimeout     time.Duration // first bytes after a dial-back
 	RelayDuration   time.Duration // one relay, whole
@@ -52,9 +57,9 @@ type ReflectorLimits struct {
 	MaxHeader       int
 }
 
-// DefaultReflectorLimits are safe for the open internet.
-func DefaultReflectorLimits() ReflectorLimits {
-	return ReflectorLimits{
+// DefaultLimits are safe for the open internet.
+func DefaultLimits() Limits {
+	return Limits{
 		DialTimeout: 3 * time.Second, ReadTimeout: 1500 * time.Millisecond,
 		RelayDuration: 2 * time.Minute, RelayIdle: 30 * time.Second, RelayBytes: 8 << 20,
 		MaxRelays: 16, MaxChecksAtOnce: 16, PerSourceRate: 2, PerSourceBurst: 30,
@@ -62,9 +67,9 @@ func DefaultReflectorLimits() ReflectorLimits {
 	}
 }
 
-// Reflector is the dial-back server.
-type Reflector struct {
-	Limits       ReflectorLimits
+// Server is the dial-back server.
+type Server struct {
+	Limits       Limits
 	AllowPrivate bool   // dial back private, loopback and link-local sources too
 	Token        string // when set, requests must carry it as a bearer token
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
@@ -81,10 +86,10 @@ type Reflector struct {
 	once   sync.Once
 }
 
-func (rf *Reflector) init() {
+func (rf *Server) init() {
 	rf.once.Do(func() {
-		if rf.Limits == (ReflectorLimits{}) {
-			rf.Limits = DefaultReflectorLimits()
+		if rf.Limits == (Limits{}) {
+			rf.Limits = DefaultLimits()
 		}
 		rf.relays = make(chan struct{}, rf.Limits.MaxRelays)
 		rf.checks = make(chan struct{}, rf.Limits.MaxChecksAtOnce)
@@ -103,7 +108,7 @@ func (rf *Reflector) init() {
 
 // Server returns an http.Server for the reflector on addr, with bounded
 // headers and a timeout on every phase.
-func (rf *Reflector) Server(addr string) *http.Server {
+func (rf *Server) HTTPServer(addr string) *http.Server {
 	rf.init()
 	return &http.Server{
 		Addr:              addr,
@@ -138,14 +143,14 @@ type errorResponse struct {
 	Error string `json:"error"`
 }
 
-func (rf *Reflector) fail(w http.ResponseWriter, code int, format string, args ...any) {
+func (rf *Server) fail(w http.ResponseWriter, code int, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(errorResponse{Error: fmt.Sprintf(format, args...)})
 }
 
 // source checks a request's source and returns the address to dial.
-func (rf *Reflector) source(r *http.Request) (netip.Addr, error) {
+func (rf *Server) source(r *http.Request) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("bad source address %q", r.RemoteAddr)
@@ -158,13 +163,13 @@ func (rf *Reflector) source(r *http.Request) (netip.Addr, error) {
 		}
 		a = fwd
 	}
-	if !rf.AllowPrivate && nat.ClassifyAddr(a) != nat.AddrPublic {
-		return netip.Addr{}, fmt.Errorf("source %s is %s, not public: the reflector dials back public addresses only (start it with --allow-private to change that)", a, nat.ClassifyAddr(a))
+	if !rf.AllowPrivate && ipclass.Of(a) != ipclass.Public {
+		return netip.Addr{}, fmt.Errorf("source %s is %s, not public: the reflector dials back public addresses only (start it with --allow-private to change that)", a, ipclass.Of(a))
 	}
 	return a, nil
 }
 
-func (rf *Reflector) trusted(a netip.Addr) bool {
+func (rf *Server) trusted(a netip.Addr) bool {
 	for _, p := range rf.TrustedProxies {
 		if p.Contains(a) {
 			return true
@@ -176,7 +181,7 @@ func (rf *Reflector) trusted(a netip.Addr) bool {
 // forwardedFor returns the client address a trusted proxy forwarded: the
 // rightmost X-Forwarded-For entry that is not itself a trusted proxy (the
 // entries to its left were written by the client and prove nothing).
-func (rf *Reflector) forwardedFor(r *http.Request) (netip.Addr, error) {
+func (rf *Server) forwardedFor(r *http.Request) (netip.Addr, error) {
 	var hops []string
 	for _, h := range r.Header.Values("X-Forwarded-For") {
 		hops = append(hops, strings.Split(h, ",")...)
@@ -194,7 +199,7 @@ func (rf *Reflector) forwardedFor(r *http.Request) (netip.Addr, error) {
 }
 
 // ServeHTTP implements the reflector protocol.
-func (rf *Reflector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (rf *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rf.init()
 	if rf.Token != "" {
 		got := []byte(r.Header.Get("Authorization"))
@@ -226,7 +231,7 @@ func (rf *Reflector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (rf *Reflector) serveCheck(w http.ResponseWriter, r *http.Request, src netip.Addr) {
+func (rf *Server) serveCheck(w http.ResponseWriter, r *http.Request, src netip.Addr) {
 	if r.Method != http.MethodPost {
 		rf.fail(w, http.StatusMethodNotAllowed, "POST only")
 		return
@@ -237,8 +242,8 @@ func (rf *Reflector) serveCheck(w http.ResponseWriter, r *http.Request, src neti
 		rf.fail(w, http.StatusBadRequest, "bad request body: %v", err)
 		return
 	}
-	if len(req.Ports) == 0 || len(req.Ports) > maxCheckPorts || len(req.Send) > 64 {
-		rf.fail(w, http.StatusBadRequest, "ask for 1 to %d ports (and send at most 64 bytes)", maxCheckPorts)
+	if len(req.Ports) == 0 || len(req.Ports) > MaxCheckPorts || len(req.Send) > 64 {
+		rf.fail(w, http.StatusBadRequest, "ask for 1 to %d ports (and send at most 64 bytes)", MaxCheckPorts)
 		return
 	}
 	for _, p := range req.Ports {
@@ -266,7 +271,7 @@ func (rf *Reflector) serveCheck(w http.ResponseWriter, r *http.Request, src neti
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func (rf *Reflector) checkOne(ctx context.Context, addr netip.AddrPort, send string) PortCheck {
+func (rf *Server) checkOne(ctx context.Context, addr netip.AddrPort, send string) PortCheck {
 	start := time.Now()
 	pc := PortCheck{Port: addr.Port()}
 	dctx, cancel := context.WithTimeout(ctx, rf.Limits.DialTimeout)
@@ -295,7 +300,7 @@ func (rf *Reflector) checkOne(ctx context.Context, addr netip.AddrPort, send str
 	return pc
 }
 
-func (rf *Reflector) serveRelay(w http.ResponseWriter, r *http.Request, src netip.Addr) {
+func (rf *Server) serveRelay(w http.ResponseWriter, r *http.Request, src netip.Addr) {
 	port, err := strconv.ParseUint(r.URL.Query().Get("port"), 10, 16)
 	if err != nil || port == 0 {
 		rf.fail(w, http.StatusBadRequest, "want ?port=1-65535")
@@ -345,7 +350,7 @@ func (rf *Reflector) serveRelay(w http.ResponseWriter, r *http.Request, src neti
 
 // relay copies both ways until either side closes, a direction exceeds the
 // byte limit, the relay idles too long or lasts too long.
-func relay(client net.Conn, clientBuf io.Reader, back net.Conn, lim ReflectorLimits) (toBack, toClient int64) {
+func relay(client net.Conn, clientBuf io.Reader, back net.Conn, lim Limits) (toBack, toClient int64) {
 	end := time.Now().Add(lim.RelayDuration)
 	var wg sync.WaitGroup
 	pipe := func(dst net.Conn, src net.Conn, r io.Reader, n *int64) {

@@ -1,4 +1,4 @@
-package probe
+package reflector
 
 import (
 	"bufio"
@@ -21,8 +21,8 @@ import (
 // maxReflectorReply bounds a reflector's JSON answer.
 const maxReflectorReply = 64 << 10
 
-// ReflectorClient talks to a natdoctor reflector.
-type ReflectorClient struct {
+// Client talks to a natdoctor reflector.
+type Client struct {
 	Base  *url.URL // http://host:port
 	Token string
 	HTTP  *http.Client
@@ -30,21 +30,21 @@ type ReflectorClient struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// NewReflectorClient parses base ("http://host:port") and returns a client.
-func NewReflectorClient(base, token string) (*ReflectorClient, error) {
+// NewClient parses base ("http://host:port") and returns a client.
+func NewClient(base, token string) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("reflector URL %q: want http://HOST:PORT", base)
 	}
-	return &ReflectorClient{Base: u, Token: token, HTTP: &http.Client{
+	return &Client{Base: u, Token: token, HTTP: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10, ResponseHeaderTimeout: 10 * time.Second},
 	}}, nil
 }
 
-func (c *ReflectorClient) url(path string) string { return c.Base.JoinPath(path).String() }
+func (c *Client) url(path string) string { return c.Base.JoinPath(path).String() }
 
-func (c *ReflectorClient) do(ctx context.Context, method, path string, body any, out any) error {
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -82,7 +82,7 @@ func (c *ReflectorClient) do(ctx context.Context, method, path string, body any,
 }
 
 // WhoAmI returns this host's public address as the reflector sees it.
-func (c *ReflectorClient) WhoAmI(ctx context.Context) (netip.Addr, error) {
+func (c *Client) WhoAmI(ctx context.Context) (netip.Addr, error) {
 	var out struct {
 		Address string `json:"address"`
 	}
@@ -98,7 +98,7 @@ func (c *ReflectorClient) WhoAmI(ctx context.Context) (netip.Addr, error) {
 
 // Check asks the reflector to dial each port of this host's public address
 // at once, write send (if any) and read what comes back.
-func (c *ReflectorClient) Check(ctx context.Context, ports []uint16, send string) ([]PortCheck, error) {
+func (c *Client) Check(ctx context.Context, ports []uint16, send string) ([]PortCheck, error) {
 	var out checkResponse
 	if err := c.do(ctx, http.MethodPost, pathCheck, checkRequest{Ports: ports, Send: send}, &out); err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (c *relayConn) RemoteAddr() net.Addr       { return c.remote }
 
 // Relay asks the reflector to dial port on this host's public address and
 // relay the stream: the returned connection comes from the internet.
-func (c *ReflectorClient) Relay(ctx context.Context, public netip.Addr, port uint16) (net.Conn, error) {
+func (c *Client) Relay(ctx context.Context, public netip.Addr, port uint16) (net.Conn, error) {
 	dial := c.Dial
 	if dial == nil {
 		var d net.Dialer
