@@ -1,0 +1,117 @@
+package report
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/probe"
+)
+
+// path draws the hops of a connection from outside.
+func path(o *Observations) []Hop {
+	var hops []Hop
+	ext := ""
+	if o.Discovery != nil {
+		ext = addrOrEmpty(o.Discovery.ExternalAddr())
+	}
+	out := o.Outside
+	reached := probe.Skipped
+	detail := "not checked: needs --reflector"
+	if out != nil && out.Outside != nil {
+		reached = out.Outside.Reached
+		detail = out.Outside.ReachErr
+		if reached == probe.OK {
+			detail = "answered through the reflector"
+		}
+	}
+	pub := ext
+	if out != nil && out.PublicAddr.IsValid() {
+		pub = out.PublicAddr.String()
+	}
+	if pub == "" {
+		pub = "?"
+	}
+	hops = append(hops, Hop{Name: fmt.Sprintf("internet -> router %s:%d", pub, o.ControlPort()), Status: reached, Detail: detail})
+
+	mapHop := Hop{Name: fmt.Sprintf("mapping TCP %d -> %s:%d", o.ControlPort(), serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "the router cannot list mappings"}
+	switch {
+	case o.Discovery == nil:
+		mapHop.Detail = "the router could not be asked"
+	case o.Discovery.UPnP.Device != nil && o.MappingsErr != "":
+		mapHop.Detail = "the router did not answer the lookup"
+	}
+	if o.MappingsKnown {
+		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"
+		for _, m := range o.Mappings {
+			if m.Protocol == nat.TCP && m.ExternalPort == o.ControlPort() {
+				if m.InternalAddr == o.Server {
+					mapHop.Status, mapHop.Detail = probe.OK, fmt.Sprintf("%q, lease %s", m.Description, leaseText(m.Lease))
+				} else {
+					mapHop.Detail = fmt.Sprintf("points at %s:%d", m.InternalAddr, m.InternalPort)
+				}
+			}
+		}
+	}
+	hops = append(hops, mapHop)
+
+	srv := Hop{Name: fmt.Sprintf("server %s:%d", serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "not checked from outside"}
+	if out != nil && out.SameServer != probe.Skipped {
+		srv.Status = out.SameServer
+		if out.SameServer == probe.OK {
+			srv.Detail = "the same server answers inside and outside"
+		} else {
+			srv.Detail = "another machine answers from outside"
+		}
+	}
+	hops = append(hops, srv)
+
+	pasv := Hop{Name: "passive ports", Status: probe.Skipped, Detail: "not checked from outside"}
+	if o.Passive != nil {
+		pasv.Name = "passive ports " + o.Passive.String()
+	}
+	if out != nil && len(out.Passive) > 0 {
+		var dead, skipped []uint16
+		for _, p := range out.Passive {
+			switch p.Status {
+			case probe.Failed, probe.Error:
+				dead = append(dead, p.Port)
+			case probe.Skipped:
+				skipped = append(skipped, p.Port)
+			}
+		}
+		pasv.Status, pasv.Detail = probe.OK, "every port reached this server"
+		if len(dead) > 0 {
+			pasv.Status, pasv.Detail = probe.Failed, "dead: "+nat.CompressPorts(dead)
+		}
+		if len(skipped) > 0 {
+			pasv.Detail += "; in use, not checked: " + nat.CompressPorts(skipped)
+		}
+	}
+	hops = append(hops, pasv)
+	return hops
+}
+
+func leaseText(d time.Duration) string {
+	if d == 0 {
+		return "permanent"
+	}
+	return d.String()
+}
+
+// serverName is the server's address, or "this host" when it is unknown.
+func serverName(a netip.Addr) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return "this host"
+}
+
+// bannerOf returns r's greeting, or nothing for an FTP check that did not run.
+func bannerOf(r *probe.FTPResult) []string {
+	if r == nil {
+		return nil
+	}
+	return r.Banner
+}
