@@ -382,32 +382,43 @@ func (d *Discovery) Lister() (Lister, error) {
 // (it can list, label mappings, map for another host and report a conflict
 // by name), then PCP, then NAT-PMP.
 func (d *Discovery) Router(via Method) (Router, error) {
-	switch via {
-	case MethodUPnP:
-		if d.upnp != nil {
-			return d.upnp, nil
-		}
-		return nil, fmt.Errorf("UPnP IGD is not available on %s: %s", d.Gateway, d.UPnP.Error)
-	case MethodPCP:
-		if d.pcp != nil {
-			return d.pcp, nil
-		}
-		return nil, fmt.Errorf("PCP is not available on %s: %s", d.Gateway, d.PCP.Error)
-	case MethodNATPMP:
-		if d.pmp != nil {
-			return d.pmp, nil
-		}
-		return nil, fmt.Errorf("NAT-PMP is not available on %s: %s", d.Gateway, d.NATPMP.Error)
-	case "", "auto":
-		switch {
-		case d.upnp != nil:
-			return d.upnp, nil
-		case d.pcp != nil:
-			return d.pcp, nil
-		case d.pmp != nil:
-			return d.pmp, nil
+	if via == "" || via == "auto" {
+		for _, p := range Protocols {
+			if r, _ := d.router(p.Method); r != nil {
+				return r, nil
+			}
 		}
 		return nil, ErrNoMappingProtocol
 	}
-	return nil, fmt.Errorf("unknown protocol %q (want auto, upnp, natpmp or pcp)", via)
+	info, ok := via.Info()
+	if !ok {
+		return nil, fmt.Errorf("unknown protocol %q (want %s)", via, strings.Join(ViaChoices(), ", "))
+	}
+	r, res := d.router(via)
+	if r == nil {
+		return nil, fmt.Errorf("%s is not available on %s: %s", info.Name, d.Gateway, res.Error)
+	}
+	return r, nil
+}
+
+// router returns the usable client of one protocol, if any, and its result.
+func (d *Discovery) router(m Method) (Router, ProtocolResult) {
+	switch m {
+	case MethodUPnP:
+		if d.upnp != nil {
+			return d.upnp, d.UPnP
+		}
+		return nil, d.UPnP
+	case MethodPCP:
+		if d.pcp != nil {
+			return d.pcp, d.PCP
+		}
+		return nil, d.PCP
+	case MethodNATPMP:
+		if d.pmp != nil {
+			return d.pmp, d.NATPMP
+		}
+		return nil, d.NATPMP
+	}
+	return nil, ProtocolResult{}
 }

@@ -39,6 +39,47 @@ const (
 	MethodPCP    Method = "pcp"
 )
 
+// ProtocolInfo describes a port-mapping protocol natdoctor speaks.
+type ProtocolInfo struct {
+	Method Method
+	Name   string // as people write it
+	Spec   string // where it is defined
+	// CanList: the protocol can look mappings up and list them, so a
+	// mapping of another host can be seen, a renewal told from a creation,
+	// and a roll-back made exactly.
+	CanList bool
+}
+
+// Protocols are the port-mapping protocols, in the order --via auto
+// prefers them: UPnP IGD can list, label, map for another host and name a
+// conflict; PCP (RFC 6887) has nonces and PREFER_FAILURE; NAT-PMP (RFC
+// 6886) is what is left. --via, completion, discovery and the mapper read
+// this table.
+var Protocols = []ProtocolInfo{
+	{MethodUPnP, "UPnP IGD", "UPnP Forum IGD v1/v2", true},
+	{MethodPCP, "PCP", "RFC 6887", false},
+	{MethodNATPMP, "NAT-PMP", "RFC 6886", false},
+}
+
+// ViaChoices are the values of --via: auto, then every protocol.
+func ViaChoices() []string {
+	c := []string{"auto"}
+	for _, p := range Protocols {
+		c = append(c, string(p.Method))
+	}
+	return c
+}
+
+// Info returns the table entry of m, and whether m is a protocol.
+func (m Method) Info() (ProtocolInfo, bool) {
+	for _, p := range Protocols {
+		if p.Method == m {
+			return p, true
+		}
+	}
+	return ProtocolInfo{Method: m, Name: string(m)}, false
+}
+
 // Mapping is one port mapping on the router.
 type Mapping struct {
 	Protocol     Protocol      `json:"protocol"`

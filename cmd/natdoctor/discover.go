@@ -133,15 +133,8 @@ func printDiscovery(w io.Writer, out discoverOutput) {
 }
 
 func methodName(m nat.Method) string {
-	switch m {
-	case nat.MethodUPnP:
-		return "UPnP IGD"
-	case nat.MethodNATPMP:
-		return "NAT-PMP"
-	case nat.MethodPCP:
-		return "PCP"
-	}
-	return string(m)
+	info, _ := m.Info()
+	return info.Name
 }
 
 func shortURN(urn string) string {

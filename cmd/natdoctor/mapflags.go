@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +33,7 @@ func (f *mapFlags) register(fs *pflag.FlagSet, verb, forceHelp string) {
 	} else {
 		fs.StringVar(&f.to, "to", "", "remove the mappings to this LAN `IP` instead of this host's")
 	}
-	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `auto|upnp|natpmp|pcp`")
+	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `"+strings.Join(nat.ViaChoices(), "|")+"`")
 	fs.BoolVar(&f.force, "force", false, forceHelp)
 }
 
@@ -43,7 +45,7 @@ func completeVia(cmd *cobra.Command) {
 	cmd.ValidArgsFunction = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return portPresets, cobra.ShellCompDirectiveNoFileComp
 	}
-	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions([]string{"auto", "upnp", "natpmp", "pcp"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions(nat.ViaChoices(), cobra.ShellCompDirectiveNoFileComp))
 }
 
 func (f *mapFlags) protocols() []nat.Protocol {
@@ -62,10 +64,8 @@ func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
 	if err != nil {
 		return nil, netip.Addr{}, &usageError{err: err}
 	}
-	switch f.via {
-	case "auto", "upnp", "natpmp", "pcp":
-	default:
-		return nil, netip.Addr{}, usageErrorf("--via %q: want auto, upnp, natpmp or pcp", f.via)
+	if !slices.Contains(nat.ViaChoices(), f.via) {
+		return nil, netip.Addr{}, usageErrorf("--via %q: want %s", f.via, strings.Join(nat.ViaChoices(), ", "))
 	}
 	var to netip.Addr
 	if f.to != "" {
@@ -106,9 +106,9 @@ func openMapper(ctx context.Context, g *globalOptions, via string, force bool, t
 	cfg.PatientTimeout = patientDiscovery
 	cfg.SkipUptime = true
 	if via != "auto" {
-		for _, m := range []nat.Method{nat.MethodUPnP, nat.MethodNATPMP, nat.MethodPCP} {
-			if string(m) != via {
-				cfg.Skip = append(cfg.Skip, m)
+		for _, p := range nat.Protocols {
+			if string(p.Method) != via {
+				cfg.Skip = append(cfg.Skip, p.Method)
 			}
 		}
 	}
