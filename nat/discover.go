@@ -67,6 +67,10 @@ type Config struct {
 	// is kept between runs (in natdoctor's state directory): a run tries
 	// it before searching with SSDP.
 	LocationCache string
+	// ExternalAddrOnce leaves out UPnP's GetExternalIPAddress when NAT-PMP
+	// has told the external address already (diagnose: one request less
+	// to a busy router).
+	ExternalAddrOnce bool
 	// SkipExternalAddr leaves out UPnP's GetExternalIPAddress: a command
 	// that only removes mappings needs the device, not its address.
 	SkipExternalAddr bool
@@ -215,6 +219,10 @@ func statusOf(err error) Status {
 	return StatusError
 }
 
+// externalAddrGrace is how long UPnP waits for NAT-PMP's answer under
+// ExternalAddrOnce.
+const externalAddrGrace = 100 * time.Millisecond
+
 // Discover probes NAT-PMP, PCP and UPnP IGD on the gateway in parallel and
 // returns when each has answered or its bound has expired.
 func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
@@ -267,8 +275,12 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 		return err
 	}
 	var wg sync.WaitGroup
-	if !skip[MethodNATPMP] {
+	pmpDone := make(chan struct{}) // closed once d.NATPMP is final
+	if skip[MethodNATPMP] {
+		close(pmpDone)
+	} else {
 		wg.Go(func() {
+			defer close(pmpDone)
 			ctx, cancel := bound(cfg.PMPTimeout)
 			defer cancel()
 			p := NewPMP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout)) // discovery is bounded by ctx
@@ -321,6 +333,17 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			defer cancel()
 			u, ignored, err := openUPnP(ctx, &cfg, answered)
 			d.UPnP.Ignored = ignored
+			if err == nil && !cfg.SkipExternalAddr && cfg.ExternalAddrOnce {
+				// NAT-PMP answers in milliseconds: wait that long for it
+				// rather than a SOAP request to a busy router.
+				t := time.NewTimer(externalAddrGrace)
+				select {
+				case <-pmpDone:
+					cfg.SkipExternalAddr = d.NATPMP.ExternalAddr.IsValid()
+				case <-t.C:
+				}
+				t.Stop()
+			}
 			if err == nil && cfg.SkipExternalAddr {
 				dev := u.Device
 				d.UPnP.Device = &dev

@@ -741,3 +741,27 @@ func TestDiscoverLocationCache(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverExternalAddrOnce: with NAT-PMP's answer in hand, UPnP's
+// GetExternalIPAddress is left out; without it (NAT-PMP silent), it is
+// sent after a short grace.
+func TestDiscoverExternalAddrOnce(t *testing.T) {
+	r := nattest.New(t)
+	cfg := testConfig(r)
+	cfg.ExternalAddrOnce, cfg.SkipUptime = true, true
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil || !d.UPnP.Answered() || d.ExternalAddr() != r.External {
+		t.Fatalf("discover: %v %+v", err, d)
+	}
+	if n := r.Actions()["GetExternalIPAddress"]; n != 0 {
+		t.Errorf("%d GetExternalIPAddress although NAT-PMP told the address", n)
+	}
+	r.Silent.Store(true) // no NAT-PMP, no PCP
+	d, err = nat.Discover(context.Background(), cfg)
+	if err != nil || !d.UPnP.Answered() || d.UPnP.ExternalAddr != r.External {
+		t.Fatalf("discover without NAT-PMP: %v %+v", err, d.UPnP)
+	}
+	if n := r.Actions()["GetExternalIPAddress"]; n != 1 {
+		t.Errorf("%d GetExternalIPAddress without NAT-PMP, want 1", n)
+	}
+}

@@ -61,7 +61,8 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.PassiveSource = o.Config.Source
 	}
 	o.progress("asking the router")
-	o.NAT.SkipUptime = true // no finding uses it; a request on a busy router
+	o.NAT.SkipUptime = true       // no finding uses it; a request on a busy router
+	o.NAT.ExternalAddrOnce = true // NAT-PMP's answer will do
 	d, err := nat.Discover(ctx, o.NAT)
 	if err != nil {
 		obs.DiscoveryErr = err.Error()

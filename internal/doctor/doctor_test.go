@@ -136,16 +136,17 @@ type setup struct {
 func newSetup(t *testing.T) *setup {
 	t.Helper()
 	var n atomic.Pointer[fakeNAT]
+	var public netip.Addr
 	r := nattest.New(t, func(r *nattest.Router) {
+		a := r.Addr.As4()
+		public = netip.AddrFrom4([4]byte{127, a[1], a[2], a[3] ^ 0x40})
+		r.External = public // what NAT-PMP, PCP and UPnP report
 		r.OnChange = func() {
 			if p := n.Load(); p != nil {
 				p.sync()
 			}
 		}
 	})
-	a := r.Addr.As4()
-	public := netip.AddrFrom4([4]byte{127, a[1], a[2], a[3] ^ 0x40})
-	r.ExternalAddrIs.Store(public.String())
 	fn := &fakeNAT{t: t, public: public, router: r, lns: map[uint16]net.Listener{}}
 	n.Store(fn)
 	t.Cleanup(fn.close)
@@ -238,8 +239,8 @@ func TestGatherHealthyAsksLittle(t *testing.T) {
 		t.Errorf("mappings: known %v, %v", obs.MappingsKnown, obs.Mappings)
 	}
 	d := delta()
-	if d["AddPortMapping"] != 0 || d["GetStatusInfo"] != 0 {
-		t.Errorf("router requests %v: no canary mapping and no uptime were needed", d)
+	if d["AddPortMapping"] != 0 || d["GetStatusInfo"] != 0 || d["GetExternalIPAddress"] != 0 {
+		t.Errorf("router requests %v: no canary mapping, no uptime and no UPnP external address (NAT-PMP told it) were needed", d)
 	}
 	if n := d["GetListOfPortMappings"] + d["GetSpecificPortMappingEntry"]; n != 1 {
 		t.Errorf("%d lookups, want 1 (the control port): %v", n, d)
