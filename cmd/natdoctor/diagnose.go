@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -19,9 +18,6 @@ import (
 // diagnoseTimeout is diagnose's default budget: long enough for a slow
 // router and a few dial-back timeouts.
 const diagnoseTimeout = 30 * time.Second
-
-// diagnoseUPnPTimeout bounds UPnP discovery in diagnose.
-const diagnoseUPnPTimeout = 4 * time.Second
 
 type diagnoseOptions struct {
 	server       string
@@ -78,20 +74,6 @@ Finding codes (README explains each):
 	return cmd
 }
 
-// isLocalAddr reports whether a is an address of this host.
-func isLocalAddr(a netip.Addr) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, ia := range addrs {
-		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr() == a {
-			return true
-		}
-	}
-	return false
-}
-
 func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error {
 	format := o.format
 	if g.JSON {
@@ -103,12 +85,6 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 		return usageErrorf("--format %q: want text, json or markdown", o.format)
 	}
 	opts := doctor.Options{NAT: g.natConfig(), FTPPort: o.ftpPort, PublicPort: o.publicPort}
-	opts.NAT.PatientTimeout = patientDiscovery
-	// Every mapping finding needs UPnP (the only protocol that can look a
-	// mapping up), so diagnose waits longer for it than discover does,
-	// also after NAT-PMP answered: on a loaded machine SSDP and the
-	// description took more than 1.5 s. A NAT-PMP-only router costs 4 s.
-	opts.NAT.UPnPTimeout = max(opts.NAT.UPnPTimeout, diagnoseUPnPTimeout)
 	if o.ftpPort == 0 {
 		return usageErrorf("--ftp-port must be 1-65535")
 	}
@@ -132,9 +108,6 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 			return usageErrorf("--ftp-config: %v", err)
 		}
 		opts.Config = c
-	} else if opts.Passive == nil && (opts.Server == (netip.Addr{}) || isLocalAddr(opts.Server)) {
-		// Neither --pasv nor --ftp-config: read this host's server configuration.
-		opts.Config = probe.DetectFTPConfig()
 	}
 	if o.reflector != "" {
 		token := ""

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -29,6 +30,18 @@ const diagnoseSamples = 16
 // ports of an 11-port range show up (each is missed with p < 0.3 %).
 const learnSamples = 64
 
+// Discovery policy of a diagnose run.
+const (
+	// PatientTimeout is how long discovery waits while the router has
+	// answered no protocol yet (a busy router, a loaded machine).
+	PatientTimeout = 5 * time.Second
+	// UPnPTimeout bounds UPnP discovery, also after NAT-PMP answered:
+	// every mapping finding needs UPnP (the only protocol that can look a
+	// mapping up), and on a loaded machine SSDP and the description took
+	// more than 1.5 s. A NAT-PMP-only router costs 4 s.
+	UPnPTimeout = 4 * time.Second
+)
+
 // Options say what to check.
 type Options struct {
 	NAT     nat.Config
@@ -37,9 +50,13 @@ type Options struct {
 	// PublicPort is the router's external control port; 0: FTPPort.
 	PublicPort uint16
 	Passive    *probe.PortRange
-	Config     *probe.FTPConfig
-	FTP        probe.FTPOptions
-	Reflector  *reflector.Client
+	// Config is the server's configuration (--ftp-config). Without it and
+	// without Passive, Gather reads this host's when the server is this
+	// host (DetectConfig, nil: probe.DetectFTPConfig).
+	Config       *probe.FTPConfig
+	DetectConfig func() *probe.FTPConfig
+	FTP          probe.FTPOptions
+	Reflector    *reflector.Client
 	// Progress, when set, is told what is being checked.
 	Progress func(step string)
 }
@@ -54,6 +71,16 @@ func (o *Options) progress(s string) {
 // are left empty; report lists them as not checked.
 func Gather(ctx context.Context, o Options) *report.Observations {
 	start := time.Now()
+	o.NAT.PatientTimeout = max(o.NAT.PatientTimeout, PatientTimeout)
+	o.NAT.UPnPTimeout = max(o.NAT.UPnPTimeout, UPnPTimeout)
+	if o.Config == nil && o.Passive == nil && (!o.Server.IsValid() || isLocalAddr(o.Server)) {
+		// Neither a range nor a configuration given: read this host's.
+		detect := o.DetectConfig
+		if detect == nil {
+			detect = probe.DetectFTPConfig
+		}
+		o.Config = detect()
+	}
 	obs := &report.Observations{FTPPort: o.FTPPort, PublicPort: o.PublicPort, Passive: o.Passive, Config: o.Config,
 		Credentials: o.FTP.User != "" || o.FTP.Anonymous}
 	if o.Passive == nil && o.Config != nil && o.Config.Passive != nil {
@@ -196,4 +223,18 @@ func canaryMapper(r nat.Router, local netip.Addr) func(ctx context.Context, port
 			_ = r.Delete(cctx, nat.TCP, port, port)
 		}, nil
 	}
+}
+
+// isLocalAddr reports whether a is an address of this host.
+func isLocalAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr() == a {
+			return true
+		}
+	}
+	return false
 }

@@ -314,3 +314,33 @@ func TestGatherWithoutReflector(t *testing.T) {
 		t.Errorf("router requests %v: want one bulk page and no canary", d)
 	}
 }
+
+// TestGatherReadsThisHostsConfig: with neither a range nor a configuration
+// given, Gather reads this host's server configuration when the server is
+// this host, and not when it is another.
+func TestGatherReadsThisHostsConfig(t *testing.T) {
+	s := newSetup(t)
+	s.mapAll(0)
+	s.opts.Passive, s.opts.Reflector = nil, nil
+	calls := 0
+	rng := s.passive
+	s.opts.DetectConfig = func() *probe.FTPConfig {
+		calls++
+		return &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf (test)", Passive: &rng}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	obs := Gather(ctx, s.opts)
+	if calls != 1 || obs.Passive == nil || *obs.Passive != rng || obs.PassiveSource != "/etc/pure-ftpd/conf (test)" {
+		t.Errorf("this host: %d reads, range %v from %q", calls, obs.Passive, obs.PassiveSource)
+	}
+	// Another machine (not an address of this host's interfaces, yet on
+	// loopback: no test sends a packet off this host): its files are not here.
+	s.opts.Server = netip.MustParseAddr("127.0.0.2")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	Gather(ctx2, s.opts)
+	if calls != 1 {
+		t.Errorf("read this host's configuration for another server (%d reads)", calls)
+	}
+}
