@@ -54,6 +54,9 @@ type TLSInfo struct {
 	TrustError  string    `json:"certificate_error,omitempty"`
 	// ProtectedData: PROT P was accepted, so data connections use TLS too.
 	ProtectedData bool `json:"protected_data"`
+	// PlainAfter: the server refused AUTH TLS and the session went on in
+	// plain text (--tls auto), as FileZilla's "if available" does.
+	PlainAfter bool `json:"went_on_in_plain_text,omitempty"`
 }
 
 // TLSRequired reports whether a refused login reply says that the server
@@ -88,6 +91,7 @@ func (c *ftpConn) startTLS(ctx context.Context, opts FTPOptions, serverName stri
 			c.quit(ctx)
 			return false
 		}
+		info.PlainAfter = true
 		return true
 	}
 	// The certificate is checked below and reported, not enforced: a

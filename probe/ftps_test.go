@@ -97,8 +97,8 @@ func TestFTPSRequireWithoutServerTLS(t *testing.T) {
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 500") {
 		t.Fatalf("tls %+v", r.TLS)
 	}
-	if r.Login != Skipped {
-		t.Errorf("logged in (%s) although TLS was required and failed", r.Login)
+	if r.Login != Skipped || r.TLS.PlainAfter {
+		t.Errorf("logged in (%s) or went on in plain text (%v) although TLS was required and failed", r.Login, r.TLS.PlainAfter)
 	}
 }
 
@@ -110,8 +110,8 @@ func TestFTPSAutoGoesOnWhenAuthRefused(t *testing.T) {
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 431") {
 		t.Fatalf("tls %+v", r.TLS)
 	}
-	if r.Login != OK || r.List != OK {
-		t.Errorf("login %s, list %s after a refused AUTH TLS", r.Login, r.List)
+	if r.Login != OK || r.List != OK || !r.TLS.PlainAfter {
+		t.Errorf("login %s, list %s, plain after %v after a refused AUTH TLS", r.Login, r.List, r.TLS.PlainAfter)
 	}
 }
 

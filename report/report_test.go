@@ -439,3 +439,28 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// TestRefusedTLSWithoutCredentials: AUTH TLS refused (Debian's Pure-FTPd
+// lists it with TLS off) and no credentials given: the session went on in
+// plain text, so that is a warning, and login was not tried for want of
+// credentials, not because of FTPS.
+func TestRefusedTLSWithoutCredentials(t *testing.T) {
+	o := airport()
+	o.Credentials = false
+	o.Inside.Login, o.Inside.LoginUser, o.Inside.LoginCode, o.Inside.List = probe.Skipped, "", 0, probe.Skipped
+	o.Inside.TLS = &probe.TLSInfo{Status: probe.Failed, Error: "AUTH TLS answered 500: 500 This security scheme is not implemented", PlainAfter: true}
+	r := Build(o)
+	f := findingOf(r, CodeFTPTLSFailed)
+	if f == nil || f.Severity != SevWarning {
+		t.Fatalf("refused AUTH TLS without credentials: %+v", f)
+	}
+	if !slices.ContainsFunc(r.NotChecked, func(s string) bool { return strings.Contains(s, "no credentials given") }) ||
+		slices.ContainsFunc(r.NotChecked, func(s string) bool { return strings.Contains(s, "because FTPS failed") }) {
+		t.Errorf("not checked: %q", r.NotChecked)
+	}
+	// A handshake that broke the session stays an error.
+	o.Inside.TLS = &probe.TLSInfo{Status: probe.Failed, Error: "TLS handshake: remote error: tls: internal error"}
+	if f := findingOf(Build(o), CodeFTPTLSFailed); f == nil || f.Severity != SevError {
+		t.Errorf("broken handshake: %+v", f)
+	}
+}

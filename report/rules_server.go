@@ -59,7 +59,7 @@ func (b *builder) server() {
 		})
 	}
 	b.tls(in)
-	if in.Login == probe.Skipped && in.TLS != nil && in.TLS.Status != probe.OK {
+	if in.Login == probe.Skipped && in.TLS != nil && in.TLS.Status != probe.OK && !in.TLS.PlainAfter {
 		b.skip("login", "login: not tried, because FTPS failed")
 	} else if in.Login == probe.Skipped {
 		b.skip("login", "login: no credentials given (--user with --password-env or --password-file)")
@@ -159,7 +159,7 @@ func (b *builder) tls(in *probe.FTPResult) {
 			Fix: "Check the server's TLS certificate and key (Pure-FTPd: /etc/ssl/private/pure-ftpd.pem, or the file given with -2/CertFile) " +
 				"and its TLS setting; or stop offering TLS until it works.",
 		}
-		if in.Login != probe.Skipped || in.LoginUser != "" {
+		if t.PlainAfter || in.Login != probe.Skipped || in.LoginUser != "" {
 			// AUTH TLS refused, and the session went on in plain text.
 			f.Severity = SevWarning
 			f.Summary = "the server lists AUTH TLS but refuses it: " + t.Error
