@@ -40,6 +40,8 @@ type globalOptions struct {
 	configure func(*nat.Config)
 	// requests counts UPnP requests sent to the router (reported with -v).
 	requests atomic.Int64
+	// start is when the command began; trace lines say how long after.
+	start time.Time
 }
 
 // budget returns a context that ends when the command's time budget is spent.
@@ -60,12 +62,12 @@ func (g *globalOptions) budgetAtLeast(cmd *cobra.Command, d time.Duration) (cont
 // tracef writes a protocol trace line on stderr when --verbose is set.
 func (g *globalOptions) tracef(format string, args ...any) {
 	if g.Verbose {
-		fmt.Fprintf(g.IO.ErrOut, "trace: "+format+"\n", args...)
+		fmt.Fprintf(g.IO.ErrOut, "trace: %s [+%v]\n", fmt.Sprintf(format, args...), time.Since(g.start).Round(time.Millisecond))
 	}
 }
 
 func newCmdRoot(ios *iostreams.IOStreams, opts ...func(*globalOptions)) *cobra.Command {
-	g := &globalOptions{IO: ios}
+	g := &globalOptions{IO: ios, start: time.Now()}
 	for _, o := range opts {
 		o(g)
 	}
