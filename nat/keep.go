@@ -147,12 +147,7 @@ func (k *Keeper) round(ctx context.Context, st *keepState) (time.Duration, error
 		st.mapper, st.haveClock = m, false
 	}
 	now := time.Now()
-	// On IGD v2 one bulk page shows the mappings themselves: that is the
-	// check. Elsewhere the router's clock is, with a lookup now and then.
-	bulk := false
-	if u, ok := st.mapper.Router.(*UPnP); ok && st.mapper.Lister != nil {
-		bulk = u.BulkLookup()
-	}
+	bulk := bulkChecked(st.mapper)
 	if !full && !bulk {
 		restarted, err := k.restarted(ctx, st)
 		if err != nil {
@@ -182,6 +177,14 @@ func (k *Keeper) round(ctx context.Context, st *keepState) (time.Duration, error
 		wait = min(wait, time.Until(st.renewAt))
 	}
 	return max(wait, keepMinRetry), nil
+}
+
+// bulkChecked reports whether m's router is checked by looking the
+// mappings up (one bulk page on IGD v2); elsewhere the router's clock
+// is the check, with a lookup now and then.
+func bulkChecked(m *Mapper) bool {
+	u, ok := m.Router.(*UPnP)
+	return ok && m.Lister != nil && u.BulkLookup()
 }
 
 func (k *Keeper) verifyInterval(check time.Duration) time.Duration {
@@ -266,9 +269,11 @@ func (k *Keeper) full(ctx context.Context, st *keepState) error {
 		return err
 	}
 	// The router's clock now, so that a restart right after this round
-	// shows at the next check.
-	if _, err := k.restarted(ctx, st); err != nil {
-		st.haveClock = false
+	// shows at the next check (IGD v2 is checked by its table instead).
+	if !bulkChecked(st.mapper) {
+		if _, err := k.restarted(ctx, st); err != nil {
+			st.haveClock = false
+		}
 	}
 	var added, renewed []uint16
 	for _, s := range steps {

@@ -34,6 +34,8 @@ type verdictRow struct {
 	fixSays string
 	// publicPort is the external control port clients use (0: 21).
 	publicPort int
+	// noAccount runs diagnose without credentials, as a first try does.
+	noAccount bool
 	cause      string // the finding that names what is wrong; "" for a working network
 	// warns are findings that must be there as well (a warning or info
 	// the row is about, such as this-host-is-default-host).
@@ -77,6 +79,8 @@ func mapAllPMP(t *testing.T, l *lab.Lab)  { mapPMP(t, l.Server, allPorts()...) }
 var verdictRows = []verdictRow{
 	{name: "IGD v2, all mapped, public PASV address", opts: lab.Options{ForcePassiveIP: true}, setup: mapAllUPnP},
 	{name: "IGD v2, all mapped, private PASV address", opts: lab.Options{}, setup: mapAllUPnP, cause: report.CodePASVPrivate},
+	{name: "IGD v2, all mapped, diagnose run without the account", opts: lab.Options{ForcePassiveIP: true}, setup: mapAllUPnP, noAccount: true,
+		warns: []string{report.CodeFTPTLSFailed}},
 	{name: "IGD v2, nothing mapped", opts: lab.Options{ForcePassiveIP: true}, cause: report.CodeMappingMissing},
 	{name: "IGD v2, one passive port forgotten", opts: lab.Options{ForcePassiveIP: true},
 		setup: func(t *testing.T, l *lab.Lab) { mapUPnP(t, l.Server, allPorts()[:11]...) }, cause: report.CodeMappingMissing},
@@ -203,7 +207,18 @@ func checkVerdict(t *testing.T, row verdictRow) {
 	if row.config {
 		args = append(args, "--ftp-config", l.ServerConfig())
 	}
-	r, out, code := labDiagnoseAs(t, l, args...)
+	var r *report.Report
+	var out string
+	var code int
+	if row.noAccount {
+		stdout, stderr, c := l.Server.Natdoctor(t, append([]string{"diagnose", "--json"}, args...)...)
+		r, out, code = &report.Report{}, stdout+stderr, c
+		if err := json.Unmarshal([]byte(stdout), r); err != nil {
+			t.Fatalf("diagnose --json: %v\n%s", err, out)
+		}
+	} else {
+		r, out, code = labDiagnoseAs(t, l, args...)
+	}
 
 	var errs, all []string
 	for _, f := range r.Findings {
