@@ -36,7 +36,7 @@ type verdictRow struct {
 	publicPort int
 	// noAccount runs diagnose without credentials, as a first try does.
 	noAccount bool
-	cause      string // the finding that names what is wrong; "" for a working network
+	cause     string // the finding that names what is wrong; "" for a working network
 	// warns are findings that must be there as well (a warning or info
 	// the row is about, such as this-host-is-default-host).
 	warns []string
