@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/natdoctor/natdoctor/reflector"
@@ -19,21 +18,6 @@ import (
 
 // canaryLease is how long a canary mapping lives if its removal is lost.
 const canaryLease = 2 * time.Minute
-
-// OutsideOptions configure the checks made through a reflector.
-type OutsideOptions struct {
-	Reflector *reflector.Client
-	// Local is this host's LAN address; Server the FTP server's (usually the same).
-	Local, Server netip.Addr
-	FTPPort       uint16
-	// PublicPort is the control port clients use from outside; 0: FTPPort.
-	PublicPort uint16
-	Passive    *PortRange
-	FTP        FTPOptions // credentials and bounds, shared by the inside and outside walks
-	// MapCanary maps external port to this host's port and returns a
-	// function that removes the mapping; nil skips the canary.
-	MapCanary func(ctx context.Context, port uint16, lease time.Duration) (remove func(), err error)
-}
 
 // PortProbe is one port checked from outside.
 type PortProbe struct {
@@ -49,7 +33,8 @@ type CanaryResult struct {
 	Unmapped PortProbe `json:"unmapped"` // an unmapped port: should not
 	// ThisHostIsDefault: an unmapped port still reached this host.
 	ThisHostIsDefault Status `json:"this_host_is_default_host"`
-	// MappingsIneffective: a mapped port reached another host or nothing.
+	// MappingsReachHere: a mapped port reached this host (failed: another
+	// host or nothing).
 	MappingsReachHere Status `json:"mappings_reach_this_host"`
 	Error             string `json:"error,omitempty"`
 }
@@ -58,7 +43,6 @@ type CanaryResult struct {
 type OutsideResult struct {
 	PublicAddr  netip.Addr    `json:"public_address,omitzero"`
 	PublicError string        `json:"public_error,omitempty"`
-	Inside      *FTPResult    `json:"inside"`
 	Outside     *FTPResult    `json:"outside"`
 	SameServer  Status        `json:"same_server"` // port 21 from outside reaches the server seen inside
 	Passive     []PortProbe   `json:"passive_ports,omitempty"`
@@ -69,99 +53,28 @@ type OutsideResult struct {
 	Elapsed        time.Duration `json:"elapsed_ns"`
 }
 
-// CheckOutside walks the FTP server from the LAN and, through the
-// reflector, from the internet, then checks every passive port and a canary
-// mapping from outside.
-func CheckOutside(ctx context.Context, o OutsideOptions) *OutsideResult {
-	start := time.Now()
-	res := &OutsideResult{SameServer: Skipped}
-	defer func() { res.Elapsed = time.Since(start) }()
-	pub, err := o.Reflector.WhoAmI(ctx)
-	if err != nil {
-		res.PublicError = err.Error()
-	}
-	res.PublicAddr = pub
-
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		res.Inside = DialAndCheckFTP(ctx, netip.AddrPortFrom(o.Server, o.FTPPort).String(), o.FTP)
-	})
-	if pub.IsValid() {
-		wg.Go(func() { res.Outside = o.outsideFTP(ctx, pub) })
-	}
-	wg.Wait()
-	if res.Outside != nil {
-		res.SameServer = SameServer(res.Inside, res.Outside)
-	}
-	if !pub.IsValid() {
-		return res
-	}
-	if o.Passive == nil {
-		// No range given: check the one the server's own replies show.
-		if lr, ok := LearnRange(res.Inside); ok {
-			o.Passive, res.LearnedPassive = &lr, &lr
-		}
-	}
-	wg.Go(func() { res.Passive = o.passivePorts(ctx) })
-	if o.Local == o.Server {
-		wg.Go(func() { res.Canary = o.unmappedCanary(ctx) })
-	}
-	wg.Wait()
-	if res.Canary != nil {
-		switch {
-		case o.MapCanary == nil:
-			res.Canary.Mapped = PortProbe{Status: Skipped, Outcome: "no-router", Detail: "no mapping protocol to map a canary with"}
-		case res.ProvedReachable(o.neededPorts(), o.publicPort()):
-			res.Canary.Mapped = PortProbe{Status: Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
-		default:
-			o.mappedCanary(ctx, res.Canary)
-		}
-	}
-	return res
-}
-
-func (o OutsideOptions) publicPort() uint16 {
-	if o.PublicPort != 0 {
-		return o.PublicPort
-	}
-	return o.FTPPort
-}
-
-// neededPorts are the control port and every passive port.
-func (o OutsideOptions) neededPorts() []uint16 {
-	ports := []uint16{o.publicPort()}
-	if o.Passive != nil {
-		for p := int(o.Passive.Low); p <= int(o.Passive.High); p++ {
-			ports = append(ports, uint16(p))
-		}
-	}
-	return ports
-}
-
-// outsideFTP runs the FTP checker through a relay: the control connection
-// and every data connection come from the reflector.
-func (o OutsideOptions) outsideFTP(ctx context.Context, pub netip.Addr) *FTPResult {
-	port := o.publicPort()
+// OutsideFTP runs the FTP checker through a relay: the control connection
+// to pub:port and every data connection come from the reflector.
+func OutsideFTP(ctx context.Context, rc *reflector.Client, pub netip.Addr, port uint16, opts FTPOptions) *FTPResult {
 	target := netip.AddrPortFrom(pub, port).String()
-	dctx, cancel := context.WithTimeout(ctx, max(o.FTP.ReplyTimeout, DefaultReplyTimeout))
-	conn, err := o.Reflector.Relay(dctx, pub, port)
+	dctx, cancel := context.WithTimeout(ctx, max(opts.ReplyTimeout, DefaultReplyTimeout))
+	conn, err := rc.Relay(dctx, pub, port)
 	cancel()
 	if err != nil {
 		res := newFTPResult(target + " (from outside)")
 		res.Reached, res.ReachErr = Failed, describeNetErr(err)
 		return res
 	}
-	opts := o.FTP
 	// No samples from outside: each would be a dial-back, and the
 	// reflector limits them per source (a burst of 30, then 2/s), so
-	// samples there fail for the reflector's reasons. passivePorts checks
+	// samples there fail for the reflector's reasons. CheckPorts checks
 	// every port from outside at once instead.
 	opts.Samples = 0
 	opts.DialData = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 		if a.Addr() != pub {
 			return nil, fmt.Errorf("an outside client cannot reach %s: only the public address %s is reachable from the internet", a.Addr(), pub)
 		}
-		return o.Reflector.Relay(ctx, pub, a.Port())
+		return rc.Relay(ctx, pub, a.Port())
 	}
 	return CheckFTP(ctx, conn, target+" (from outside)", opts)
 }
@@ -257,23 +170,21 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// passivePorts checks every passive port from outside at once: natdoctor
-// listens on each free port with a nonce and the reflector dials them all.
-// A port the server is using is skipped.
-func (o OutsideOptions) passivePorts(ctx context.Context) []PortProbe {
-	if o.Passive == nil || o.Local != o.Server {
-		return nil
-	}
+// CheckPorts checks ports of this host from outside at once: natdoctor
+// listens on each free port of r on local with a nonce and the reflector
+// dials them all (at most reflector.MaxCheckPorts). A port in use (the
+// server's passive session) is skipped.
+func CheckPorts(ctx context.Context, rc *reflector.Client, local netip.Addr, r PortRange) []PortProbe {
 	var probes []PortProbe
 	var ports []uint16
 	lns := map[uint16]*canaryListener{}
-	for p := int(o.Passive.Low); p <= int(o.Passive.High) && len(ports) < reflector.MaxCheckPorts; p++ {
-		ln, err := listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
+	for p := int(r.Low); p <= int(r.High) && len(ports) < reflector.MaxCheckPorts; p++ {
+		ln, err := listenCanary(netip.AddrPortFrom(local, uint16(p)))
 		// A session that just ended may hold its passive port a moment
 		// longer: poll it a few times, bounded.
 		for try := 0; err != nil && try < 10 && ctx.Err() == nil; try++ {
 			time.Sleep(50 * time.Millisecond)
-			ln, err = listenCanary(netip.AddrPortFrom(o.Local, uint16(p)))
+			ln, err = listenCanary(netip.AddrPortFrom(local, uint16(p)))
 		}
 		if err != nil {
 			probes = append(probes, PortProbe{Port: uint16(p), Status: Skipped, Outcome: "in-use", Detail: "the server is using it now"})
@@ -286,7 +197,7 @@ func (o OutsideOptions) passivePorts(ctx context.Context) []PortProbe {
 	if len(ports) == 0 {
 		return probes
 	}
-	checks, err := o.Reflector.Check(ctx, ports, "")
+	checks, err := rc.Check(ctx, ports, "")
 	if err != nil {
 		for _, p := range ports {
 			probes = append(probes, PortProbe{Port: p, Status: Error, Outcome: "error", Detail: err.Error()})
@@ -319,18 +230,18 @@ func (c *canaryListener) port() uint16 {
 	return uint16(c.ln.Addr().(*net.TCPAddr).Port)
 }
 
-// unmappedCanary asks the reflector to dial a free port nothing maps: a
-// nonce back means this host is the router's default host. It costs the
-// router nothing.
-func (o OutsideOptions) unmappedCanary(ctx context.Context) *CanaryResult {
+// UnmappedCanary asks the reflector to dial a free port of local that
+// nothing maps: a nonce back means this host is the router's default host.
+// It costs the router nothing.
+func UnmappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr) *CanaryResult {
 	res := &CanaryResult{ThisHostIsDefault: Skipped, MappingsReachHere: Skipped}
-	unmapped, err := freeCanary(o.Local)
+	unmapped, err := freeCanary(local)
 	if err != nil {
 		res.Error = "no free port for the canary: " + err.Error()
 		return res
 	}
 	defer unmapped.Close()
-	checks, err := o.Reflector.Check(ctx, []uint16{unmapped.port()}, "")
+	checks, err := rc.Check(ctx, []uint16{unmapped.port()}, "")
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -343,25 +254,30 @@ func (o OutsideOptions) unmappedCanary(ctx context.Context) *CanaryResult {
 	return res
 }
 
-// mappedCanary maps a free high port to a nonce listener and asks the
-// reflector to dial it: the nonce back means mappings reach this host.
-// Two router requests (add, delete), so it runs only when the server's own
-// ports left the question open.
-func (o OutsideOptions) mappedCanary(ctx context.Context, res *CanaryResult) {
-	mapped, err := freeCanary(o.Local)
+// MapFunc maps external port to the same port of this host and returns a
+// function that removes the mapping.
+type MapFunc func(ctx context.Context, port uint16, lease time.Duration) (remove func(), err error)
+
+// MappedCanary maps a free high port of local to a nonce listener through
+// mapPort and asks the reflector to dial it: the nonce back means mappings
+// reach this host. It fills res's Mapped half. Two router requests (add,
+// delete), so callers run it only when the server's own ports left the
+// question open.
+func MappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr, mapPort MapFunc, res *CanaryResult) {
+	mapped, err := freeCanary(local)
 	if err != nil {
 		res.Error = "no free port for the canary: " + err.Error()
 		return
 	}
 	defer mapped.Close()
-	remove, err := o.MapCanary(ctx, mapped.port(), canaryLease)
+	remove, err := mapPort(ctx, mapped.port(), canaryLease)
 	if err != nil {
 		res.Error = "could not map the canary port: " + err.Error()
 		res.Mapped = PortProbe{Port: mapped.port(), Status: Skipped, Outcome: "not-mapped", Detail: err.Error()}
 		return
 	}
 	defer remove()
-	checks, err := o.Reflector.Check(ctx, []uint16{mapped.port()}, "")
+	checks, err := rc.Check(ctx, []uint16{mapped.port()}, "")
 	if err != nil {
 		res.Error = err.Error()
 		return

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"time"
@@ -74,6 +75,24 @@ type Observations struct {
 	HairpinStatus    probe.Status         `json:"hairpin_status,omitempty"`
 	Credentials      bool                 `json:"credentials_given"`
 	Elapsed          time.Duration        `json:"elapsed_ns"`
+}
+
+// MarshalJSON writes the observations as natdoctor.diagnose/v1 has them:
+// the LAN walk, run and kept once, also appears as outside.inside, where
+// v1 documents put it first.
+func (o *Observations) MarshalJSON() ([]byte, error) {
+	type plain Observations
+	v := struct {
+		*plain
+		Outside any `json:"outside,omitempty"`
+	}{plain: (*plain)(o)}
+	if o.Outside != nil {
+		v.Outside = struct {
+			*probe.OutsideResult
+			Inside *probe.FTPResult `json:"inside"`
+		}{o.Outside, o.Inside}
+	}
+	return json.Marshal(v)
 }
 
 // NotAsked names ports a check left out on purpose, and why.

@@ -47,7 +47,7 @@ func airport() *Observations {
 		Server: addr("10.0.1.2"), FTPPort: 21, Passive: rng,
 		Config:      &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf", Passive: rng, MaxClients: 15, MaxPerIP: 8},
 		Inside:      inside,
-		Outside:     &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Inside: inside, Outside: outside, SameServer: probe.Failed, Passive: passive},
+		Outside:     &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Outside: outside, SameServer: probe.Failed, Passive: passive},
 		Credentials: true, Reflector: "http://reflector.example:8021", Elapsed: 2 * time.Second,
 	}
 }

@@ -55,7 +55,7 @@ func (b *builder) outside() {
 			b.add(Finding{
 				Code: CodeMappingWrongHost, Severity: SevError,
 				Summary: fmt.Sprintf("from outside, port %d reaches another machine, though mappings to this host work", o.ControlPort()),
-				Evidence: omitEmpty(map[string]any{"banner_inside": strings.Join(bannerOf(out.Inside), " | "),
+				Evidence: omitEmpty(map[string]any{"banner_inside": strings.Join(bannerOf(o.Inside), " | "),
 					"banner_outside": strings.Join(bannerOf(out.Outside), " | "), "canary": "reached this host"}),
 				Explanation: "A canary port mapped to this host reached it, so the router follows mappings; port " + fmt.Sprint(o.ControlPort()) +
 					" itself is forwarded to another machine (an old rule, a stale DHCP lease, a typo).",
@@ -64,8 +64,8 @@ func (b *builder) outside() {
 		}
 	} else if dmz {
 		ev := map[string]any{}
-		if out.Inside != nil {
-			ev["banner_inside"] = out.Inside.Banner
+		if o.Inside != nil {
+			ev["banner_inside"] = o.Inside.Banner
 		}
 		if out.Outside != nil {
 			ev["banner_outside"] = out.Outside.Banner

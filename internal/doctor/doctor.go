@@ -152,17 +152,14 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 	o.progress("probing the FTP server")
 	if o.Reflector != nil {
-		oo := probe.OutsideOptions{Reflector: o.Reflector, Local: local, Server: obs.Server, FTPPort: o.FTPPort, PublicPort: o.PublicPort,
-			Passive: obs.Passive, FTP: ftp}
+		c := outside{rc: o.Reflector, local: local, ftp: ftp}
 		if d != nil {
 			if r, err := d.Router("auto"); err == nil {
-				oo.MapCanary = canaryMapper(r, local)
+				c.mapCanary = canaryMapper(r, local)
 			}
 		}
 		obs.Reflector = o.Reflector.Base.String()
-		obs.Outside = probe.CheckOutside(ctx, oo)
-		obs.Inside = obs.Outside.Inside
-		learned(obs)
+		c.walk(ctx, obs)
 	} else {
 		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
 		learned(obs)
@@ -207,7 +204,7 @@ func lookupPorts(ctx context.Context, l nat.Lister, ports []uint16) ([]nat.Mappi
 }
 
 // canaryMapper maps a canary port to this host through r.
-func canaryMapper(r nat.Router, local netip.Addr) func(ctx context.Context, port uint16, lease time.Duration) (func(), error) {
+func canaryMapper(r nat.Router, local netip.Addr) probe.MapFunc {
 	return func(ctx context.Context, port uint16, lease time.Duration) (func(), error) {
 		m, err := r.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: port, InternalAddr: local, InternalPort: port,
 			Description: "natdoctor canary", Lease: lease})

@@ -1,0 +1,73 @@
+package doctor
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/reflector"
+	"github.com/natdoctor/natdoctor/report"
+)
+
+// outside is what the checks from outside need beyond the observations.
+type outside struct {
+	rc    *reflector.Client
+	local netip.Addr // this host's LAN address
+	ftp   probe.FTPOptions
+	// mapCanary maps a canary port; nil: no router to map one with.
+	mapCanary probe.MapFunc
+}
+
+// walk runs the LAN walk and the checks from outside into obs: the
+// reflector tells this network's public address; the FTP walk runs on the
+// LAN and through the reflector at once; then every passive port and an
+// unmapped canary port from outside at once; a mapped canary last, and
+// only when the server's own ports left open whether mappings reach this
+// host (it costs the router two requests).
+func (c outside) walk(ctx context.Context, obs *report.Observations) {
+	start := time.Now()
+	res := &probe.OutsideResult{SameServer: probe.Skipped}
+	obs.Outside = res
+	defer func() { res.Elapsed = time.Since(start) }()
+	pub, err := c.rc.WhoAmI(ctx)
+	if err != nil {
+		res.PublicError = err.Error()
+	}
+	res.PublicAddr = pub
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, obs.FTPPort).String(), c.ftp)
+	})
+	if pub.IsValid() {
+		wg.Go(func() { res.Outside = probe.OutsideFTP(ctx, c.rc, pub, obs.ControlPort(), c.ftp) })
+	}
+	wg.Wait()
+	if res.Outside != nil {
+		res.SameServer = probe.SameServer(obs.Inside, res.Outside)
+	}
+	given := obs.Passive != nil
+	learned(obs)
+	if !given && obs.Passive != nil {
+		lr := *obs.Passive
+		res.LearnedPassive = &lr
+	}
+	if !pub.IsValid() || c.local != obs.Server {
+		return // the ports and canaries listen on this host
+	}
+	if obs.Passive != nil {
+		wg.Go(func() { res.Passive = probe.CheckPorts(ctx, c.rc, c.local, *obs.Passive) })
+	}
+	wg.Go(func() { res.Canary = probe.UnmappedCanary(ctx, c.rc, c.local) })
+	wg.Wait()
+	switch {
+	case c.mapCanary == nil:
+		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "no-router", Detail: "no mapping protocol to map a canary with"}
+	case res.ProvedReachable(obs.NeededPorts(), obs.ControlPort()):
+		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
+	default:
+		probe.MappedCanary(ctx, c.rc, c.local, c.mapCanary, res.Canary)
+	}
+}
