@@ -127,7 +127,8 @@ type DataCheck struct {
 	Via       string         `json:"via"` // advertised, control, epsv, sample
 	Status    Status         `json:"status"`
 	Error     string         `json:"error,omitempty"`
-	Listed    bool           `json:"listed"` // LIST data arrived over it
+	Connected bool           `json:"connected"` // the connection opened (a failure after it is no dead port)
+	Listed    bool           `json:"listed"`    // LIST data arrived over it
 	Bytes     int            `json:"bytes,omitempty"`
 	Truncated bool           `json:"truncated,omitempty"`
 	Elapsed   time.Duration  `json:"elapsed_ns"`
@@ -222,12 +223,13 @@ func LearnRange(r *FTPResult) (PortRange, bool) {
 	return lr, lr.Size() <= MaxLearnedSpan
 }
 
-// DeadPorts returns the sampled passive ports whose data connection failed.
+// DeadPorts returns the passive ports a data connection could not open to
+// (a LIST refused over an open connection is no dead port).
 func (r *FTPResult) DeadPorts() []uint16 {
 	var dead []uint16
 	seen := map[uint16]bool{}
 	for _, s := range append(append([]DataCheck{}, r.Data...), r.Samples...) {
-		if s.Status != OK && s.Status != Skipped && !seen[s.Addr.Port()] && s.Via != "advertised" {
+		if s.Status != OK && s.Status != Skipped && !s.Connected && !seen[s.Addr.Port()] && s.Via != "advertised" {
 			seen[s.Addr.Port()] = true
 			dead = append(dead, s.Addr.Port())
 		}
@@ -550,6 +552,7 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 		dc.Status, dc.Error, dc.Elapsed = Failed, describeNetErr(err), time.Since(start)
 		return dc
 	}
+	dc.Connected = true
 	defer func() { data.Close() }() // the TLS connection, once there is one
 	code, _, err := c.cmd(ctx, "LIST", "LIST")
 	if err != nil || (code != 150 && code != 125) {
@@ -639,6 +642,7 @@ func (c *ftpConn) sample(ctx context.Context, opts FTPOptions) {
 				dc.Error = "refused while the server listened on it: the port leads to another host or the router"
 			}
 		} else {
+			dc.Connected = true
 			conn.Close()
 		}
 		c.res.Samples = append(c.res.Samples, dc)

@@ -40,6 +40,12 @@ type Finding struct {
 	Evidence    map[string]any `json:"evidence,omitempty"`
 	Explanation string         `json:"explanation,omitempty"`
 	Fix         string         `json:"fix,omitempty"`
+	// CausedBy are findings of this report that cause this one (the
+	// catalogue's After): fix them first.
+	CausedBy []string `json:"caused_by,omitempty"`
+	// root: nothing else can work until this is fixed (a server that does
+	// not answer on the LAN); it is listed first and caused by nothing.
+	root bool
 }
 
 // Hop is one step of the path a connection from outside takes.

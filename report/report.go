@@ -1,13 +1,26 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
+
+// Finding codes of these rules: a public contract, documented in README.
+const (
+	CodeNotVerified = "not-verified"
+)
+
+var _ = catalogue([]Entry{
+	{Code: CodeNotVerified, Severity: SevError,
+		Example: "nothing that was checked shows the server reachable from outside",
+		Fix:     "run with `--reflector URL` (and `--gateway IP` without a default route)"},
+})
 
 // Build turns observations into a report.
 func Build(o *Observations) *Report {
@@ -25,13 +38,7 @@ func Build(o *Observations) *Report {
 	r.Findings = b.findings
 	r.NotChecked = append(r.NotChecked, b.notChecked...)
 	r.Unchecked = append([]Unchecked{}, b.unchecked...)
-	sort.SliceStable(r.Findings, func(i, j int) bool {
-		a, b := r.Findings[i], r.Findings[j]
-		if a.Severity != b.Severity {
-			return a.Severity.rank() < b.Severity.rank()
-		}
-		return priority(a) < priority(b)
-	})
+	order(r.Findings)
 	r.Path = path(o)
 	r.Healthy = !r.HasErrors()
 	r.Verdict = verdict(r)
@@ -52,28 +59,117 @@ func RouterFindings(d *nat.Discovery) []Finding {
 	return append([]Finding{}, b.findings...)
 }
 
+// WalkReport is one FTP walk judged alone: what probe ftp shows.
+type WalkReport struct {
+	Findings []Finding `json:"findings"`
+	// Unchecked are the checks the walk could not make, and why.
+	Unchecked []Unchecked `json:"not_checked_items"`
+}
+
+// HasErrors reports whether any finding is an error.
+func (w *WalkReport) HasErrors() bool {
+	return slices.ContainsFunc(w.Findings, func(f Finding) bool { return f.Severity == SevError })
+}
+
+// JudgeWalk judges one FTP walk, made from here (probe ftp), with the
+// server rules diagnose uses for its walk on the LAN: reachable, greeting,
+// TLS, login, confinement, the advertised address, the passive ports
+// against expected (nil: not known).
+func JudgeWalk(r *probe.FTPResult, expected *probe.PortRange) *WalkReport {
+	o := &Observations{Inside: r, Passive: expected, FTPPort: uint16(portNumber(r.Target)), Credentials: r.LoginUser != ""}
+	b := builder{o: o, walkFrom: "from here"}
+	b.server()
+	order(b.findings)
+	w := &WalkReport{Findings: append([]Finding{}, b.findings...), Unchecked: append([]Unchecked{}, b.unchecked...)}
+	if onBuild != nil {
+		onBuild(&Report{Findings: w.Findings})
+	}
+	return w
+}
+
+// portNumber is the port of a walk's target ("10.0.1.2:21"), 21 if none.
+func portNumber(target string) int {
+	n, err := strconv.Atoi(portOf(target))
+	if err != nil {
+		return 21
+	}
+	return n
+}
+
 // onBuild, set by the tests, sees every report Build makes.
 var onBuild func(*Report)
 
-// causeOrder puts root causes before their symptoms.
-// A server that does not answer on the LAN comes first (nothing else can
-// work); one that does not answer from outside after the mapping findings
-// that explain it.
-var causeOrder = []string{lanUnreachable, CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeMappingWrongHost,
-	CodeMappingMissing, CodeFTPUnreachable, CodeNoPassiveRange, CodePASVOutsideRange, CodePASVUnreachable, CodeFTPTLSFailed, CodeFTPLoginFailed}
-
-// lanUnreachable orders ftp-unreachable on the LAN apart from outside.
-const lanUnreachable = "ftp-unreachable (LAN)"
-
-func priority(f Finding) int {
-	code := f.Code
-	if _, outside := f.Evidence["public_address"]; code == CodeFTPUnreachable && !outside {
-		code = lanUnreachable
+// order sorts findings worst first; within a severity, a server that does
+// not answer on the LAN first (nothing else can work), then causes before
+// their symptoms (the catalogue's After, among the findings present), then
+// in catalogue order. A symptom's fix starts with its causes'.
+func order(fs []Finding) {
+	present := map[string]bool{}
+	for _, f := range fs {
+		present[f.Code] = true
 	}
-	if i := slices.Index(causeOrder, code); i >= 0 {
-		return i
+	depth := map[string]int{}
+	var visit func(code string, seen int) int
+	visit = func(code string, seen int) int {
+		if d, ok := depth[code]; ok || seen > len(Catalogue) {
+			return d
+		}
+		d := 0
+		for _, a := range afterOf(code) {
+			if present[a] && a != code {
+				d = max(d, 1+visit(a, seen+1))
+			}
+		}
+		depth[code] = d
+		return d
 	}
-	return len(causeOrder)
+	for i, f := range fs {
+		e, _ := entry(f)
+		if f.root {
+			continue
+		}
+		for _, a := range e.After {
+			if present[a] && a != f.Code {
+				fs[i].CausedBy = append(fs[i].CausedBy, a)
+			}
+		}
+		if c := fs[i].CausedBy; len(c) > 0 && f.Fix != "" {
+			fs[i].Fix = "First fix " + strings.Join(c, ", ") + " (above). Then, if this is still so: " + lowerFirst(f.Fix)
+		}
+	}
+	rank := func(f Finding) int {
+		if f.root {
+			return -1
+		}
+		return visit(f.Code, 0)
+	}
+	index := func(f Finding) int {
+		return slices.IndexFunc(Catalogue, func(e Entry) bool { return e.Code == f.Code })
+	}
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		return cmp.Or(a.Severity.rank()-b.Severity.rank(), rank(a)-rank(b), index(a)-index(b))
+	})
+}
+
+// lowerFirst lowers a sentence's first word when it is a plain word
+// ("Make", not "FTP" or "AirPort").
+func lowerFirst(s string) string {
+	w, _, _ := strings.Cut(s, " ")
+	if len(w) > 1 && w[0] >= 'A' && w[0] <= 'Z' && strings.ToLower(w[1:]) == w[1:] {
+		return strings.ToLower(w[:1]) + s[1:]
+	}
+	return s
+}
+
+// afterOf are the codes code follows from, at any severity.
+func afterOf(code string) []string {
+	var after []string
+	for _, e := range Catalogue {
+		if e.Code == code {
+			after = append(after, e.After...)
+		}
+	}
+	return after
 }
 
 func verdict(r *Report) string {
@@ -123,7 +219,13 @@ type builder struct {
 	unmappedButDefault []uint16
 	// controlElsewhere: the listing maps the control port to another host.
 	controlElsewhere bool
+	// walkFrom says where a walk judged alone (JudgeWalk) ran; "" for
+	// diagnose's walk on the LAN.
+	walkFrom string
 }
+
+// where says where the judged walk ran, for the user: "on the LAN".
+func (b *builder) where() string { return cmp.Or(b.walkFrom, "on the LAN") }
 
 func (b *builder) add(f Finding) { b.findings = append(b.findings, f) }
 

@@ -9,6 +9,34 @@ import (
 	"github.com/natdoctor/natdoctor/probe"
 )
 
+// Finding codes of these rules: a public contract, documented in README.
+const (
+	CodeDefaultHost     = "default-host-override"
+	CodeThisHostDefault = "this-host-is-default-host"
+	CodePASVUnreachable = "pasv-port-unreachable"
+	CodeHairpin         = "hairpin-unsupported"
+	CodeOutsideOK       = "outside-reachable"
+)
+
+var _ = catalogue([]Entry{
+	{Code: CodeDefaultHost, Severity: SevError,
+		Example: "from outside, mapped ports reach another machine than this server: a default host (DMZ) overrides the port mappings",
+		Fix:     "turn Default Host / DMZ off (the router's own menu is named)"},
+	{Code: CodeThisHostDefault, Severity: SevWarning,
+		Example: "this host is the router's default host (DMZ): every port of it is exposed",
+		Fix:     "map the ports first (it names those only the default host carries), then turn the default host off"},
+	{Code: CodePASVUnreachable, Severity: SevError,
+		Example: "from outside, passive ports 42006-42010 do not reach this server",
+		Fix:     "map them (a port lost between two rules looks like this)",
+		After:   []string{CodeDefaultHost, CodeMappingWrongHost, CodeMappingMissing, CodeNoPassiveRange, CodePASVOutsideRange, CodeFTPUnreachable}},
+	{Code: CodeHairpin, Severity: SevInfo,
+		Example: "the router does not loop connections to its public address back to the LAN",
+		Fix:     "informational; check from outside with a reflector"},
+	{Code: CodeOutsideOK, Severity: SevOK,
+		Example: "from outside, 11.0.0.1:21 reaches this server",
+		Fix:     "—"},
+})
+
 // outside judges the checks from outside: the walk through the reflector,
 // the passive ports, the canaries, the hairpin.
 func (b *builder) outside() {
@@ -130,9 +158,6 @@ func (b *builder) outside() {
 	}
 	if len(dead) > 0 {
 		fix := "natdoctor add " + nat.CompressPorts(dead) + ". Or fix the rules in " + o.routerPlace("forward") + "."
-		if dmz {
-			fix = "First fix default-host-override: the default host captures these ports too. Then, if any stay dead: " + fix
-		}
 		outcomes := map[string][]uint16{}
 		for _, p := range out.Passive {
 			if p.Status == probe.Failed || p.Status == probe.Error {

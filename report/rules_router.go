@@ -8,6 +8,35 @@ import (
 	"github.com/natdoctor/natdoctor/nat"
 )
 
+// Finding codes of these rules: a public contract, documented in README.
+const (
+	CodeNoMappingProtocol = "no-mapping-protocol"
+	CodeDoubleNAT         = "double-nat"
+	CodeMappingMissing    = "mapping-missing"
+	CodeMappingWrongHost  = "mapping-wrong-host"
+	CodeLeaseExpiring     = "lease-expiring"
+)
+
+var _ = catalogue([]Entry{
+	{Code: CodeNoMappingProtocol, Severity: SevError,
+		Example: "the router 10.0.1.1 answers none of NAT-PMP, PCP and UPnP IGD",
+		Fix:     "enable UPnP/NAT-PMP, or forward by hand"},
+	{Code: CodeDoubleNAT, Severity: SevError,
+		Example: "double NAT: the router's external address 100.64.0.1 is shared",
+		Fix:     "bridge mode upstream, or ask for a public IPv4"},
+	{Code: CodeMappingMissing, Severity: SevError,
+		Example: "passive ports not mapped: TCP 42006-42010",
+		Fix:     "`natdoctor add 21 42000-42010`",
+		After:   []string{CodeDefaultHost}},
+	{Code: CodeMappingWrongHost, Severity: SevError,
+		Example: "2 of the server's ports are mapped to another LAN address, not 10.0.1.2",
+		Fix:     "`natdoctor add 21 42000-42010 --force`",
+		After:   []string{CodeDefaultHost}},
+	{Code: CodeLeaseExpiring, Severity: SevInfo,
+		Example: "mappings of TCP 21, 42000-42010 have finite leases and lapse unless renewed",
+		Fix:     "`natdoctor keep 21 42000-42010`"},
+})
+
 // router judges the discovery: no mapping protocol, double NAT.
 func (b *builder) router() {
 	o := b.o

@@ -9,6 +9,71 @@ import (
 	"github.com/natdoctor/natdoctor/probe"
 )
 
+// Finding codes of these rules: a public contract, documented in README.
+const (
+	CodePASVPrivate       = "pasv-private-address"
+	CodePASVOutsideRange  = "pasv-outside-range"
+	CodePASVRangeTooSmall = "pasv-range-too-small"
+	CodeNoPassiveRange    = "no-passive-range"
+	CodeFTPUnreachable    = "ftp-unreachable"
+	CodeFTPLoginFailed    = "ftp-login-failed"
+	CodeFTPSlowGreeting   = "ftp-slow-greeting"
+	CodeFTPListFailed     = "ftp-list-failed"
+	CodeFTPCleartext      = "ftp-cleartext"
+	CodeFTPTLSFailed      = "ftp-tls-failed"
+	CodeFTPNoChroot       = "ftp-no-chroot"
+	CodeFTPTLSUntrusted   = "ftp-tls-untrusted"
+)
+
+var _ = catalogue([]Entry{
+	{Code: CodePASVPrivate, Severity: SevWarning,
+		Example: "the server advertises its private address 10.0.1.2 in PASV replies",
+		Fix:     "Pure-FTPd `ForcePassiveIP`, vsftpd `pasv_address`, ProFTPD `MasqueradeAddress`"},
+	{Code: CodePASVOutsideRange, Severity: SevError,
+		Example: "the server hands out passive port 50123, outside the mapped range 42000-42010",
+		Fix:     "set the server's passive range",
+		After:   []string{CodeNoPassiveRange}},
+	{Code: CodePASVRangeTooSmall, Severity: SevWarning,
+		Example: "the passive range 42000-42010 has 11 ports for up to 15 sessions",
+		Fix:     "widen to 2 × sessions, or lower the limit"},
+	{Code: CodeNoPassiveRange, Severity: SevError,
+		Example: "Pure-FTPd has no passive port range: it may pick any port from 1024 to 65535",
+		Fix:     "set a small range and map exactly it"},
+	{Code: CodeNoPassiveRange, Severity: SevWarning,
+		Example: "/etc/pure-ftpd/conf says Pure-FTPd has no passive port range, but the running server hands out 42000-42010",
+		Fix:     "write the range the server was started with into its configuration"},
+	{Code: CodeFTPUnreachable, Severity: SevError,
+		Example: "from outside, 11.0.0.1:21 does not answer: timed out",
+		Fix:     "map the control port / start the server",
+		After:   []string{CodeNoMappingProtocol, CodeDoubleNAT, CodeDefaultHost, CodeMappingWrongHost, CodeMappingMissing}},
+	{Code: CodeFTPLoginFailed, Severity: SevError,
+		Example: "login fails from outside (530) because port 21 reaches another machine, not a wrong password",
+		Fix:     "see `default-host-override` — or check the password when the same server refuses it",
+		After:   []string{CodeDefaultHost, CodeMappingWrongHost, CodeFTPUnreachable, CodeFTPTLSFailed}},
+	{Code: CodeFTPSlowGreeting, Severity: SevWarning,
+		Example: "the server greets 7.0 s after accepting a connection (from outside)",
+		Fix:     "Pure-FTPd `DontResolve yes`; vsftpd `reverse_lookup_enable=NO`; ProFTPD `UseReverseDNS off`, `IdentLookups off`"},
+	{Code: CodeFTPCleartext, Severity: SevWarning,
+		Example: "the server offers no AUTH TLS: passwords cross the internet in clear text",
+		Fix:     "enable FTPS"},
+	{Code: CodeFTPTLSFailed, Severity: SevError,
+		Example: "FTPS does not work: TLS handshake: remote error: tls: internal error",
+		Fix:     "check the server's certificate and key, or stop offering TLS"},
+	{Code: CodeFTPTLSFailed, Severity: SevWarning,
+		Example: "the server lists AUTH TLS but refuses it: AUTH TLS answered 500 (Debian's Pure-FTPd with TLS off)",
+		Fix:     "turn TLS on with a certificate"},
+	{Code: CodeFTPListFailed, Severity: SevError,
+		Example: "logged in on the LAN, but no listing arrives: LIST answered 550",
+		Fix:     "passive mode on; the account may read its home",
+		After:   []string{CodePASVUnreachable, CodePASVOutsideRange, CodeFTPTLSFailed}},
+	{Code: CodeFTPNoChroot, Severity: SevWarning,
+		Example: "logged-in users can leave their home /Users/alice: CWD /etc works, the whole disk is browsable",
+		Fix:     "Pure-FTPd `ChrootEveryone yes`, vsftpd `chroot_local_user=YES`, ProFTPD `DefaultRoot ~`"},
+	{Code: CodeFTPTLSUntrusted, Severity: SevInfo,
+		Example: "the server's TLS certificate is not trusted here: clients will ask to accept it",
+		Fix:     "a CA certificate for the name clients use, or hand out the fingerprint"},
+})
+
 // server judges the FTP walk on the LAN: reachable, greeting, TLS,
 // login, confinement, the advertised passive address.
 func (b *builder) server() {
@@ -20,11 +85,15 @@ func (b *builder) server() {
 	}
 	if in.Reached != probe.OK {
 		f := Finding{
-			Code: CodeFTPUnreachable, Severity: SevError,
-			Summary:     fmt.Sprintf("the FTP server %s does not answer on the LAN: %s", in.Target, in.ReachErr),
+			Code: CodeFTPUnreachable, Severity: SevError, root: b.walkFrom == "",
+			Summary:     fmt.Sprintf("the FTP server %s does not answer %s: %s", in.Target, b.where(), in.ReachErr),
 			Evidence:    map[string]any{"target": in.Target, "error": in.ReachErr, "banner": in.Banner},
 			Explanation: "If the server does not answer inside the network, nothing outside can reach it either.",
 			Fix:         "Start the FTP server, check that it listens on this address and port, and that the host firewall lets port " + fmt.Sprint(o.FTPPort) + " in.",
+		}
+		if b.walkFrom != "" {
+			f.Explanation = "No FTP session can start: nothing answers there, or something drops the connection."
+			f.Fix = "Start the FTP server and check that it listens on that port; from outside, map the port to the server: natdoctor add " + fmt.Sprint(o.FTPPort) + "."
 		}
 		if in.GreetingDelay >= probe.GreetingTimeout {
 			f.Explanation = "Something accepted the connection but said nothing for as long as clients wait: a server stuck looking up the client's name in a DNS server that does not answer, or one at its session limit."
@@ -33,7 +102,7 @@ func (b *builder) server() {
 		b.add(f)
 		return
 	}
-	greet, where := in.GreetingDelay, "on the LAN"
+	greet, where := in.GreetingDelay, b.where()
 	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.GreetingDelay > greet {
 		// Only strangers may wait: ident lookups to a LAN client are refused at once.
 		greet, where = out.Outside.GreetingDelay, "from outside"
@@ -64,7 +133,7 @@ func (b *builder) server() {
 	} else if in.Login == probe.Skipped {
 		b.skip("login", "login: no credentials given (--user with --password-env or --password-file)")
 	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
-		b.add(loginFailed(in, false, "on the LAN"))
+		b.add(loginFailed(in, false, b.where()))
 	}
 	if in.Confined == probe.Failed {
 		b.add(Finding{
@@ -102,15 +171,69 @@ func (b *builder) server() {
 		}
 	}
 	b.outsideRange(in)
+	b.listFailed(in)
 	if dead := in.DeadPorts(); len(dead) > 0 && (o.Outside == nil || len(o.Outside.Passive) == 0) {
-		b.add(Finding{
+		f := Finding{
 			Code: CodePASVUnreachable, Severity: SevError,
 			Summary:     fmt.Sprintf("passive ports %s do not carry a data connection", nat.CompressPorts(dead)),
-			Evidence:    map[string]any{"ports": nat.CompressPorts(dead), "seen_from": "the LAN"},
+			Evidence:    map[string]any{"ports": nat.CompressPorts(dead), "seen_from": strings.TrimPrefix(b.where(), "on ")},
 			Explanation: "Even on the LAN, these passive ports do not accept a connection: a host firewall blocks them.",
 			Fix:         "Open the passive range in the server's firewall.",
-		})
+		}
+		if b.walkFrom != "" {
+			f.Explanation = "Listings and transfers fail whenever the server picks one of these ports. Seen from outside, a port forgotten between two router rules looks exactly like this; on the LAN, a host firewall."
+			f.Fix = "Map them (natdoctor add " + nat.CompressPorts(dead) + ") and open them in the server's firewall."
+		}
+		b.add(f)
 	}
+}
+
+// listFailed reports a session that logged in but got no listing, where
+// no dead passive port explains it: the server refused passive mode, or
+// the LIST itself.
+func (b *builder) listFailed(in *probe.FTPResult) {
+	if in.Login != probe.OK || in.List != probe.Failed || len(in.DeadPorts()) > 0 {
+		return
+	}
+	var refused, failed []string
+	for _, p := range []*probe.Passive{in.PASV, in.EPSV} {
+		if p != nil && p.ParseError != "" {
+			refused = append(refused, p.ParseError)
+		}
+	}
+	for _, d := range in.Data {
+		if d.Connected && !d.Listed {
+			failed = append(failed, fmt.Sprintf("%s (%s): %s", d.Addr, d.Via, d.Error))
+		}
+	}
+	f := Finding{
+		Code: CodeFTPListFailed, Severity: SevError,
+		Evidence: omitEmpty(map[string]any{"user": in.LoginUser, "passive_refused": strings.Join(refused, "; "),
+			"data_connections": strings.Join(failed, "; "), "seen_from": b.where()}),
+	}
+	if len(failed) == 0 {
+		why := "the server refuses passive mode"
+		if len(refused) > 0 {
+			why += " (" + refused[0] + ")"
+		}
+		f.Summary = fmt.Sprintf("logged in %s, but no listing arrives: %s", b.where(), why)
+		f.Explanation = "Clients log in, then fail at the directory listing (FileZilla: \"Failed to retrieve directory listing\"). " +
+			"Behind NAT clients must use passive mode: active mode needs the server to connect out to each client, which the client's router blocks."
+		f.Fix = "Turn passive mode on in the server (vsftpd: pasv_enable=YES; Pure-FTPd: do not start it with -k or ActiveOnly), with a passive port range, and map that range."
+	} else {
+		f.Summary = fmt.Sprintf("logged in %s, but no listing arrives: %s", b.where(), failed[0])
+		f.Explanation = "The data connection opens, then the server does not send the listing: it refuses LIST (550: the account may not read its home directory), " +
+			"or the transfer breaks off. Clients log in and then fail at the directory listing."
+		f.Fix = "Check that the account may read its home directory " + orHome(in.Home) + " (owner and permissions), and the server's log for the LIST."
+	}
+	b.add(f)
+}
+
+func orHome(home string) string {
+	if home == "" {
+		return ""
+	}
+	return "(" + home + ")"
 }
 
 // outsideRange reports passive ports the server handed out, in any of the
@@ -192,7 +315,7 @@ func loginFailed(r *probe.FTPResult, otherMachine bool, where string) Finding {
 	if otherMachine {
 		f.Summary = fmt.Sprintf("login fails from outside (%d) because port %s reaches another machine, not a wrong password", r.LoginCode, portOf(r.Target))
 		f.Explanation = "The same credentials work on the LAN. From outside, the connection lands on another machine, which does not know the account: to the user it looks like \"my password is wrong\"."
-		f.Fix = "See default-host-override: make port " + portOf(r.Target) + " from outside reach this server."
+		f.Fix = "Make port " + portOf(r.Target) + " from outside reach this server."
 		return f
 	}
 	if probe.TLSRequired(r.LoginCode, r.LoginText) && (r.TLS == nil || r.TLS.Status != probe.OK) {

@@ -15,6 +15,7 @@ import (
 	"github.com/natdoctor/natdoctor/internal/iostreams"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/report"
 )
 
 // credFlags carry FTP credentials. The password never comes from argv.
@@ -132,7 +133,9 @@ Run it from outside against the router's public address, or from inside
 against the LAN address. The password comes from --password-env, --password-file
 or a prompt, and is never printed.
 
-Exits 1 when a step fails. Its default --timeout is 30s.`,
+The walk is judged with diagnose's rules for its walk on the LAN: findings
+follow the steps, and the exit status is 1 when one is an error. Its
+default --timeout is 30s.`,
 		Example: `  FTP_PASSWORD=... natdoctor probe ftp 203.0.113.7 --user alice --password-env FTP_PASSWORD --pasv 42000-42010
   natdoctor probe ftp 10.0.1.2 --anonymous --samples 11 --json`,
 		Args: exactArgs(1, "a HOST or HOST:PORT"),
@@ -172,14 +175,20 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 				User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous,
 				Expected: expected, Samples: o.samples, TLS: mode,
 			})
+			judged := report.JudgeWalk(res, expected)
 			if g.JSON {
-				if err := writeJSON(g.IO.Out, res); err != nil {
+				if err := writeJSON(g.IO.Out, probeFTPOutput{res, judged}); err != nil {
 					return err
 				}
 			} else {
 				printFTP(g.IO.Out, res, expected, g.Verbose)
+				if len(judged.Findings) > 0 {
+					if err := report.WriteFindings(g.IO.Out, judged.Findings); err != nil {
+						return err
+					}
+				}
 			}
-			if ftpProblems(res, expected) {
+			if judged.HasErrors() {
 				return errProblemsFound
 			}
 			return nil
@@ -193,20 +202,11 @@ Exits 1 when a step fails. Its default --timeout is 30s.`,
 	return cmd
 }
 
-// ftpProblems reports whether a walk-through found anything wrong.
-func ftpProblems(r *probe.FTPResult, expected *probe.PortRange) bool {
-	if r.Reached != probe.OK || r.Login == probe.Failed || r.Login == probe.Error || r.List == probe.Failed || len(r.DeadPorts()) > 0 {
-		return true
-	}
-	if r.TLS != nil && r.TLS.Status != probe.OK && r.Login == probe.Skipped && r.LoginUser == "" {
-		return true // the session stopped at TLS
-	}
-	for _, p := range []*probe.Passive{r.PASV, r.EPSV} {
-		if p != nil && p.InRange != nil && !*p.InRange {
-			return true
-		}
-	}
-	return false
+// probeFTPOutput is probe ftp's JSON: the walk's own fields, then the
+// findings diagnose's rules make of it.
+type probeFTPOutput struct {
+	*probe.FTPResult
+	*report.WalkReport
 }
 
 func printFTP(w io.Writer, r *probe.FTPResult, expected *probe.PortRange, verbose bool) {

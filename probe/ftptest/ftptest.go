@@ -30,6 +30,12 @@ type Server struct {
 	Listing    string        // LIST body
 	HugeList   int           // LIST body size in bytes, overriding Listing
 	Garbage227 bool          // malformed PASV reply
+	// PassiveReply, when set, answers PASV and EPSV (vsftpd with
+	// pasv_enable=NO: "550 Permission denied.").
+	PassiveReply string
+	// ListReply, when set, answers LIST once the data connection is open
+	// (a home the account may not read: "550 Can't open directory").
+	ListReply string
 	NoFeat     bool
 	TLSConfig  *tls.Config // offer AUTH TLS with this certificate
 	RequireTLS bool        // refuse USER before AUTH TLS
@@ -188,6 +194,10 @@ func (f *Server) serve(c net.Conn) {
 				reply = "250 OK. Current directory is " + arg + "\r\n"
 			}
 		case "PASV", "EPSV":
+			if f.PassiveReply != "" {
+				reply = f.PassiveReply + "\r\n"
+				break
+			}
 			if pasvLn != nil {
 				pasvLn.Close()
 			}
@@ -218,6 +228,11 @@ func (f *Server) serve(c net.Conn) {
 			dc, err := pasvLn.Accept()
 			if err != nil {
 				reply = "425 No data connection\r\n"
+				break
+			}
+			if f.ListReply != "" {
+				dc.Close()
+				reply = f.ListReply + "\r\n"
 				break
 			}
 			w.WriteString("150 Accepted data connection\r\n")
