@@ -35,7 +35,7 @@ type Server struct {
 	PassiveReply string
 	// ListReply, when set, answers LIST once the data connection is open
 	// (a home the account may not read: "550 Can't open directory").
-	ListReply string
+	ListReply  string
 	NoFeat     bool
 	TLSConfig  *tls.Config // offer AUTH TLS with this certificate
 	RequireTLS bool        // refuse USER before AUTH TLS
