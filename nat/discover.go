@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/natdoctor/natdoctor/check"
 )
 
 // Per-protocol bounds. A router on the LAN answers in milliseconds; these
@@ -135,8 +137,9 @@ func (c *Config) resolve() error {
 	return nil
 }
 
-// Status is the outcome of probing one protocol. It keeps "not checked"
-// apart from "no".
+// Status is the outcome of probing one protocol, with its reason: ok,
+// failed because nothing answered or the router said no, an error, or not
+// checked (Outcome says which of check's outcomes it is).
 type Status string
 
 // Probe outcomes.
@@ -147,6 +150,19 @@ const (
 	StatusError       Status = "error"       // it answered, but wrongly or with a refusal
 	StatusSkipped     Status = "skipped"     // not checked
 )
+
+// Outcome is the check's outcome the status is a reason of.
+func (s Status) Outcome() check.Outcome {
+	switch s {
+	case StatusOK:
+		return check.OK
+	case StatusNoAnswer, StatusUnsupported:
+		return check.Failed
+	case StatusError:
+		return check.Error
+	}
+	return check.Skipped
+}
 
 // ProtocolResult is what one protocol's probe observed.
 type ProtocolResult struct {

@@ -15,19 +15,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/ipclass"
 	"github.com/natdoctor/natdoctor/reflector"
 )
 
-// Status is the outcome of one check. It keeps "not checked" apart from "no".
-type Status string
+// Status is the outcome of one check: check.Outcome, which keeps "not
+// checked" apart from "no".
+type Status = check.Outcome
 
 // Check outcomes.
 const (
-	OK      Status = "ok"
-	Failed  Status = "failed"
-	Skipped Status = "skipped" // not checked: say why in the evidence
-	Error   Status = "error"   // the check itself could not run
+	OK      = check.OK
+	Failed  = check.Failed
+	Skipped = check.Skipped // not checked: say why in the evidence
+	Error   = check.Error   // the check itself could not run
 )
 
 // Bounds on what an FTP server may send, and how long it may take.

@@ -28,7 +28,7 @@ func loopbackOnly(dialed *[]netip.AddrPort, mu *sync.Mutex) func(context.Context
 	}
 }
 
-func check(t *testing.T, f *ftptest.Server, opts FTPOptions) *FTPResult {
+func walkFake(t *testing.T, f *ftptest.Server, opts FTPOptions) *FTPResult {
 	t.Helper()
 	addr := f.Start(t)
 	var dialed []netip.AddrPort
@@ -48,7 +48,7 @@ func check(t *testing.T, f *ftptest.Server, opts FTPOptions) *FTPResult {
 }
 
 func TestFTPHappyPath(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", Samples: 3})
+	r := walkFake(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", Samples: 3})
 	if r.Reached != OK || r.Login != OK || r.List != OK || r.Software != "Pure-FTPd" {
 		t.Fatalf("%+v", r)
 	}
@@ -76,7 +76,7 @@ func TestFTPHappyPath(t *testing.T) {
 }
 
 func TestFTPPrivatePASVStillListsThroughControl(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw", Advertise: "10,0,1,2"}, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, &ftptest.Server{Password: "pw", Advertise: "10,0,1,2"}, FTPOptions{User: "u", Password: "pw"})
 	if r.PASV == nil || r.PASV.AddrClass != "private" || !r.PASV.Mismatch || r.PASV.Addr.Addr().String() != "10.0.1.2" {
 		t.Fatalf("PASV %+v", r.PASV)
 	}
@@ -99,7 +99,7 @@ func TestFTPPrivatePASVStillListsThroughControl(t *testing.T) {
 
 func TestFTPWrongPasswordNeverRecorded(t *testing.T) {
 	const secret = "s3cret-do-not-print"
-	r := check(t, &ftptest.Server{Password: "right"}, FTPOptions{User: "u", Password: secret})
+	r := walkFake(t, &ftptest.Server{Password: "right"}, FTPOptions{User: "u", Password: secret})
 	if r.Login != Failed || r.LoginCode != 530 {
 		t.Fatalf("login %s %d", r.Login, r.LoginCode)
 	}
@@ -122,7 +122,7 @@ func TestFTPWrongPasswordNeverRecorded(t *testing.T) {
 
 func TestFTPSilentServer(t *testing.T) {
 	start := time.Now()
-	r := check(t, &ftptest.Server{Silent: true}, FTPOptions{ReplyTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond})
+	r := walkFake(t, &ftptest.Server{Silent: true}, FTPOptions{ReplyTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond})
 	// An open connection that never greets was accepted, not dropped.
 	if r.Reached != Failed || !strings.Contains(r.ReachErr, "accepted, but no FTP greeting") || strings.Contains(r.ReachErr, "dropped") {
 		t.Errorf("%s %q", r.Reached, r.ReachErr)
@@ -137,7 +137,7 @@ func TestFTPSilentServer(t *testing.T) {
 // measured.
 func TestFTPLateGreeting(t *testing.T) {
 	const delay = 400 * time.Millisecond
-	r := check(t, &ftptest.Server{GreetDelay: delay, Password: "pw"}, FTPOptions{User: "u", Password: "pw", ReplyTimeout: 100 * time.Millisecond})
+	r := walkFake(t, &ftptest.Server{GreetDelay: delay, Password: "pw"}, FTPOptions{User: "u", Password: "pw", ReplyTimeout: 100 * time.Millisecond})
 	if r.Reached != OK || r.Login != OK {
 		t.Fatalf("late greeting: reached %s (%s), login %s", r.Reached, r.ReachErr, r.Login)
 	}
@@ -147,14 +147,14 @@ func TestFTPLateGreeting(t *testing.T) {
 }
 
 func TestFTPEndlessLine(t *testing.T) {
-	r := check(t, &ftptest.Server{Endless: true}, FTPOptions{})
+	r := walkFake(t, &ftptest.Server{Endless: true}, FTPOptions{})
 	if r.Reached != Failed || !strings.Contains(r.ReachErr, "longer than") {
 		t.Errorf("%s %q", r.Reached, r.ReachErr)
 	}
 }
 
 func TestFTPHugeListingIsCut(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw", HugeList: 50 << 20}, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, &ftptest.Server{Password: "pw", HugeList: 50 << 20}, FTPOptions{User: "u", Password: "pw"})
 	var d *DataCheck
 	for i := range r.Data {
 		if r.Data[i].Via == "advertised" {
@@ -170,7 +170,7 @@ func TestFTPHugeListingIsCut(t *testing.T) {
 }
 
 func TestFTPMalformedPASV(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw", Garbage227: true}, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, &ftptest.Server{Password: "pw", Garbage227: true}, FTPOptions{User: "u", Password: "pw"})
 	if r.PASV == nil || r.PASV.ParseError == "" {
 		t.Fatalf("PASV %+v", r.PASV)
 	}
@@ -188,11 +188,11 @@ func TestFTPRefusedAndNotFTP(t *testing.T) {
 	if r.Reached != Failed || !strings.Contains(r.ReachErr, "refused") {
 		t.Errorf("refused: %s %q", r.Reached, r.ReachErr)
 	}
-	r = check(t, &ftptest.Server{Banner: "SSH-2.0-OpenSSH_9.2\r\n"}, FTPOptions{})
+	r = walkFake(t, &ftptest.Server{Banner: "SSH-2.0-OpenSSH_9.2\r\n"}, FTPOptions{})
 	if r.Reached != Failed {
 		t.Errorf("an SSH server passed as FTP: %+v", r)
 	}
-	r = check(t, &ftptest.Server{Banner: "421 Too many connections (15) from this IP\r\n"}, FTPOptions{})
+	r = walkFake(t, &ftptest.Server{Banner: "421 Too many connections (15) from this IP\r\n"}, FTPOptions{})
 	if r.Reached != Failed || !strings.Contains(r.ReachErr, "421") {
 		t.Errorf("421: %s %q", r.Reached, r.ReachErr)
 	}
@@ -200,7 +200,7 @@ func TestFTPRefusedAndNotFTP(t *testing.T) {
 
 func TestFTPExpectedRange(t *testing.T) {
 	rng := PortRange{Low: 1, High: 2}
-	r := check(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", Expected: &rng})
+	r := walkFake(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", Expected: &rng})
 	if r.PASV == nil || r.PASV.InRange == nil || *r.PASV.InRange {
 		t.Errorf("PASV port outside 1-2 not flagged: %+v", r.PASV)
 	}
@@ -268,12 +268,12 @@ func BenchmarkParsePASV(b *testing.B) {
 }
 
 func TestFTPConfinement(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw"})
 	if r.Home != "/" || r.Confined != OK || r.EscapedTo != "" {
 		t.Errorf("chrooted session: home %q confined %s escaped %q", r.Home, r.Confined, r.EscapedTo)
 	}
 	f := &ftptest.Server{Password: "pw", NoChroot: true}
-	r = check(t, f, FTPOptions{User: "u", Password: "pw"})
+	r = walkFake(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.Home != "/home/u" || r.Confined != Failed || r.EscapedTo != "/etc" {
 		t.Errorf("whole disk: home %q confined %s escaped %q", r.Home, r.Confined, r.EscapedTo)
 	}
@@ -281,7 +281,7 @@ func TestFTPConfinement(t *testing.T) {
 	if !strings.Contains(got, "CWD /etc\nCWD /home/u\n") || r.List != OK {
 		t.Errorf("did not go back home before listing: %q", got)
 	}
-	if r = check(t, &ftptest.Server{Password: "pw"}, FTPOptions{}); r.Confined != Skipped {
+	if r = walkFake(t, &ftptest.Server{Password: "pw"}, FTPOptions{}); r.Confined != Skipped {
 		t.Errorf("confinement without a login: %s", r.Confined)
 	}
 }
@@ -304,7 +304,7 @@ func TestParsePWD(t *testing.T) {
 // is told apart at once, not after the greeting window.
 func TestFTPNotFTPFailsFast(t *testing.T) {
 	start := time.Now()
-	r := check(t, &ftptest.Server{Banner: "SSH-2.0-OpenSSH_9.2\r\n"}, FTPOptions{})
+	r := walkFake(t, &ftptest.Server{Banner: "SSH-2.0-OpenSSH_9.2\r\n"}, FTPOptions{})
 	if r.Reached != Failed || !strings.Contains(r.ReachErr, "not an FTP server") || !strings.Contains(r.ReachErr, "SSH-2.0") {
 		t.Errorf("%s %q", r.Reached, r.ReachErr)
 	}

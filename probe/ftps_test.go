@@ -42,7 +42,7 @@ func selfSigned(t *testing.T) *tls.Config {
 
 func TestFTPSExplicitTLS(t *testing.T) {
 	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t)}
-	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.AuthTLS != OK || r.TLS == nil || r.TLS.Status != OK {
 		t.Fatalf("TLS not set up: auth %s, %+v", r.AuthTLS, r.TLS)
 	}
@@ -68,7 +68,7 @@ func TestFTPSExplicitTLS(t *testing.T) {
 
 func TestFTPSOffStaysPlain(t *testing.T) {
 	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t)}
-	r := check(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
+	r := walkFake(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
 	if r.TLS != nil || r.AuthTLS != OK || r.Login != OK || r.List != OK {
 		t.Fatalf("auth %s tls %+v login %s list %s", r.AuthTLS, r.TLS, r.Login, r.List)
 	}
@@ -79,7 +79,7 @@ func TestFTPSOffStaysPlain(t *testing.T) {
 
 func TestFTPSRequiredByServer(t *testing.T) {
 	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), RequireTLS: true}
-	r := check(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
+	r := walkFake(t, f, FTPOptions{User: "u", Password: "pw", TLS: TLSOff})
 	if r.Login != Failed || !TLSRequired(r.LoginCode, r.LoginText) {
 		t.Fatalf("login %s %d %q: not seen as TLS-only", r.Login, r.LoginCode, r.LoginText)
 	}
@@ -93,7 +93,7 @@ func TestFTPSRequiredByServer(t *testing.T) {
 }
 
 func TestFTPSRequireWithoutServerTLS(t *testing.T) {
-	r := check(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", TLS: TLSRequire})
+	r := walkFake(t, &ftptest.Server{Password: "pw"}, FTPOptions{User: "u", Password: "pw", TLS: TLSRequire})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 500") {
 		t.Fatalf("tls %+v", r.TLS)
 	}
@@ -106,7 +106,7 @@ func TestFTPSAutoGoesOnWhenAuthRefused(t *testing.T) {
 	// FEAT offers AUTH TLS, but the command is refused: go on in plain
 	// text, as FileZilla's "if available" does, and say so.
 	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), RefuseAuth: true}
-	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "AUTH TLS answered 431") {
 		t.Fatalf("tls %+v", r.TLS)
 	}
@@ -117,7 +117,7 @@ func TestFTPSAutoGoesOnWhenAuthRefused(t *testing.T) {
 
 func TestFTPSBrokenHandshake(t *testing.T) {
 	f := &ftptest.Server{Password: "pw", TLSConfig: selfSigned(t), BrokenTLS: true}
-	r := check(t, f, FTPOptions{User: "u", Password: "pw"})
+	r := walkFake(t, f, FTPOptions{User: "u", Password: "pw"})
 	if r.TLS == nil || r.TLS.Status != Failed || !strings.Contains(r.TLS.Error, "handshake") {
 		t.Fatalf("tls %+v", r.TLS)
 	}

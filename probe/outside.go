@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/reflector"
 )
 
@@ -31,12 +32,12 @@ type PortProbe struct {
 type CanaryResult struct {
 	Mapped   PortProbe `json:"mapped"`   // a mapped port: should reach this host
 	Unmapped PortProbe `json:"unmapped"` // an unmapped port: should not
-	// ThisHostIsDefault: an unmapped port still reached this host.
-	ThisHostIsDefault Status `json:"this_host_is_default_host"`
-	// MappingsReachHere: a mapped port reached this host (failed: another
+	// ThisHostIsDefault: an unmapped port reached this host.
+	ThisHostIsDefault check.Fact `json:"this_host_is_default_host"`
+	// MappingsReachHere: a mapped port reached this host (no: another
 	// host or nothing).
-	MappingsReachHere Status `json:"mappings_reach_this_host"`
-	Error             string `json:"error,omitempty"`
+	MappingsReachHere check.Fact `json:"mappings_reach_this_host"`
+	Error             string     `json:"error,omitempty"`
 }
 
 // OutsideResult is everything seen from outside, next to the inside view.
@@ -44,7 +45,7 @@ type OutsideResult struct {
 	PublicAddr  netip.Addr    `json:"public_address,omitzero"`
 	PublicError string        `json:"public_error,omitempty"`
 	Outside     *FTPResult    `json:"outside"`
-	SameServer  Status        `json:"same_server"` // port 21 from outside reaches the server seen inside
+	SameServer  check.Fact    `json:"same_server"` // port 21 from outside reaches the server seen inside
 	Passive     []PortProbe   `json:"passive_ports,omitempty"`
 	Canary      *CanaryResult `json:"canary,omitempty"`
 	// LearnedPassive is the range the passive ports were checked over when
@@ -98,18 +99,18 @@ func normalizeBanner(lines []string) string {
 // SameServer compares what the inside and the outside walks met on the
 // control port: a different greeting, or a different login answer to the
 // same credentials, means port 21 from outside reaches another machine.
-func SameServer(inside, outside *FTPResult) Status {
+func SameServer(inside, outside *FTPResult) check.Fact {
 	switch {
 	case inside == nil || outside == nil || inside.Reached != OK:
-		return Skipped
+		return check.Unknown
 	case outside.Reached != OK:
-		return Skipped // unreachable is its own finding
+		return check.Unknown // unreachable is its own finding
 	case normalizeBanner(inside.Banner) != normalizeBanner(outside.Banner):
-		return Failed
+		return check.No
 	case inside.Login == OK && outside.Login == Failed:
-		return Failed
+		return check.No
 	}
-	return OK
+	return check.Yes
 }
 
 // nonce returns a random token for canary listeners.
@@ -234,7 +235,7 @@ func (c *canaryListener) port() uint16 {
 // nothing maps: a nonce back means this host is the router's default host.
 // It costs the router nothing.
 func UnmappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr) *CanaryResult {
-	res := &CanaryResult{ThisHostIsDefault: Skipped, MappingsReachHere: Skipped}
+	res := &CanaryResult{}
 	unmapped, err := freeCanary(local)
 	if err != nil {
 		res.Error = "no free port for the canary: " + err.Error()
@@ -247,10 +248,7 @@ func UnmappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr)
 		return res
 	}
 	res.Unmapped = unmapped.judge(checks[0])
-	res.ThisHostIsDefault = Failed
-	if res.Unmapped.Status == OK {
-		res.ThisHostIsDefault = OK
-	}
+	res.ThisHostIsDefault = check.FactOf(res.Unmapped.Status == OK)
 	return res
 }
 
@@ -283,7 +281,9 @@ func MappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr, m
 		return
 	}
 	res.Mapped = mapped.judge(checks[0])
-	res.MappingsReachHere = res.Mapped.Status
+	if res.Mapped.Status.Ran() {
+		res.MappingsReachHere = check.FactOf(res.Mapped.Status == OK)
+	}
 }
 
 // ProvedReachable reports whether the checks from outside showed every one
@@ -291,8 +291,8 @@ func MappedCanary(ctx context.Context, rc *reflector.Client, local netip.Addr, m
 // default host: the walk reached the server seen on the LAN, each port's
 // nonce came back, and an unmapped port did not reach this host.
 func (r *OutsideResult) ProvedReachable(ports []uint16, control uint16) bool {
-	if r == nil || r.Outside == nil || r.Outside.Reached != OK || r.SameServer != OK ||
-		r.Canary == nil || r.Canary.ThisHostIsDefault != Failed {
+	if r == nil || r.Outside == nil || r.Outside.Reached != OK || r.SameServer != check.Yes ||
+		r.Canary == nil || r.Canary.ThisHostIsDefault != check.No {
 		return false
 	}
 	for _, p := range ports {
@@ -312,8 +312,13 @@ func (r *OutsideResult) ProvedReachable(ports []uint16, control uint16) bool {
 // the greeting and FEAT only: it never logs in.
 func Hairpin(ctx context.Context, external netip.Addr, port uint16, inside *FTPResult, replyTimeout time.Duration) (*FTPResult, Status) {
 	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: replyTimeout, TLS: TLSOff})
-	if r.Reached != OK {
+	switch {
+	case r.Reached != OK:
+		return r, Failed
+	case SameServer(inside, r) == check.Yes:
+		return r, OK
+	case SameServer(inside, r) == check.No:
 		return r, Failed
 	}
-	return r, SameServer(inside, r)
+	return r, Skipped
 }

@@ -1,6 +1,10 @@
 package probe
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/natdoctor/natdoctor/check"
+)
 
 // TestProvedReachable: only a walk that reached the same server, every
 // port's nonce back and an unmapped port that did not reach this host
@@ -9,8 +13,8 @@ func TestProvedReachable(t *testing.T) {
 	good := func() *OutsideResult {
 		r := &OutsideResult{
 			Outside:    &FTPResult{Reached: OK},
-			SameServer: OK,
-			Canary:     &CanaryResult{ThisHostIsDefault: Failed},
+			SameServer: check.Yes,
+			Canary:     &CanaryResult{ThisHostIsDefault: check.No},
 		}
 		for p := uint16(42000); p <= 42002; p++ {
 			r.Passive = append(r.Passive, PortProbe{Port: p, Status: OK, Outcome: "this-host"})
@@ -24,9 +28,9 @@ func TestProvedReachable(t *testing.T) {
 	for name, spoil := range map[string]func(*OutsideResult){
 		"no outside walk":         func(r *OutsideResult) { r.Outside = nil },
 		"walk failed":             func(r *OutsideResult) { r.Outside.Reached = Failed },
-		"another server":          func(r *OutsideResult) { r.SameServer = Failed },
-		"this host is default":    func(r *OutsideResult) { r.Canary.ThisHostIsDefault = OK },
-		"default host unknown":    func(r *OutsideResult) { r.Canary.ThisHostIsDefault = Skipped },
+		"another server":          func(r *OutsideResult) { r.SameServer = check.No },
+		"this host is default":    func(r *OutsideResult) { r.Canary.ThisHostIsDefault = check.Yes },
+		"default host unknown":    func(r *OutsideResult) { r.Canary.ThisHostIsDefault = check.Unknown },
 		"no canary":               func(r *OutsideResult) { r.Canary = nil },
 		"a port refused":          func(r *OutsideResult) { r.Passive[1].Status = Failed },
 		"a port in use (skipped)": func(r *OutsideResult) { r.Passive[2].Status = Skipped },

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
@@ -50,9 +51,9 @@ type Finding struct {
 
 // Hop is one step of the path a connection from outside takes.
 type Hop struct {
-	Name   string       `json:"name"`
-	Status probe.Status `json:"status"` // ok, failed, skipped
-	Detail string       `json:"detail,omitempty"`
+	Name   string        `json:"name"`
+	Status check.Outcome `json:"status"` // ok, failed, skipped
+	Detail string        `json:"detail,omitempty"`
 }
 
 // Observations are what nat and probe saw; report turns them into findings.
@@ -139,7 +140,7 @@ func (r *Report) HasErrors() bool {
 // thisHostIsDefault reports whether the canary proved this host to be the
 // router's default host.
 func (o *Observations) thisHostIsDefault() bool {
-	return o.Outside != nil && o.Outside.Canary != nil && o.Outside.Canary.ThisHostIsDefault == probe.OK
+	return o.Outside != nil && o.Outside.Canary != nil && o.Outside.Canary.ThisHostIsDefault == check.Yes
 }
 
 // NeededPorts returns the ports the server needs mapped: the control port

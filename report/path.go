@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
@@ -57,12 +58,10 @@ func path(o *Observations) []Hop {
 	hops = append(hops, mapHop)
 
 	srv := Hop{Name: fmt.Sprintf("server %s:%d", serverName(o.Server), o.FTPPort), Status: probe.Skipped, Detail: "not checked from outside"}
-	if out != nil && out.SameServer != probe.Skipped {
-		srv.Status = out.SameServer
-		if out.SameServer == probe.OK {
-			srv.Detail = "the same server answers inside and outside"
-		} else {
-			srv.Detail = "another machine answers from outside"
+	if out != nil && out.SameServer.Known() {
+		srv.Status, srv.Detail = probe.Failed, "another machine answers from outside"
+		if out.SameServer == check.Yes {
+			srv.Status, srv.Detail = probe.OK, "the same server answers inside and outside"
 		}
 	}
 	hops = append(hops, srv)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
@@ -238,7 +239,7 @@ func (b *builder) hasErrors() bool {
 // to a server that answers on the LAN. Without that, no error found is not
 // "healthy": it is "not verified".
 func verified(o *Observations) bool {
-	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.SameServer == probe.OK {
+	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.SameServer == check.Yes {
 		return true
 	}
 	if !o.MappingsKnown || o.Passive == nil || o.Inside == nil || o.Inside.Reached != probe.OK {

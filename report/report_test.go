@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
@@ -47,7 +48,7 @@ func airport() *Observations {
 		Server: addr("10.0.1.2"), FTPPort: 21, Passive: rng,
 		Config:      &probe.FTPConfig{Server: "Pure-FTPd", Source: "/etc/pure-ftpd/conf", Passive: rng, MaxClients: 15, MaxPerIP: 8},
 		Inside:      inside,
-		Outside:     &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Outside: outside, SameServer: probe.Failed, Passive: passive},
+		Outside:     &probe.OutsideResult{PublicAddr: addr("11.22.33.44"), Outside: outside, SameServer: check.No, Passive: passive},
 		Credentials: true, Reflector: "http://reflector.example:8021", Elapsed: 2 * time.Second,
 	}
 }
@@ -126,7 +127,7 @@ func TestAirportFindings(t *testing.T) {
 func TestWrongPasswordIsNotBlamedOnTheRouter(t *testing.T) {
 	o := airport()
 	o.Outside.Outside.Banner = o.Inside.Banner
-	o.Outside.SameServer = probe.OK
+	o.Outside.SameServer = check.Yes
 	o.Outside.Passive = nil
 	r := Build(o)
 	for _, f := range r.Findings {
@@ -367,11 +368,11 @@ func TestMappingsNotAskedAreNotMissing(t *testing.T) {
 	o.Inside.PASV.AddrClass = "public"
 	o.Outside.Outside = &probe.FTPResult{Target: "11.22.33.44:21 (from outside)", Reached: probe.OK, Banner: o.Inside.Banner, Software: "Pure-FTPd",
 		Login: probe.OK, LoginCode: 230, List: probe.OK, PASV: &probe.Passive{Addr: netip.MustParseAddrPort("11.22.33.44:42003"), AddrClass: "public"}}
-	o.Outside.SameServer = probe.OK
+	o.Outside.SameServer = check.Yes
 	for i := range o.Outside.Passive {
 		o.Outside.Passive[i].Status, o.Outside.Passive[i].Outcome = probe.OK, "this-host"
 	}
-	o.Outside.Canary = &probe.CanaryResult{ThisHostIsDefault: probe.Failed, MappingsReachHere: probe.Skipped}
+	o.Outside.Canary = &probe.CanaryResult{ThisHostIsDefault: check.No}
 	o.Mappings = []nat.Mapping{{Protocol: nat.TCP, ExternalPort: 21, InternalAddr: addr("10.0.1.2"), InternalPort: 21, Enabled: true}}
 	o.MappingsKnown = true
 	var rest []uint16

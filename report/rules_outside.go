@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
@@ -71,14 +72,14 @@ func (b *builder) outside() {
 			Fix:         "Map the control port: natdoctor add " + portsArg(o),
 		})
 	}
-	canaryOther := out.Canary != nil && out.Canary.MappingsReachHere == probe.Failed
-	canaryHere := out.Canary != nil && out.Canary.MappingsReachHere == probe.OK
+	canaryOther := out.Canary != nil && out.Canary.MappingsReachHere == check.No
+	canaryHere := out.Canary != nil && out.Canary.MappingsReachHere == check.Yes
 	// Another machine on port 21 is a default host only when the mappings
 	// do not explain it: a canary mapped here that arrives here proves
 	// mappings are followed, and a listing that maps 21 elsewhere names
 	// the real cause (mapping-wrong-host).
-	dmz := canaryOther || same == probe.Failed && !canaryHere && !b.controlElsewhere
-	if same == probe.Failed && !dmz {
+	dmz := canaryOther || same == check.No && !canaryHere && !b.controlElsewhere
+	if same == check.No && !dmz {
 		if !b.controlElsewhere {
 			b.add(Finding{
 				Code: CodeMappingWrongHost, Severity: SevError,
@@ -113,9 +114,9 @@ func (b *builder) outside() {
 		})
 	}
 	if out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.Login == probe.Failed {
-		b.add(loginFailed(out.Outside, same == probe.Failed, "from outside"))
+		b.add(loginFailed(out.Outside, same == check.No, "from outside"))
 	}
-	if c := out.Canary; c != nil && c.ThisHostIsDefault == probe.OK {
+	if c := out.Canary; c != nil && c.ThisHostIsDefault == check.Yes {
 		f := Finding{
 			Code: CodeThisHostDefault, Severity: SevWarning,
 			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
@@ -123,7 +124,7 @@ func (b *builder) outside() {
 			Explanation: "An unmapped port reached this host from outside: the router forwards everything here, so every service on this machine is reachable from the internet.",
 			Fix:         "Turn the default host off, in " + o.routerPlace("dmz") + ", and map only the ports the server needs.",
 		}
-		if c.MappingsReachHere == probe.OK {
+		if c.MappingsReachHere == check.Yes {
 			f.Explanation += " A canary port mapped to this host reached it too: the router follows mappings."
 		}
 		if len(b.unmappedButDefault) > 0 {
@@ -180,7 +181,7 @@ func (b *builder) outside() {
 	if o.Passive == nil {
 		b.skip("outside-passive-ports", "from outside: passive ports (the passive range is unknown: give --pasv or --ftp-config)")
 	}
-	if same == probe.OK && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
+	if same == check.Yes && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
 		b.add(Finding{
 			Code: CodeOutsideOK, Severity: SevOK,
 			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.ControlPort()),

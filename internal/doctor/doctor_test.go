@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/nat/nattest"
 	"github.com/natdoctor/natdoctor/probe"
@@ -226,10 +227,10 @@ func TestGatherHealthyAsksLittle(t *testing.T) {
 	defer cancel()
 	obs := Gather(ctx, s.opts)
 	out := obs.Outside
-	if out == nil || out.Outside == nil || out.Outside.Reached != probe.OK || out.SameServer != probe.OK || out.Outside.List != probe.OK {
+	if out == nil || out.Outside == nil || out.Outside.Reached != probe.OK || out.SameServer != check.Yes || out.Outside.List != probe.OK {
 		t.Fatalf("the walk from outside failed: %+v", out)
 	}
-	if out.Canary == nil || out.Canary.ThisHostIsDefault != probe.Failed || out.Canary.Mapped.Outcome != "not-needed" {
+	if out.Canary == nil || out.Canary.ThisHostIsDefault != check.No || out.Canary.Mapped.Outcome != "not-needed" {
 		t.Errorf("canary: %+v", out.Canary)
 	}
 	if obs.MappingsNotAsked == nil || !slices.Equal(obs.MappingsNotAsked.Ports, portsOf(s.passive)) {
@@ -279,7 +280,7 @@ func TestGatherForgottenPortAsksTheRouter(t *testing.T) {
 		t.Errorf("dead passive ports from outside %v, want [%d]", dead, lost)
 	}
 	c := obs.Outside.Canary
-	if c == nil || c.MappingsReachHere != probe.OK || c.ThisHostIsDefault != probe.Failed {
+	if c == nil || c.MappingsReachHere != check.Yes || c.ThisHostIsDefault != check.No {
 		t.Errorf("canary: %+v", c)
 	}
 	if d := delta(); d["AddPortMapping"] != 1 || d["DeletePortMapping"] != 1 {

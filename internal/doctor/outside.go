@@ -28,7 +28,7 @@ type outside struct {
 // host (it costs the router two requests).
 func (c outside) walk(ctx context.Context, obs *report.Observations) {
 	start := time.Now()
-	res := &probe.OutsideResult{SameServer: probe.Skipped}
+	res := &probe.OutsideResult{}
 	obs.Outside = res
 	defer func() { res.Elapsed = time.Since(start) }()
 	pub, err := c.rc.WhoAmI(ctx)
