@@ -13,15 +13,21 @@ import (
 	"github.com/natdoctor/natdoctor/nat"
 )
 
+// addOptions are add's flags and arguments.
 type addOptions struct {
+	g *globalOptions
 	mapFlags
 	lease  time.Duration
 	desc   string
 	dryRun bool
+
+	pairs []nat.PortPair // PORTS
+	to    netip.Addr     // --to; invalid: this host
 }
 
-func newCmdAdd(g *globalOptions) *cobra.Command {
-	o := &addOptions{}
+// newCmdAdd returns add; runF, when set, runs in place of runAdd.
+func newCmdAdd(g *globalOptions, runF func(context.Context, *addOptions) error) *cobra.Command {
+	o := &addOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "add PORTS...",
 		Short: "Map ports to this host, all or nothing",
@@ -42,16 +48,19 @@ slow down as their table grows.`,
   natdoctor add 8021:21 --via natpmp`,
 		Args: minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pairs, to, err := o.parse(args)
-			if err != nil {
+			var err error
+			if o.pairs, o.to, err = o.parse(args); err != nil {
 				return err
 			}
 			if o.lease < 0 {
 				return usageErrorf("--lease must not be negative")
 			}
-			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(pairs)*len(o.protocols())))
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(o.pairs)*len(o.protocols())))
 			defer cancel()
-			return runAdd(ctx, g, o, pairs, to)
+			if runF == nil {
+				runF = runAdd
+			}
+			return runF(ctx, o)
 		},
 	}
 	o.register(cmd.Flags(), "map", "take ports that are mapped to another host")
@@ -62,7 +71,9 @@ slow down as their table grows.`,
 	return cmd
 }
 
-func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.PortPair, to netip.Addr) error {
+// runAdd plans the mappings, adds them all or none, and shows the steps.
+func runAdd(ctx context.Context, o *addOptions) error {
+	g, pairs := o.g, o.pairs
 	if !o.dryRun {
 		unlock, err := lockMappings(ctx, g)
 		if err != nil {
@@ -70,7 +81,7 @@ func runAdd(ctx context.Context, g *globalOptions, o *addOptions, pairs []nat.Po
 		}
 		defer unlock()
 	}
-	m, d, host, err := openMapper(ctx, g, o.via, o.force, to, false)
+	m, d, host, err := openMapper(ctx, g, o.via, o.force, o.to, false)
 	if err != nil {
 		return err
 	}

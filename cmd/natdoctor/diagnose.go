@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -19,7 +20,9 @@ import (
 // router and a few dial-back timeouts.
 const diagnoseTimeout = 30 * time.Second
 
+// diagnoseOptions are diagnose's flags and what they parse into.
 type diagnoseOptions struct {
+	g            *globalOptions
 	server       string
 	ftpPort      uint16
 	publicPort   uint16
@@ -29,10 +32,16 @@ type diagnoseOptions struct {
 	reflTokenEnv string
 	format       string
 	creds        credFlags
+
+	// Parsed: what to check, and the output format (text, json, markdown).
+	check  doctor.Options
+	output string
 }
 
-func newCmdDiagnose(g *globalOptions) *cobra.Command {
-	o := &diagnoseOptions{}
+// newCmdDiagnose returns diagnose; runF, when set, runs in place of
+// runDiagnose (tests check the parsing with it).
+func newCmdDiagnose(g *globalOptions, runF func(context.Context, *diagnoseOptions) error) *cobra.Command {
+	o := &diagnoseOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "diagnose",
 		Short: "Check everything and say what is wrong, why, and how to fix it",
@@ -56,7 +65,19 @@ Finding codes (README explains each):
   natdoctor diagnose --ftp-config /etc/pure-ftpd/conf --format markdown`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiagnose(cmd, g, o)
+			if err := o.parse(); err != nil {
+				return err
+			}
+			ctx, cancel := g.budgetAtLeast(cmd, diagnoseTimeout)
+			defer cancel()
+			if runF == nil {
+				runF = runDiagnose
+			}
+			err := runF(ctx, o)
+			if ctx.Err() != nil && cmd.Context().Err() != nil {
+				return cmd.Context().Err() // interrupted, not out of time
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -74,12 +95,15 @@ Finding codes (README explains each):
 	return cmd
 }
 
-func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error {
-	format := o.format
+// parse checks the flags and turns them into what to check; bad input
+// is a usage error, before anything is sent.
+func (o *diagnoseOptions) parse() error {
+	g := o.g
+	o.output = o.format
 	if g.JSON {
-		format = "json"
+		o.output = "json"
 	}
-	switch format {
+	switch o.output {
 	case "text", "json", "markdown":
 	default:
 		return usageErrorf("--format %q: want text, json or markdown", o.format)
@@ -133,23 +157,26 @@ func runDiagnose(cmd *cobra.Command, g *globalOptions, o *diagnoseOptions) error
 		return err
 	}
 	opts.FTP = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous, TLS: mode}
+	o.check = opts
+	return nil
+}
+
+// runDiagnose gathers, builds the report, renders it, and says with its
+// error whether a finding is an error.
+func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
+	g, opts := o.g, o.check
 	if g.IO.IsStderrTTY() && !g.Verbose {
 		opts.Progress = func(step string) { fmt.Fprintf(g.IO.ErrOut, "\r\x1b[K%s…", step) }
 		defer fmt.Fprint(g.IO.ErrOut, "\r\x1b[K")
 	} else if g.Verbose {
 		opts.Progress = func(step string) { g.tracef("%s", step) }
 	}
-	ctx, cancel := g.budgetAtLeast(cmd, diagnoseTimeout)
-	defer cancel()
-	obs := doctor.Gather(ctx, opts)
-	if ctx.Err() != nil && cmd.Context().Err() != nil {
-		return cmd.Context().Err()
-	}
-	rep := report.Build(obs)
+	rep := report.Build(doctor.Gather(ctx, opts))
 	if opts.Progress != nil && g.IO.IsStderrTTY() && !g.Verbose {
 		fmt.Fprint(g.IO.ErrOut, "\r\x1b[K")
 	}
-	switch format {
+	var err error
+	switch o.output {
 	case "json":
 		err = rep.WriteJSON(g.IO.Out)
 	case "markdown":

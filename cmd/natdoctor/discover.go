@@ -41,7 +41,15 @@ type discoverOutput struct {
 	Findings []report.Finding `json:"findings"`
 }
 
-func newCmdDiscover(g *globalOptions) *cobra.Command {
+// discoverOptions are discover's flags (the global ones only).
+type discoverOptions struct {
+	g *globalOptions
+}
+
+// newCmdDiscover returns discover; runF, when set, runs in place of
+// runDiscover.
+func newCmdDiscover(g *globalOptions, runF func(context.Context, *discoverOptions) error) *cobra.Command {
+	o := &discoverOptions{g: g}
 	return &cobra.Command{
 		Use:   "discover",
 		Short: "Find the router and the port-mapping protocols it speaks",
@@ -59,12 +67,18 @@ Exits 1 when no protocol answers or the router is double-NATed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.budget(cmd.Context())
 			defer cancel()
-			return runDiscover(ctx, g)
+			if runF == nil {
+				runF = runDiscover
+			}
+			return runF(ctx, o)
 		},
 	}
 }
 
-func runDiscover(ctx context.Context, g *globalOptions) error {
+// runDiscover probes the router's protocols and shows what answered, with
+// the findings diagnose's router rules make of it.
+func runDiscover(ctx context.Context, o *discoverOptions) error {
+	g := o.g
 	d, err := nat.Discover(ctx, g.natConfig())
 	if err != nil {
 		return err

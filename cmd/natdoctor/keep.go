@@ -11,16 +11,22 @@ import (
 	"github.com/natdoctor/natdoctor/nat"
 )
 
+// keepOptions are keep's flags and arguments.
 type keepOptions struct {
+	g *globalOptions
 	mapFlags
 	lease time.Duration
 	desc  string
 	leave bool
 	check time.Duration
+
+	pairs []nat.PortPair // PORTS
+	to    netip.Addr     // --to; invalid: this host
 }
 
-func newCmdKeep(g *globalOptions) *cobra.Command {
-	o := &keepOptions{}
+// newCmdKeep returns keep; runF, when set, runs in place of runKeep.
+func newCmdKeep(g *globalOptions, runF func(context.Context, *keepOptions) error) *cobra.Command {
+	o := &keepOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "keep PORTS...",
 		Short: "Add mappings and keep them alive until stopped",
@@ -36,14 +42,17 @@ It runs until stopped; each request to the router is bounded on its own.`,
 		Example: `  natdoctor keep 21 42000-42010 --lease 1h`,
 		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pairs, to, err := o.parse(args)
-			if err != nil {
+			var err error
+			if o.pairs, o.to, err = o.parse(args); err != nil {
 				return err
 			}
 			if o.lease < 0 || o.check < 0 {
 				return usageErrorf("--lease and --check must not be negative")
 			}
-			return runKeep(cmd.Context(), g, o, pairs, to)
+			if runF == nil {
+				runF = runKeep
+			}
+			return runF(cmd.Context(), o) // until stopped: each request has its own bound
 		},
 	}
 	o.register(cmd.Flags(), "map", "take ports that are mapped to another host")
@@ -55,8 +64,10 @@ It runs until stopped; each request to the router is bounded on its own.`,
 	return cmd
 }
 
-func runKeep(ctx context.Context, g *globalOptions, o *keepOptions, pairs []nat.PortPair, to netip.Addr) error {
-	host := to
+// runKeep adds the mappings and keeps them alive until ctx ends.
+func runKeep(ctx context.Context, o *keepOptions) error {
+	g, pairs := o.g, o.pairs
+	host := o.to
 	if !host.IsValid() {
 		gw := g.Gateway
 		if !gw.IsValid() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -10,8 +11,15 @@ import (
 	"github.com/natdoctor/natdoctor/nat"
 )
 
-func newCmdList(g *globalOptions) *cobra.Command {
-	var page int
+// listOptions are list's flags.
+type listOptions struct {
+	g    *globalOptions
+	page int
+}
+
+// newCmdList returns list; runF, when set, runs in place of runList.
+func newCmdList(g *globalOptions, runF func(context.Context, *listOptions) error) *cobra.Command {
+	o := &listOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the router's port mappings (UPnP IGD)",
@@ -25,55 +33,64 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
   natdoctor list --page-size 25`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if page < 1 || page > 1000 {
-				return usageErrorf("--page-size %d: want 1 to 1000", page)
+			if o.page < 1 || o.page > 1000 {
+				return usageErrorf("--page-size %d: want 1 to 1000", o.page)
 			}
 			ctx, cancel := g.budget(cmd.Context())
 			defer cancel()
-			cfg := g.natConfig()
-			cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
-			cfg.UPnPTimeout = mapDiscoveryTimeout
-			cfg.ListPage = page
-			cfg.SkipUptime = true
-			d, err := nat.Discover(ctx, cfg)
-			if err != nil {
-				return err
+			if runF == nil {
+				runF = runList
 			}
-			l, err := d.Lister()
-			if err != nil {
-				return fmt.Errorf("cannot list mappings on %s: %w", d.Gateway, err)
-			}
-			ms, err := l.List(ctx)
-			g.tracef("%d UPnP requests to the router", g.requests.Load())
-			if err != nil {
-				return err
-			}
-			out := struct {
-				Mappings []mappingJSON `json:"mappings"`
-			}{Mappings: []mappingJSON{}}
-			for _, m := range ms {
-				out.Mappings = append(out.Mappings, toMappingJSON(m, d.LocalAddr))
-			}
-			if g.JSON {
-				return writeJSON(g.IO.Out, out)
-			}
-			if len(ms) == 0 {
-				fmt.Fprintf(g.IO.Out, "the router at %s holds no port mappings\n", d.Gateway)
-				return nil
-			}
-			tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PROTO\tEXTERNAL\tINTERNAL\tLEASE\tENABLED\tDESCRIPTION\t")
-			for _, m := range out.Mappings {
-				mark := ""
-				if m.ThisHost {
-					mark = " (this host)"
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s:%d%s\t%s\t%v\t%s\t\n", m.Protocol, m.ExternalPort, m.InternalClient, m.InternalPort, mark,
-					leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
-			}
-			return tw.Flush()
+			return runF(ctx, o)
 		},
 	}
-	cmd.Flags().IntVar(&page, "page-size", 100, "`N` mappings asked for per IGD v2 list request (1-1000)")
+	cmd.Flags().IntVar(&o.page, "page-size", 100, "`N` mappings asked for per IGD v2 list request (1-1000)")
 	return cmd
+}
+
+// runList asks the router for every mapping and shows them.
+func runList(ctx context.Context, o *listOptions) error {
+	g := o.g
+	cfg := g.natConfig()
+	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+	cfg.UPnPTimeout = mapDiscoveryTimeout
+	cfg.ListPage = o.page
+	cfg.SkipUptime = true
+	d, err := nat.Discover(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := d.Lister()
+	if err != nil {
+		return fmt.Errorf("cannot list mappings on %s: %w", d.Gateway, err)
+	}
+	ms, err := l.List(ctx)
+	g.tracef("%d UPnP requests to the router", g.requests.Load())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Mappings []mappingJSON `json:"mappings"`
+	}{Mappings: []mappingJSON{}}
+	for _, m := range ms {
+		out.Mappings = append(out.Mappings, toMappingJSON(m, d.LocalAddr))
+	}
+	if g.JSON {
+		return writeJSON(g.IO.Out, out)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintf(g.IO.Out, "the router at %s holds no port mappings\n", d.Gateway)
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tINTERNAL\tLEASE\tENABLED\tDESCRIPTION\t")
+	for _, m := range out.Mappings {
+		mark := ""
+		if m.ThisHost {
+			mark = " (this host)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s:%d%s\t%s\t%v\t%s\t\n", m.Protocol, m.ExternalPort, m.InternalClient, m.InternalPort, mark,
+			leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
+	}
+	return tw.Flush()
 }

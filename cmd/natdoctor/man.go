@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,28 +16,45 @@ import (
 // not change from one run to the next (SOURCE_DATE_EPOCH overrides it).
 var manDate = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
-func newCmdMan(g *globalOptions) *cobra.Command {
+// manOptions are man's arguments.
+type manOptions struct {
+	g    *globalOptions
+	dir  string
+	root *cobra.Command // the tree to document
+}
+
+// newCmdMan returns man; runF, when set, runs in place of runMan.
+func newCmdMan(g *globalOptions, runF func(context.Context, *manOptions) error) *cobra.Command {
+	o := &manOptions{g: g}
 	return &cobra.Command{
 		Use:    "man DIR",
 		Short:  "Write natdoctor's man pages into DIR (make man)",
 		Hidden: true,
 		Args:   exactArgs(1, "a directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := os.MkdirAll(args[0], 0o755); err != nil {
-				return err
+			o.dir, o.root = args[0], cmd.Root()
+			if runF == nil {
+				runF = runMan
 			}
-			date := manDate
-			if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
-				if n, err := strconv.ParseInt(e, 10, 64); err == nil {
-					date = time.Unix(n, 0).UTC()
-				}
-			}
-			header := &doc.GenManHeader{Title: "NATDOCTOR", Section: "1", Source: "natdoctor", Manual: "natdoctor manual", Date: &date}
-			root := cmd.Root()
-			root.DisableAutoGenTag = true
-			return genManTree(root, header, args[0])
+			return runF(cmd.Context(), o)
 		},
 	}
+}
+
+// runMan writes the pages.
+func runMan(_ context.Context, o *manOptions) error {
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	date := manDate
+	if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
+		if n, err := strconv.ParseInt(e, 10, 64); err == nil {
+			date = time.Unix(n, 0).UTC()
+		}
+	}
+	header := &doc.GenManHeader{Title: "NATDOCTOR", Section: "1", Source: "natdoctor", Manual: "natdoctor manual", Date: &date}
+	o.root.DisableAutoGenTag = true
+	return genManTree(o.root, header, o.dir)
 }
 
 // genManTree writes one page per command, each with its own --timeout

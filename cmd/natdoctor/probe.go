@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,11 +98,17 @@ func (c *credFlags) password(ios *iostreams.IOStreams) (string, error) {
 // samples waits out a few data-connection timeouts.
 const probeTimeout = 30 * time.Second
 
+// probeFTPOptions are probe ftp's flags and what they parse into.
 type probeFTPOptions struct {
+	g         *globalOptions
 	creds     credFlags
 	pasv      string
 	ftpConfig string
 	samples   int
+
+	target   string           // HOST:PORT
+	expected *probe.PortRange // --pasv or --ftp-config's; nil: not known
+	walk     probe.FTPOptions // credentials, samples, TLS mode
 }
 
 func newCmdProbe(g *globalOptions) *cobra.Command {
@@ -113,12 +120,14 @@ func newCmdProbe(g *globalOptions) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newCmdProbeFTP(g))
+	cmd.AddCommand(newCmdProbeFTP(g, nil))
 	return cmd
 }
 
-func newCmdProbeFTP(g *globalOptions) *cobra.Command {
-	o := &probeFTPOptions{}
+// newCmdProbeFTP returns probe ftp; runF, when set, runs in place of
+// runProbeFTP.
+func newCmdProbeFTP(g *globalOptions, runF func(context.Context, *probeFTPOptions) error) *cobra.Command {
+	o := &probeFTPOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "ftp HOST[:PORT]",
 		Short: "Walk through an FTP session and show what strict clients see",
@@ -140,8 +149,8 @@ default --timeout is 30s.`,
   natdoctor probe ftp 10.0.1.2 --anonymous --samples 11 --json`,
 		Args: exactArgs(1, "a HOST or HOST:PORT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := parseTarget(args[0], 21)
-			if err != nil {
+			var err error
+			if o.target, err = parseTarget(args[0], 21); err != nil {
 				return &usageError{err: err}
 			}
 			var expected *probe.PortRange
@@ -169,29 +178,15 @@ default --timeout is 30s.`,
 			if err != nil {
 				return err
 			}
+			o.expected = expected
+			o.walk = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous,
+				Expected: expected, Samples: o.samples, TLS: mode}
 			ctx, cancel := g.budgetAtLeast(cmd, probeTimeout)
 			defer cancel()
-			res := probe.DialAndCheckFTP(ctx, target, probe.FTPOptions{
-				User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous,
-				Expected: expected, Samples: o.samples, TLS: mode,
-			})
-			judged := report.JudgeWalk(res, expected)
-			if g.JSON {
-				if err := writeJSON(g.IO.Out, probeFTPOutput{res, judged}); err != nil {
-					return err
-				}
-			} else {
-				printFTP(g.IO.Out, res, expected, g.Verbose)
-				if len(judged.Findings) > 0 {
-					if err := report.WriteFindings(g.IO.Out, judged.Findings); err != nil {
-						return err
-					}
-				}
+			if runF == nil {
+				runF = runProbeFTP
 			}
-			if judged.HasErrors() {
-				return errProblemsFound
-			}
-			return nil
+			return runF(ctx, o)
 		},
 	}
 	o.creds.register(cmd.Flags())
@@ -200,6 +195,29 @@ default --timeout is 30s.`,
 	cmd.Flags().IntVar(&o.samples, "samples", 0, "`N` extra PASV commands to sample the passive ports (0-64)")
 	completeTLS(cmd)
 	return cmd
+}
+
+// runProbeFTP walks the server, shows the steps, then the findings.
+func runProbeFTP(ctx context.Context, o *probeFTPOptions) error {
+	g := o.g
+	res := probe.DialAndCheckFTP(ctx, o.target, o.walk)
+	judged := report.JudgeWalk(res, o.expected)
+	if g.JSON {
+		if err := writeJSON(g.IO.Out, probeFTPOutput{res, judged}); err != nil {
+			return err
+		}
+	} else {
+		printFTP(g.IO.Out, res, o.expected, g.Verbose)
+		if len(judged.Findings) > 0 {
+			if err := report.WriteFindings(g.IO.Out, judged.Findings); err != nil {
+				return err
+			}
+		}
+	}
+	if judged.HasErrors() {
+		return errProblemsFound
+	}
+	return nil
 }
 
 // probeFTPOutput is probe ftp's JSON: the walk's own fields, then the

@@ -15,10 +15,21 @@ import (
 	"github.com/natdoctor/natdoctor/reflector"
 )
 
-func newCmdReflector(g *globalOptions) *cobra.Command {
-	var listen, tokenEnv string
-	var allowPrivate bool
-	var trustedProxies []string
+// reflectorOptions are reflector's flags and the server they configure.
+type reflectorOptions struct {
+	g              *globalOptions
+	listen         string
+	tokenEnv       string
+	allowPrivate   bool
+	trustedProxies []string
+
+	server *reflector.Server
+}
+
+// newCmdReflector returns reflector; runF, when set, runs in place of
+// runReflector.
+func newCmdReflector(g *globalOptions, runF func(context.Context, *reflectorOptions) error) *cobra.Command {
+	o := &reflectorOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "reflector",
 		Short: "Run the dial-back service on a machine outside your network",
@@ -43,11 +54,11 @@ other peer are ignored.
   natdoctor reflector --listen 127.0.0.1:8021 --trusted-proxy 127.0.0.1`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseListen(listen); err != nil {
+			if _, err := parseListen(o.listen); err != nil {
 				return usageErrorf("--listen %v", err)
 			}
-			rf := &reflector.Server{Limits: reflector.DefaultLimits(), AllowPrivate: allowPrivate}
-			for _, s := range trustedProxies {
+			rf := &reflector.Server{Limits: reflector.DefaultLimits(), AllowPrivate: o.allowPrivate}
+			for _, s := range o.trustedProxies {
 				p, err := netip.ParsePrefix(s)
 				if err != nil {
 					a, aerr := netip.ParseAddr(s)
@@ -58,37 +69,47 @@ other peer are ignored.
 				}
 				rf.TrustedProxies = append(rf.TrustedProxies, p.Masked())
 			}
-			if tokenEnv != "" {
-				tok, ok := os.LookupEnv(tokenEnv)
+			if o.tokenEnv != "" {
+				tok, ok := os.LookupEnv(o.tokenEnv)
 				if !ok || tok == "" {
-					return usageErrorf("environment variable %s is not set", tokenEnv)
+					return usageErrorf("environment variable %s is not set", o.tokenEnv)
 				}
 				rf.Token = tok
 			}
-			rf.Log = func(format string, args ...any) {
-				fmt.Fprintf(g.IO.ErrOut, "%s %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+			o.server = rf
+			if runF == nil {
+				runF = runReflector
 			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return err
-			}
-			srv := rf.HTTPServer(listen)
-			fmt.Fprintf(g.IO.ErrOut, "reflector listening on %s\n", ln.Addr())
-			go func() {
-				<-cmd.Context().Done()
-				sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				_ = srv.Shutdown(sctx)
-			}()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			return runF(cmd.Context(), o) // until stopped
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", ":8021", "listen on `ADDR` ([IP]:PORT)")
-	cmd.Flags().StringArrayVar(&trustedProxies, "trusted-proxy", nil, "believe X-Forwarded-For from this reverse proxy `IP` or prefix (repeatable)")
-	cmd.Flags().BoolVar(&allowPrivate, "allow-private", false, "also dial back sources that are not public addresses (private, loopback, link-local, shared, reserved)")
-	cmd.Flags().StringVar(&tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
+	cmd.Flags().StringVar(&o.listen, "listen", ":8021", "listen on `ADDR` ([IP]:PORT)")
+	cmd.Flags().StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "believe X-Forwarded-For from this reverse proxy `IP` or prefix (repeatable)")
+	cmd.Flags().BoolVar(&o.allowPrivate, "allow-private", false, "also dial back sources that are not public addresses (private, loopback, link-local, shared, reserved)")
+	cmd.Flags().StringVar(&o.tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
 	return cmd
+}
+
+// runReflector serves until ctx ends, logging each dial-back on stderr.
+func runReflector(ctx context.Context, o *reflectorOptions) error {
+	g := o.g
+	o.server.Log = func(format string, args ...any) {
+		fmt.Fprintf(g.IO.ErrOut, "%s %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	srv := o.server.HTTPServer(o.listen)
+	fmt.Fprintf(g.IO.ErrOut, "reflector listening on %s\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -10,13 +10,18 @@ import (
 	"github.com/natdoctor/natdoctor/nat"
 )
 
-// removeOptions are remove's flags.
+// removeOptions are remove's flags and arguments.
 type removeOptions struct {
+	g *globalOptions
 	mapFlags
+
+	pairs []nat.PortPair // PORTS
+	to    netip.Addr     // --to; invalid: this host
 }
 
-func newCmdRemove(g *globalOptions) *cobra.Command {
-	o := &removeOptions{}
+// newCmdRemove returns remove; runF, when set, runs in place of runRemove.
+func newCmdRemove(g *globalOptions, runF func(context.Context, *removeOptions) error) *cobra.Command {
+	o := &removeOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "remove PORTS...",
 		Short: "Remove this host's mappings of the given ports",
@@ -27,13 +32,16 @@ the budget is 7s plus 0.3s per mapping.`,
 		Example: `  natdoctor remove 21 42000-42010`,
 		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pairs, to, err := o.parse(args)
-			if err != nil {
+			var err error
+			if o.pairs, o.to, err = o.parse(args); err != nil {
 				return err
 			}
-			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(pairs)*len(o.protocols())))
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(o.pairs)*len(o.protocols())))
 			defer cancel()
-			return runRemove(ctx, g, o, pairs, to)
+			if runF == nil {
+				runF = runRemove
+			}
+			return runF(ctx, o)
 		},
 	}
 	o.register(cmd.Flags(), "remove", "also remove mappings that point at another host")
@@ -41,13 +49,15 @@ the budget is 7s plus 0.3s per mapping.`,
 	return cmd
 }
 
-func runRemove(ctx context.Context, g *globalOptions, o *removeOptions, pairs []nat.PortPair, to netip.Addr) error {
+// runRemove removes this host's mappings of the ports and shows the steps.
+func runRemove(ctx context.Context, o *removeOptions) error {
+	g, pairs := o.g, o.pairs
 	unlock, err := lockMappings(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	m, d, host, err := openMapper(ctx, g, o.via, o.force, to, true)
+	m, d, host, err := openMapper(ctx, g, o.via, o.force, o.to, true)
 	if err != nil {
 		return err
 	}

@@ -108,16 +108,16 @@ and probes the server from inside and, through a reflector, from outside.
 	})
 
 	root.AddCommand(
-		newCmdVersion(g),
-		newCmdDiagnose(g),
-		newCmdDiscover(g),
-		newCmdList(g),
-		newCmdAdd(g),
-		newCmdRemove(g),
-		newCmdKeep(g),
+		newCmdVersion(g, nil),
+		newCmdDiagnose(g, nil),
+		newCmdDiscover(g, nil),
+		newCmdList(g, nil),
+		newCmdAdd(g, nil),
+		newCmdRemove(g, nil),
+		newCmdKeep(g, nil),
 		newCmdProbe(g),
-		newCmdReflector(g),
-		newCmdMan(g),
+		newCmdReflector(g, nil),
+		newCmdMan(g, nil),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,7 +45,15 @@ func currentVersion() versionInfo {
 	return v
 }
 
-func newCmdVersion(g *globalOptions) *cobra.Command {
+// versionOptions are version's flags (the global ones only).
+type versionOptions struct {
+	g *globalOptions
+}
+
+// newCmdVersion returns version; runF, when set, runs in place of
+// runVersion.
+func newCmdVersion(g *globalOptions, runF func(context.Context, *versionOptions) error) *cobra.Command {
+	o := &versionOptions{g: g}
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print natdoctor's version, commit and Go version",
@@ -52,14 +61,22 @@ func newCmdVersion(g *globalOptions) *cobra.Command {
   natdoctor version --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v := currentVersion()
-			if g.JSON {
-				return writeJSON(g.IO.Out, v)
+			if runF == nil {
+				runF = runVersion
 			}
-			_, err := fmt.Fprintf(g.IO.Out, "natdoctor %s (commit %s, %s, %s)\n", v.Version, v.Commit, v.GoVersion, v.Platform)
-			return err
+			return runF(cmd.Context(), o)
 		},
 	}
+}
+
+// runVersion prints the version.
+func runVersion(_ context.Context, o *versionOptions) error {
+	v := currentVersion()
+	if o.g.JSON {
+		return writeJSON(o.g.IO.Out, v)
+	}
+	_, err := fmt.Fprintf(o.g.IO.Out, "natdoctor %s (commit %s, %s, %s)\n", v.Version, v.Commit, v.GoVersion, v.Platform)
+	return err
 }
 
 // writeJSON writes v as indented JSON followed by a newline.

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natdoctor/natdoctor/internal/iostreams"
+	"github.com/natdoctor/natdoctor/nat"
+)
+
+// parsed runs args through the real command tree with one command built
+// by newCmd around a runF that keeps the options instead of running: what
+// the command would run with, without a router, a server or a network.
+func parsed[T any](t *testing.T, newCmd func(*globalOptions, func(context.Context, *T) error) *cobra.Command, args ...string) (*T, int, string) {
+	t.Helper()
+	ios, _, _, errOut := iostreams.Test()
+	var g *globalOptions
+	root := newCmdRoot(ios, func(o *globalOptions) { g = o })
+	var got *T
+	var budget time.Duration
+	cmd := newCmd(g, func(ctx context.Context, o *T) error {
+		got = o
+		if d, ok := ctx.Deadline(); ok {
+			budget = time.Until(d)
+		}
+		return nil
+	})
+	parent := root
+	if cmd.Name() == "ftp" {
+		parent, _, _ = root.Find([]string{"probe"})
+	}
+	if old, _, err := parent.Find([]string{cmd.Name()}); err == nil && old != parent {
+		parent.RemoveCommand(old)
+	}
+	parent.AddCommand(cmd)
+	root.SetArgs(args)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	code := reportExit(context.Background(), ios, root.ExecuteContext(context.Background()))
+	if got != nil && budget <= 0 && cmd.Name() != "keep" && cmd.Name() != "reflector" && cmd.Name() != "version" && cmd.Name() != "man" {
+		t.Errorf("%v: runs without a time budget", args)
+	}
+	return got, code, errOut.String()
+}
+
+func TestAddParses(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdAdd, "add", "21", "42000-42010", "8021:21", "--to", "10.0.1.5", "--lease", "2h", "--udp", "--dry-run")
+	if code != exitOK || o == nil {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := []nat.PortPair{{External: 21, Internal: 21}}
+	if !slices.Equal(o.pairs[:1], want) || len(o.pairs) != 13 || o.pairs[12] != (nat.PortPair{External: 8021, Internal: 21}) {
+		t.Errorf("pairs %v", o.pairs)
+	}
+	if o.to != netip.MustParseAddr("10.0.1.5") || o.lease != 2*time.Hour || !o.dryRun || !slices.Contains(o.protocols(), nat.UDP) {
+		t.Errorf("options %+v", o)
+	}
+	for _, bad := range [][]string{{"add", "0"}, {"add", "21", "--lease", "-1h"}, {"add", "21", "--to", "::1"}, {"add"}} {
+		if o, code, _ := parsed(t, newCmdAdd, bad...); code != exitUsage || o != nil {
+			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
+		}
+	}
+}
+
+func TestRemoveAndKeepParse(t *testing.T) {
+	r, code, errOut := parsed(t, newCmdRemove, "remove", "42000-42002", "--force")
+	if code != exitOK || r == nil || len(r.pairs) != 3 || !r.force {
+		t.Fatalf("remove: exit %d %+v %s", code, r, errOut)
+	}
+	k, code, errOut := parsed(t, newCmdKeep, "keep", "21", "--check", "10s", "--leave")
+	if code != exitOK || k == nil || k.check != 10*time.Second || !k.leave || len(k.pairs) != 1 {
+		t.Fatalf("keep: exit %d %+v %s", code, k, errOut)
+	}
+	if k, code, _ := parsed(t, newCmdKeep, "keep", "21", "--check", "-1s"); code != exitUsage || k != nil {
+		t.Errorf("keep --check -1s: exit %d", code)
+	}
+}
+
+func TestDiagnoseParses(t *testing.T) {
+	t.Setenv("ND_TEST_PW", "secret")
+	o, code, errOut := parsed(t, newCmdDiagnose, "diagnose", "--pasv", "42000-42010", "--server", "10.0.1.2", "--user", "alice",
+		"--password-env", "ND_TEST_PW", "--reflector", "http://192.0.2.9:8021", "--format", "markdown", "--gateway", "10.0.1.1")
+	if code != exitOK || o == nil {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	c := o.check
+	if c.Passive == nil || c.Passive.String() != "42000-42010" || c.Server != netip.MustParseAddr("10.0.1.2") || c.FTP.User != "alice" ||
+		c.FTP.Password != "secret" || c.Reflector == nil || o.output != "markdown" || c.NAT.Gateway != netip.MustParseAddr("10.0.1.1") {
+		t.Errorf("parsed %+v", c)
+	}
+	if o, _, _ := parsed(t, newCmdDiagnose, "diagnose", "--format", "yaml", "--json"); o == nil || o.output != "json" {
+		t.Errorf("--json overrides --format")
+	}
+	for _, bad := range [][]string{{"diagnose", "--format", "yaml"}, {"diagnose", "--server", "::1"}, {"diagnose", "--ftp-port", "0"},
+		{"diagnose", "--pasv", "9-1"}, {"diagnose", "--reflector", "ftp://x"}} {
+		if o, code, _ := parsed(t, newCmdDiagnose, bad...); code != exitUsage || o != nil {
+			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
+		}
+	}
+}
+
+func TestOtherCommandsParse(t *testing.T) {
+	if o, code, _ := parsed(t, newCmdList, "list", "--page-size", "25"); code != exitOK || o == nil || o.page != 25 {
+		t.Errorf("list: exit %d %+v", code, o)
+	}
+	if o, code, _ := parsed(t, newCmdList, "list", "--page-size", "0"); code != exitUsage || o != nil {
+		t.Errorf("list --page-size 0: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdDiscover, "discover", "--gateway", "10.0.1.1"); code != exitOK || o == nil || o.g.Gateway != netip.MustParseAddr("10.0.1.1") {
+		t.Errorf("discover: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdProbeFTP, "probe", "ftp", "10.0.1.2:2121", "--anonymous", "--pasv", "42000-42010", "--samples", "5"); code != exitOK || o == nil ||
+		o.target != "10.0.1.2:2121" || !o.walk.Anonymous || o.walk.Samples != 5 || o.expected == nil || o.expected.Low != 42000 {
+		t.Errorf("probe ftp: exit %d %+v", code, o)
+	}
+	if o, code, _ := parsed(t, newCmdProbeFTP, "probe", "ftp", "10.0.1.2", "--samples", "65"); code != exitUsage || o != nil {
+		t.Errorf("probe ftp --samples 65: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdReflector, "reflector", "--listen", "127.0.0.1:8021", "--trusted-proxy", "10.0.0.1", "--allow-private"); code != exitOK || o == nil ||
+		!o.server.AllowPrivate || len(o.server.TrustedProxies) != 1 || o.server.TrustedProxies[0] != netip.MustParsePrefix("10.0.0.1/32") {
+		t.Errorf("reflector: exit %d %+v", code, o)
+	}
+	if o, code, _ := parsed(t, newCmdReflector, "reflector", "--trusted-proxy", "nope"); code != exitUsage || o != nil {
+		t.Errorf("reflector --trusted-proxy nope: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdVersion, "version"); code != exitOK || o == nil {
+		t.Errorf("version: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdMan, "man", t.TempDir()); code != exitOK || o == nil || o.root == nil {
+		t.Errorf("man: exit %d", code)
+	}
+}
