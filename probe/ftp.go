@@ -3,10 +3,7 @@ package probe
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -16,8 +13,6 @@ import (
 	"time"
 
 	"github.com/natdoctor/natdoctor/check"
-	"github.com/natdoctor/natdoctor/ipclass"
-	"github.com/natdoctor/natdoctor/reflector"
 )
 
 // Status is the outcome of one check: check.Outcome, which keeps "not
@@ -239,93 +234,6 @@ func (r *FTPResult) DeadPorts() []uint16 {
 	return dead
 }
 
-// ftpConn is one control connection.
-type ftpConn struct {
-	conn    net.Conn
-	r       *textproto.Reader
-	w       *textproto.Writer
-	budget  *budgetReader
-	timeout time.Duration
-	res     *FTPResult
-	// tlsConfig is set once AUTH TLS succeeded; dataTLS once PROT P did.
-	tlsConfig *tls.Config
-	dataTLS   bool
-}
-
-// budgetReader fails once more than left bytes were read: an endless line
-// or reply cannot bloat natdoctor.
-type budgetReader struct {
-	r    io.Reader
-	left int
-}
-
-func (b *budgetReader) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, fmt.Errorf("reply longer than %d bytes", maxReplyBytes)
-	}
-	if len(p) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= n
-	return n, err
-}
-
-// reply reads one reply and records it.
-func (c *ftpConn) reply(ctx context.Context, cmd string, start time.Time) (int, []string, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, nil, err // a new deadline would undo the one cancelling set
-	}
-	c.budget.left = maxReplyBytes
-	dl := time.Now().Add(c.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
-	}
-	_ = c.conn.SetReadDeadline(dl)
-	code, msg, err := c.r.ReadResponse(0)
-	ex := Exchange{Command: cmd, Code: code, Elapsed: time.Since(start)}
-	if msg != "" || code != 0 {
-		lines := strings.Split(msg, "\n")
-		lines[0] = fmt.Sprintf("%d %s", code, lines[0])
-		ex.Reply = lines
-	}
-	if err != nil {
-		ex.Error = err.Error()
-	}
-	c.res.Transcript = append(c.res.Transcript, ex)
-	return code, ex.Reply, err
-}
-
-// notFTP waits for the greeting's first bytes and, when they are not an
-// FTP reply code ("SSH-2.0-..."), returns its first line and false: such a
-// line would read as the start of a multi-line reply that never ends.
-func (c *ftpConn) notFTP(ctx context.Context) (string, bool) {
-	dl := time.Now().Add(c.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
-	}
-	_ = c.conn.SetReadDeadline(dl)
-	b, err := c.r.R.Peek(4)
-	if err != nil || b[0] >= '0' && b[0] <= '9' && b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' {
-		return "", true // a reply code, or nothing yet: reply() says which
-	}
-	line, _ := c.r.R.Peek(min(c.r.R.Buffered(), 80))
-	first, _, _ := strings.Cut(string(line), "\n")
-	return strings.TrimSpace(first), false
-}
-
-// cmd sends a command and reads its reply. shown is what the transcript
-// records (passwords redacted).
-func (c *ftpConn) cmd(ctx context.Context, shown, format string, args ...any) (int, []string, error) {
-	start := time.Now()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if err := c.w.PrintfLine(format, args...); err != nil {
-		c.res.Transcript = append(c.res.Transcript, Exchange{Command: shown, Error: err.Error()})
-		return 0, nil, err
-	}
-	return c.reply(ctx, shown, start)
-}
-
 // newFTPResult returns a result in which nothing was checked yet.
 func newFTPResult(target string) *FTPResult {
 	return &FTPResult{Target: target, AuthTLS: Skipped, Login: Skipped, List: Skipped, Confined: Skipped,
@@ -344,11 +252,46 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		res.ControlAddr = a.AddrPort().Addr().Unmap()
 	}
+	opts = opts.withDefaults()
+	budget := &budgetReader{r: conn, left: maxReplyBytes}
+	c := &ftpConn{conn: conn, budget: budget, timeout: opts.ReplyTimeout, res: res,
+		r: textproto.NewReader(bufio.NewReaderSize(budget, 4096)), w: textproto.NewWriter(bufio.NewWriter(conn))}
+
+	if !c.greet(ctx, opts, start) {
+		return res
+	}
+	c.feat(ctx)
+	if opts.TLS == TLSRequire || (opts.TLS == TLSAuto && res.AuthTLS == OK) {
+		if !c.startTLS(ctx, opts, serverName(target, res.ControlAddr)) {
+			return res
+		}
+	}
+	if !c.login(ctx, opts) {
+		return res
+	}
+	if c.tlsConfig != nil {
+		c.protectData(ctx)
+	}
+	c.confinement(ctx)
+	c.list(ctx, opts)
+	c.sample(ctx, opts)
+	c.quit(ctx)
+	return res
+}
+
+// withDefaults fills in the bounds and the dialer left unset.
+func (opts FTPOptions) withDefaults() FTPOptions {
 	if opts.ReplyTimeout <= 0 {
 		opts.ReplyTimeout = DefaultReplyTimeout
 	}
 	if opts.DataTimeout <= 0 {
 		opts.DataTimeout = DefaultDataTimeout
+	}
+	if opts.GreetingTimeout <= 0 {
+		opts.GreetingTimeout = GreetingTimeout
+	}
+	if opts.TLS == "" {
+		opts.TLS = TLSAuto
 	}
 	if opts.DialData == nil {
 		opts.DialData = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
@@ -356,475 +299,7 @@ func CheckFTP(ctx context.Context, conn net.Conn, target string, opts FTPOptions
 			return d.DialContext(ctx, "tcp", a.String())
 		}
 	}
-	budget := &budgetReader{r: conn, left: maxReplyBytes}
-	c := &ftpConn{conn: conn, budget: budget, timeout: opts.ReplyTimeout, res: res,
-		r: textproto.NewReader(bufio.NewReaderSize(budget, 4096)), w: textproto.NewWriter(bufio.NewWriter(conn))}
-
-	greeting := opts.GreetingTimeout
-	if greeting <= 0 {
-		greeting = GreetingTimeout
-	}
-	c.timeout = max(opts.ReplyTimeout, greeting)
-	if line, ok := c.notFTP(ctx); !ok {
-		res.Reached, res.ReachErr = Failed, fmt.Sprintf("not an FTP server: it greets with %q", line)
-		res.GreetingDelay = time.Since(start)
-		return res
-	}
-	code, banner, err := c.reply(ctx, "", start)
-	c.timeout = opts.ReplyTimeout
-	res.Banner = banner
-	res.GreetingDelay = time.Since(start)
-	var ne net.Error
-	switch {
-	case err != nil && code == 0 && !errors.As(err, new(*reflector.RelayError)) && errors.As(err, &ne) && ne.Timeout():
-		// The connection is open: something accepted it. It was not dropped.
-		res.Reached = Failed
-		res.ReachErr = fmt.Sprintf("the connection was accepted, but no FTP greeting came within %v", res.GreetingDelay.Round(100*time.Millisecond))
-		return res
-	case err != nil && code == 0:
-		res.Reached, res.ReachErr = Failed, describeNetErr(err)
-		if res.ReachErr == "" {
-			res.ReachErr = "no FTP greeting: " + err.Error()
-		}
-		return res
-	case code != 220:
-		res.Reached, res.ReachErr = Failed, fmt.Sprintf("greeting %d instead of 220 (server busy or refusing)", code)
-		return res
-	}
-	res.Reached = OK
-	res.Software = guessSoftware(banner)
-
-	if code, feat, err := c.cmd(ctx, "FEAT", "FEAT"); err == nil && code == 211 {
-		// The lines between "211-Extensions" and "211 End" (whose code
-		// textproto has already cut off).
-		lines := feat[1:]
-		if len(lines) > 0 {
-			lines = lines[:len(lines)-1]
-		}
-		for _, l := range lines {
-			if f := strings.TrimSpace(l); f != "" && !strings.HasPrefix(f, "211") {
-				res.Features = append(res.Features, f)
-			}
-		}
-		res.AuthTLS = Failed
-		for _, f := range res.Features {
-			if strings.EqualFold(f, "AUTH TLS") || strings.HasPrefix(strings.ToUpper(f), "AUTH TLS") || strings.EqualFold(f, "AUTH SSL") {
-				res.AuthTLS = OK
-			}
-		}
-	}
-	if res.Software == "" {
-		res.Software = guessSoftware(res.Features)
-	}
-
-	mode := opts.TLS
-	if mode == "" {
-		mode = TLSAuto
-	}
-	if mode == TLSRequire || (mode == TLSAuto && res.AuthTLS == OK) {
-		if !c.startTLS(ctx, opts, serverName(target, res.ControlAddr)) {
-			return res
-		}
-	}
-
-	user, pass := opts.User, opts.Password
-	if user == "" && opts.Anonymous {
-		user, pass = "anonymous", "natdoctor@"
-	}
-	if user == "" {
-		c.quit(ctx)
-		return res
-	}
-	res.LoginUser = user
-	code, rep, err := c.cmd(ctx, "USER "+user, "USER %s", user)
-	if err == nil && code == 331 {
-		c.timeout = max(opts.ReplyTimeout, loginTimeout)
-		code, rep, err = c.cmd(ctx, "PASS ****", "PASS %s", pass)
-		c.timeout = opts.ReplyTimeout
-	}
-	res.LoginCode = code
-	if len(rep) > 0 {
-		res.LoginText = rep[len(rep)-1]
-	}
-	if err != nil && code == 0 {
-		res.Login, res.LoginText = Error, "connection lost during login: "+describeNetErr(err)
-		return res
-	}
-	if code != 230 {
-		res.Login = Failed
-		c.quit(ctx)
-		return res
-	}
-	res.Login = OK
-	if c.tlsConfig != nil {
-		c.protectData(ctx)
-	}
-	c.confinement(ctx)
-
-	// PASV, then a data connection to the advertised address with LIST.
-	res.PASV = c.pasv(ctx, opts)
-	if res.PASV != nil && res.PASV.ParseError == "" {
-		dc := c.dataList(ctx, opts, res.PASV.Addr, "advertised")
-		res.Data = append(res.Data, dc)
-		if res.PASV.Addr.Addr() != res.ControlAddr && res.ControlAddr.IsValid() {
-			// What a lenient client does: the same port on the address it dialled.
-			if p := c.pasv(ctx, opts); p != nil && p.ParseError == "" {
-				res.Data = append(res.Data, c.dataList(ctx, opts, netip.AddrPortFrom(res.ControlAddr, p.Addr.Port()), "control"))
-			}
-		}
-	}
-	// EPSV (RFC 2428): the port only, on the control address.
-	if res.EPSV = c.epsv(ctx, opts, res.ControlAddr); res.EPSV != nil && res.EPSV.ParseError == "" {
-		res.Data = append(res.Data, c.dataList(ctx, opts, res.EPSV.Addr, "epsv"))
-	}
-	res.List = Failed
-	for _, d := range res.Data {
-		if d.Listed {
-			res.List = OK
-		}
-	}
-	c.sample(ctx, opts)
-	c.quit(ctx)
-	return res
-}
-
-func (c *ftpConn) quit(ctx context.Context) {
-	_, _, _ = c.cmd(ctx, "QUIT", "QUIT")
-}
-
-// pasv sends PASV and parses the 227 reply.
-func (c *ftpConn) pasv(ctx context.Context, opts FTPOptions) *Passive {
-	code, rep, err := c.cmd(ctx, "PASV", "PASV")
-	p := &Passive{}
-	if len(rep) > 0 {
-		p.Reply = rep[0]
-	}
-	if err != nil || code != 227 {
-		p.ParseError = fmt.Sprintf("PASV answered %d: %s", code, strings.Join(rep, " "))
-		return p
-	}
-	addr, perr := ParsePASV(p.Reply)
-	if perr != nil {
-		p.ParseError = perr.Error()
-		return p
-	}
-	p.Addr = addr
-	p.AddrClass = classify(addr.Addr())
-	p.Mismatch = c.res.ControlAddr.IsValid() && addr.Addr() != c.res.ControlAddr
-	if opts.Expected != nil {
-		in := opts.Expected.Contains(addr.Port())
-		p.InRange = &in
-	}
-	return p
-}
-
-// epsv sends EPSV and parses the 229 reply.
-func (c *ftpConn) epsv(ctx context.Context, opts FTPOptions, control netip.Addr) *Passive {
-	code, rep, err := c.cmd(ctx, "EPSV", "EPSV")
-	p := &Passive{}
-	if len(rep) > 0 {
-		p.Reply = rep[0]
-	}
-	if err != nil || code != 229 {
-		p.ParseError = fmt.Sprintf("EPSV answered %d: %s", code, strings.Join(rep, " "))
-		return p
-	}
-	port, perr := ParseEPSV(p.Reply)
-	if perr != nil {
-		p.ParseError = perr.Error()
-		return p
-	}
-	p.Addr = netip.AddrPortFrom(control, port)
-	p.AddrClass = classify(control)
-	if opts.Expected != nil {
-		in := opts.Expected.Contains(port)
-		p.InRange = &in
-	}
-	return p
-}
-
-// dataList opens a data connection to addr, sends LIST and reads it.
-func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.AddrPort, via string) DataCheck {
-	start := time.Now()
-	dc := DataCheck{Addr: addr, Via: via}
-	dctx, cancel := context.WithTimeout(ctx, opts.DataTimeout)
-	defer cancel()
-	data, err := opts.DialData(dctx, addr)
-	if err != nil {
-		dc.Status, dc.Error, dc.Elapsed = Failed, describeNetErr(err), time.Since(start)
-		return dc
-	}
-	dc.Connected = true
-	defer func() { data.Close() }() // the TLS connection, once there is one
-	code, _, err := c.cmd(ctx, "LIST", "LIST")
-	if err != nil || (code != 150 && code != 125) {
-		dc.Status, dc.Error, dc.Elapsed = Failed, fmt.Sprintf("LIST answered %d", code), time.Since(start)
-		return dc
-	}
-	if c.dataTLS {
-		tc, err := c.secureData(ctx, data, opts.DataTimeout)
-		if err != nil {
-			data.Close()
-			_, _, _ = c.reply(ctx, "", time.Now()) // the server's 425 or 426
-			dc.Status, dc.Error, dc.Elapsed = Failed, err.Error(), time.Since(start)
-			return dc
-		}
-		data = tc
-	}
-	_ = data.SetReadDeadline(time.Now().Add(c.timeout))
-	body, err := io.ReadAll(io.LimitReader(data, maxListingBytes+1))
-	dc.Bytes = len(body)
-	if len(body) > maxListingBytes {
-		dc.Truncated, dc.Bytes = true, maxListingBytes
-		body = body[:maxListingBytes]
-		data.Close() // stop the transfer; the server reports 426
-	}
-	if err != nil && !dc.Truncated {
-		dc.Status, dc.Error = Failed, "listing cut off: "+describeNetErr(err)
-	}
-	// Close before the final reply: over TLS, Pure-FTPd waits for the
-	// client's close_notify before it sends 226.
-	data.Close()
-	code, _, rerr := c.reply(ctx, "", time.Now())
-	if dc.Status == "" {
-		if rerr == nil && (code == 226 || code == 250 || (dc.Truncated && code == 426)) {
-			dc.Status, dc.Listed = OK, true
-		} else {
-			dc.Status, dc.Error = Failed, fmt.Sprintf("transfer ended with %d", code)
-		}
-	}
-	if dc.Listed && len(c.res.Listing) == 0 {
-		for _, l := range strings.Split(strings.TrimRight(string(body), "\r\n"), "\n") {
-			if len(c.res.Listing) >= maxKeptListLines {
-				break
-			}
-			if l = strings.TrimRight(l, "\r"); l != "" {
-				c.res.Listing = append(c.res.Listing, l)
-			}
-		}
-	}
-	dc.Elapsed = time.Since(start)
-	return dc
-}
-
-// sample sends PASV up to opts.Samples times and, while each port
-// listens, dials it on the control address (what a lenient client uses).
-// A port that connects carries data; one that is refused reached something
-// other than the listening server (the router, another host); one that
-// times out was dropped. Each distinct port is dialled once.
-func (c *ftpConn) sample(ctx context.Context, opts FTPOptions) {
-	n := min(opts.Samples, maxSamples)
-	tried := map[uint16]bool{}
-	for i := 0; i < n; i++ {
-		if ctx.Err() != nil {
-			return
-		}
-		p := c.pasv(ctx, opts)
-		if p == nil || p.ParseError != "" {
-			return
-		}
-		port := p.Addr.Port()
-		c.res.SampledPorts = append(c.res.SampledPorts, port)
-		if tried[port] {
-			continue
-		}
-		tried[port] = true
-		addr := netip.AddrPortFrom(c.res.ControlAddr, port)
-		if !c.res.ControlAddr.IsValid() {
-			addr = p.Addr
-		}
-		start := time.Now()
-		dctx, cancel := context.WithTimeout(ctx, min(opts.DataTimeout, sampleTimeout))
-		conn, err := opts.DialData(dctx, addr)
-		cancel()
-		dc := DataCheck{Addr: addr, Via: "sample", Elapsed: time.Since(start), Status: OK}
-		if err != nil {
-			dc.Status, dc.Error = Failed, describeNetErr(err)
-			if strings.Contains(err.Error(), "connection refused") {
-				dc.Error = "refused while the server listened on it: the port leads to another host or the router"
-			}
-		} else {
-			dc.Connected = true
-			conn.Close()
-		}
-		c.res.Samples = append(c.res.Samples, dc)
-	}
-}
-
-// ParsePASV parses a 227 reply: "227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)".
-// The parentheses are optional, as some servers omit them.
-func ParsePASV(reply string) (netip.AddrPort, error) {
-	s := reply
-	if i := strings.IndexByte(s, '('); i >= 0 {
-		s = s[i+1:]
-		if j := strings.IndexByte(s, ')'); j >= 0 {
-			s = s[:j]
-		}
-	} else {
-		// Find the first run of digits and commas after the code.
-		if len(s) > 4 {
-			s = s[4:]
-		}
-		i := strings.IndexAny(s, "0123456789")
-		if i < 0 {
-			return netip.AddrPort{}, fmt.Errorf("227 reply without an address: %q", reply)
-		}
-		s = s[i:]
-		if j := strings.IndexFunc(s, func(r rune) bool { return r != ',' && (r < '0' || r > '9') }); j >= 0 {
-			s = s[:j]
-		}
-	}
-	parts := strings.Split(s, ",")
-	if len(parts) != 6 {
-		return netip.AddrPort{}, fmt.Errorf("227 reply %q: want six numbers", reply)
-	}
-	var b [6]byte
-	for i, p := range parts {
-		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || n < 0 || n > 255 {
-			return netip.AddrPort{}, fmt.Errorf("227 reply %q: %q is not a byte", reply, p)
-		}
-		b[i] = byte(n)
-	}
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]}), uint16(b[4])<<8|uint16(b[5])), nil
-}
-
-// ParseEPSV parses a 229 reply: "229 Entering Extended Passive Mode (|||port|)".
-func ParseEPSV(reply string) (uint16, error) {
-	i := strings.IndexByte(reply, '(')
-	j := strings.LastIndexByte(reply, ')')
-	if i < 0 || j < i+5 {
-		return 0, fmt.Errorf("229 reply %q: no (|||port|)", reply)
-	}
-	in := reply[i+1 : j]
-	d := in[0]
-	if d < 33 || d > 126 {
-		return 0, fmt.Errorf("229 reply %q: bad delimiter", reply)
-	}
-	f := strings.Split(in, string(d))
-	if len(f) != 5 || f[1] != "" || f[2] != "" || f[4] != "" {
-		return 0, fmt.Errorf("229 reply %q: want (|||port|)", reply)
-	}
-	n, err := strconv.Atoi(f[3])
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("229 reply %q: bad port", reply)
-	}
-	return uint16(n), nil
-}
-
-// guessSoftware names the server software from a banner or FEAT lines.
-func guessSoftware(lines []string) string {
-	all := strings.ToLower(strings.Join(lines, "\n"))
-	for _, s := range []struct{ key, name string }{
-		{"pure-ftpd", "Pure-FTPd"}, {"vsftpd", "vsftpd"}, {"proftpd", "ProFTPD"}, {"filezilla", "FileZilla Server"},
-		{"microsoft ftp", "Microsoft FTP Service"}, {"serv-u", "Serv-U"}, {"wu-", "wu-ftpd"}, {"pyftpdlib", "pyftpdlib"},
-	} {
-		if strings.Contains(all, s.key) {
-			return s.name
-		}
-	}
-	// Pure-FTPd's FEAT list is distinctive even when its banner is customised.
-	if strings.Contains(all, "esta") && strings.Contains(all, "estp") {
-		return "Pure-FTPd"
-	}
-	return ""
-}
-
-// describeNetErr turns a dial or read error into plain words.
-func describeNetErr(err error) string {
-	if err == nil {
-		return ""
-	}
-	var ne net.Error
-	var re *reflector.RelayError
-	switch {
-	case errors.As(err, &re) && re.Reason == "timeout":
-		return "timed out from outside (dropped: nothing answered)"
-	case errors.As(err, &re) && re.Reason == "refused":
-		return "refused from outside (a host answered, nothing listens there)"
-	case errors.As(err, &re):
-		return err.Error()
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timed out (dropped: nothing answered)"
-	case strings.Contains(err.Error(), "connection refused"):
-		return "refused (a host answered, nothing listens there)"
-	case strings.Contains(err.Error(), "connection reset"):
-		return "reset by peer"
-	case errors.Is(err, io.EOF):
-		return "closed by the server"
-	case strings.Contains(err.Error(), "no route to host"), strings.Contains(err.Error(), "network is unreachable"):
-		return "unreachable (no route)"
-	}
-	return err.Error()
-}
-
-// classify names the kind of address a server advertises.
-func classify(a netip.Addr) string { return string(ipclass.Of(a)) }
-
-// systemDirs are directories every Unix-like system (and macOS) has: a
-// session that can change into one is not confined to its home.
-var systemDirs = []string{"/etc", "/usr"}
-
-// confinement records the home directory and whether the session can
-// leave it for a system directory (no chroot, "default root"). It
-// returns to the home directory afterwards.
-func (c *ftpConn) confinement(ctx context.Context) {
-	code, rep, err := c.cmd(ctx, "PWD", "PWD")
-	if err != nil || code != 257 || len(rep) == 0 {
-		return
-	}
-	home, ok := parsePWD(rep[0])
-	if !ok {
-		return
-	}
-	c.res.Home, c.res.Confined = home, OK
-	for _, dir := range systemDirs {
-		if home == dir || strings.HasPrefix(home, dir+"/") {
-			continue
-		}
-		code, _, err := c.cmd(ctx, "CWD "+dir, "CWD %s", dir)
-		if err != nil {
-			c.res.Confined = Error
-			return
-		}
-		if code == 250 {
-			c.res.Confined, c.res.EscapedTo = Failed, dir
-			c.cmd(ctx, "CWD "+home, "CWD %s", home)
-			return
-		}
-	}
-}
-
-// parsePWD returns the quoted path of a 257 reply ("" inside doubled).
-func parsePWD(line string) (string, bool) {
-	i := strings.IndexByte(line, '"')
-	if i < 0 {
-		return "", false
-	}
-	var b strings.Builder
-	for j := i + 1; j < len(line); j++ {
-		if line[j] != '"' {
-			b.WriteByte(line[j])
-			continue
-		}
-		if j+1 < len(line) && line[j+1] == '"' {
-			b.WriteByte('"')
-			j++
-			continue
-		}
-		return b.String(), b.Len() > 0
-	}
-	return "", false
-}
-
-// serverName is the name a server's certificate should carry: the host
-// the target names, else the address dialled.
-func serverName(target string, control netip.Addr) string {
-	t, _, _ := strings.Cut(target, " ")
-	if h, _, err := net.SplitHostPort(t); err == nil && h != "" {
-		return h
-	}
-	return control.String()
+	return opts
 }
 
 // DialAndCheckFTP dials target (host:port) and runs the checker.

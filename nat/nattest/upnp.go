@@ -1,0 +1,370 @@
+package nattest
+
+import (
+	"encoding/xml"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func (r *Router) serveSSDP() {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := r.ssdp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if r.SSDPSilent.Load() || !strings.HasPrefix(string(buf[:n]), "M-SEARCH * HTTP/1.1\r\n") {
+			continue
+		}
+		r.SSDPRequests.Add(1)
+		loc := r.Location()
+		if r.LocationHost != "" {
+			loc = strings.Replace(loc, r.Addr.String(), r.LocationHost, 1)
+		}
+		resp := "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\n" +
+			"ST: urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
+			"USN: uuid:fake::urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
+			"SERVER: nattest UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: " + loc + "\r\n\r\n"
+		if d := time.Duration(r.SSDPDelay.Load()); d > 0 {
+			time.AfterFunc(d, func() { _, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from) })
+			continue
+		}
+		_, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from)
+	}
+}
+
+func (r *Router) igdVersion() string {
+	if r.IGDv1 {
+		return "1"
+	}
+	return "2"
+}
+
+// --- UPnP over HTTP ---
+
+func (r *Router) description() string {
+	v := r.igdVersion()
+	ctl := "/ctl/IPConn"
+	if r.ControlHost != "" {
+		ctl = "http://" + r.ControlHost + "/ctl/IPConn"
+	}
+	return `<?xml version="1.0"?>
+<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>1</minor></specVersion>
+<device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:` + v + `</deviceType>
+<friendlyName>nattest router</friendlyName><manufacturer>Fake Networks</manufacturer>
+<modelName>FakeGate</modelName><modelNumber>1.0</modelNumber><UDN>uuid:fake</UDN>
+<deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:` + v + `</deviceType><UDN>uuid:fake-wan</UDN>
+<deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:` + v + `</deviceType><UDN>uuid:fake-wanconn</UDN>
+<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:` + v + `</serviceType>
+<serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><controlURL>` + ctl + `</controlURL>
+<eventSubURL>/evt/IPConn</eventSubURL><SCPDURL>/WANIPCn.xml</SCPDURL></service></serviceList>
+</device></deviceList></device></deviceList></device></root>`
+}
+
+func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	switch {
+	case req.Method == http.MethodGet && req.URL.Path == "/rootDesc.xml":
+		w.Header().Set("Content-Type", "text/xml")
+		io.WriteString(w, r.description())
+		return
+	case req.Method == http.MethodPost && req.URL.Path == "/ctl/IPConn":
+	default:
+		http.NotFound(w, req)
+		return
+	}
+	r.SOAPRequests.Add(1)
+	if r.EndlessHeader.Load() || r.Trickle.Load() {
+		r.misbehave(w)
+		return
+	}
+	m := soapActionRE.FindStringSubmatch(req.Header.Get("SOAPAction"))
+	if m == nil {
+		http.Error(w, "no SOAPAction", http.StatusBadRequest)
+		return
+	}
+	action := m[1]
+	r.actionsMu.Lock()
+	r.actions[action]++
+	r.actionsMu.Unlock()
+	args, err := soapArgs(io.LimitReader(req.Body, 1<<16))
+	if err != nil {
+		r.fault(w, 402, "Invalid Args")
+		return
+	}
+	r.action(w, action, args)
+	r.changed() // before the answer leaves: the handler's reply is buffered
+}
+
+// changed tells OnChange, if set, that the table may have changed.
+func (r *Router) changed() {
+	if r.OnChange != nil {
+		r.OnChange()
+	}
+}
+
+func soapArgs(body io.Reader) (map[string]string, error) {
+	dec := xml.NewDecoder(body)
+	args := map[string]string{}
+	depth, field := 0, ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return args, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 4 { // Envelope > Body > Action > Arg
+				field = t.Name.Local
+				args[field] = ""
+			}
+		case xml.CharData:
+			if field != "" {
+				args[field] += string(t)
+			}
+		case xml.EndElement:
+			depth--
+			field = ""
+		}
+	}
+}
+
+// misbehave takes the connection over and sends an endless header or a
+// slow trickle, until the client gives up (bounded: 100 MB or 60 s).
+func (r *Router) misbehave(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	end := time.Now().Add(60 * time.Second)
+	if r.EndlessHeader.Load() {
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Pad: ")
+		chunk := strings.Repeat("a", 64<<10)
+		for sent := 0; sent < 100<<20 && time.Now().Before(end); sent += len(chunk) {
+			_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, chunk); err != nil {
+				return
+			}
+		}
+		return
+	}
+	msg := "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n<s:Envelope>"
+	for i := 0; time.Now().Before(end); i++ {
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte{msg[i%len(msg)]}); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the trickle itself: the fake is slow on purpose
+	}
+}
+
+func (r *Router) reply(w http.ResponseWriter, action string, fields ...string) {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`)
+	fmt.Fprintf(&b, `<u:%sResponse xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:%s">`, action, r.igdVersion())
+	for i := 0; i+1 < len(fields); i += 2 {
+		fmt.Fprintf(&b, "<%s>%s</%s>", fields[i], html.EscapeString(fields[i+1]), fields[i])
+	}
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	io.WriteString(w, b.String())
+	if pad := r.BodyPadding.Load(); pad > 0 {
+		// Inside the action element, so that a parser has to read it all.
+		chunk := strings.Repeat(" ", 64<<10)
+		for written := int64(0); written < pad; written += int64(len(chunk)) {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	}
+	fmt.Fprintf(w, `</u:%sResponse></s:Body></s:Envelope>`, action)
+}
+
+func (r *Router) fault(w http.ResponseWriter, code int, desc string) {
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	w.WriteHeader(http.StatusInternalServerError)
+	fmt.Fprintf(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>%d</errorCode><errorDescription>%s</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>`, code, desc)
+}
+
+func (r *Router) action(w http.ResponseWriter, action string, a map[string]string) {
+	port := func(k string) uint16 { n, _ := strconv.ParseUint(strings.TrimSpace(a[k]), 10, 16); return uint16(n) }
+	switch action {
+	case "GetExternalIPAddress":
+		ext := r.External.String()
+		if v, ok := r.ExternalAddrIs.Load().(string); ok {
+			ext = v
+		}
+		r.reply(w, action, "NewExternalIPAddress", ext)
+	case "GetStatusInfo":
+		r.reply(w, action, "NewConnectionStatus", "Connected", "NewLastConnectionError", "ERROR_NONE",
+			"NewUptime", strconv.Itoa(int(r.epoch())))
+	case "AddPortMapping":
+		key := Key{strings.ToUpper(a["NewProtocol"]), port("NewExternalPort")}
+		lease, _ := strconv.ParseUint(a["NewLeaseDuration"], 10, 32)
+		switch {
+		case key.Port == 0 || (key.Proto != "TCP" && key.Proto != "UDP"):
+			r.fault(w, 402, "Invalid Args")
+			return
+		case r.OnlyPermanent.Load() && lease != 0:
+			r.fault(w, 725, "OnlyPermanentLeasesSupported")
+			return
+		case int32(key.Port) < r.RefuseBelow.Load():
+			r.fault(w, 606, "Action not authorized")
+			return
+		case int32(key.Port) == r.FailAddPort.Load():
+			r.fault(w, 501, "Action Failed")
+			return
+		}
+		r.mu.Lock()
+		if e, ok := r.entries[key]; ok && e.InternalClient != a["NewInternalClient"] {
+			r.mu.Unlock()
+			r.fault(w, 718, "ConflictInMappingEntry")
+			return
+		}
+		if !r.ForgetAdds.Load() {
+			r.entries[key] = Entry{InternalClient: a["NewInternalClient"], InternalPort: port("NewInternalPort"),
+				Description: a["NewPortMappingDescription"], Lease: uint32(lease), Enabled: a["NewEnabled"] == "1"}
+		}
+		r.mu.Unlock()
+		r.reply(w, action)
+	case "DeletePortMapping":
+		key := Key{strings.ToUpper(a["NewProtocol"]), port("NewExternalPort")}
+		r.mu.Lock()
+		_, ok := r.entries[key]
+		delete(r.entries, key)
+		r.mu.Unlock()
+		if !ok {
+			r.fault(w, 714, "NoSuchEntryInArray")
+			return
+		}
+		r.reply(w, action)
+	case "DeletePortMappingRange":
+		// miniupnpd 2.3.1: every mapping in the range goes, whoever owns
+		// it (NewManage is ignored); 730 when there is none.
+		if r.IGDv1 {
+			r.fault(w, 401, "Invalid Action")
+			return
+		}
+		start, end, proto := port("NewStartPort"), port("NewEndPort"), strings.ToUpper(a["NewProtocol"])
+		if start > end {
+			r.fault(w, 733, "InconsistentParameter")
+			return
+		}
+		n := 0
+		r.mu.Lock()
+		for k := range r.entries {
+			if k.Proto == proto && k.Port >= start && k.Port <= end {
+				delete(r.entries, k)
+				n++
+			}
+		}
+		r.mu.Unlock()
+		if n == 0 {
+			r.fault(w, 730, "PortMappingNotFound")
+			return
+		}
+		r.reply(w, action)
+	case "GetSpecificPortMappingEntry":
+		key := Key{strings.ToUpper(a["NewProtocol"]), port("NewExternalPort")}
+		r.mu.Lock()
+		e, ok := r.entries[key]
+		r.mu.Unlock()
+		if !ok {
+			r.fault(w, 714, "NoSuchEntryInArray")
+			return
+		}
+		r.reply(w, action, "NewInternalPort", strconv.Itoa(int(e.InternalPort)), "NewInternalClient", e.InternalClient,
+			"NewEnabled", boolStr(e.Enabled), "NewPortMappingDescription", e.Description, "NewLeaseDuration", strconv.Itoa(int(e.Lease)))
+	case "GetGenericPortMappingEntry":
+		idx, err := strconv.Atoi(strings.TrimSpace(a["NewPortMappingIndex"]))
+		keys := r.sortedKeys()
+		if err != nil || idx < 0 || idx >= len(keys) {
+			r.fault(w, 713, "SpecifiedArrayIndexInvalid")
+			return
+		}
+		k := keys[idx]
+		e := r.Entries()[k]
+		r.reply(w, action, "NewRemoteHost", "", "NewExternalPort", strconv.Itoa(int(k.Port)), "NewProtocol", k.Proto,
+			"NewInternalPort", strconv.Itoa(int(e.InternalPort)), "NewInternalClient", e.InternalClient,
+			"NewEnabled", boolStr(e.Enabled), "NewPortMappingDescription", e.Description, "NewLeaseDuration", strconv.Itoa(int(e.Lease)))
+	case "GetListOfPortMappings":
+		if r.IGDv1 {
+			r.fault(w, 401, "Invalid Action")
+			return
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(a["NewNumberOfPorts"]))
+		if r.NoBulkList.Load() || (r.BulkListMax.Load() > 0 && int32(n) > r.BulkListMax.Load()) {
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+			return
+		}
+		if c := int(r.BulkListCap.Load()); c > 0 && (n == 0 || n > c) {
+			n = c
+		}
+		start, end, proto := port("NewStartPort"), port("NewEndPort"), strings.ToUpper(a["NewProtocol"])
+		var b strings.Builder
+		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">`)
+		count := 0
+		r.mu.Lock()
+		// Newest first would be miniupnpd's order; descending ports make the
+		// same point: a page is not sorted the way a client might assume.
+		for p := int(end); p >= int(start) && (n == 0 || count < n); p-- {
+			k := Key{proto, uint16(p)}
+			e, ok := r.entries[k]
+			if !ok {
+				continue
+			}
+			entry := fmt.Sprintf("<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>%d</p:NewExternalPort><p:NewProtocol>%s</p:NewProtocol><p:NewInternalPort>%d</p:NewInternalPort><p:NewInternalClient>%s</p:NewInternalClient><p:NewEnabled>%s</p:NewEnabled><p:NewDescription>%s</p:NewDescription><p:NewLeaseTime>%d</p:NewLeaseTime></p:PortMappingEntry>",
+				k.Port, k.Proto, e.InternalPort, e.InternalClient, boolStr(e.Enabled), html.EscapeString(e.Description), e.Lease)
+			b.WriteString(entry)
+			if r.DuplicateList.Load() {
+				b.WriteString(entry)
+			}
+			count++
+		}
+		r.mu.Unlock()
+		b.WriteString("</p:PortMappingList>")
+		if count == 0 {
+			r.fault(w, 730, "PortMappingNotFound")
+			return
+		}
+		r.reply(w, action, "NewPortListing", b.String())
+	default:
+		r.fault(w, 401, "Invalid Action")
+	}
+}
+
+func (r *Router) sortedKeys() []Key {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([]Key, 0, len(r.entries))
+	for k := range r.entries {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Proto != keys[j].Proto {
+			return keys[i].Proto < keys[j].Proto
+		}
+		return keys[i].Port < keys[j].Port
+	})
+	return keys
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,138 @@
+package nat_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/nat/nattest"
+)
+
+func TestWrongSourceIsIgnored(t *testing.T) {
+	r := nattest.New(t)
+	r.WrongSource.Store(true)
+	d := discover(t, r)
+	if d.NATPMP.Status != nat.StatusNoAnswer || d.PCP.Status != nat.StatusNoAnswer {
+		t.Errorf("replies from the wrong source were accepted: natpmp %s, pcp %s", d.NATPMP.Status, d.PCP.Status)
+	}
+	if r.PMPRequests.Load() == 0 || r.PCPRequests.Load() == 0 {
+		t.Error("the fake saw no request")
+	}
+}
+
+func TestPCPFallsBackOnUnsupportedVersion(t *testing.T) {
+	r := nattest.New(t)
+	r.NoPCP.Store(true)
+	d := discover(t, r)
+	if d.PCP.Status != nat.StatusUnsupported || d.NATPMP.Status != nat.StatusOK {
+		t.Fatalf("pcp %s (%s), natpmp %s", d.PCP.Status, d.PCP.Error, d.NATPMP.Status)
+	}
+	r.SSDPSilent.Store(true)
+	d = discover(t, r)
+	rt, err := d.Router("auto")
+	if err != nil || rt.Method() != nat.MethodNATPMP {
+		t.Fatalf("auto on a NAT-PMP-only router: %v, %v", rt, err)
+	}
+}
+
+func TestPCPMapAndNonce(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodPCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42000, InternalPort: 42000, Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ExternalPort != 42000 || m.Lease != time.Hour || m.ExternalAddr != r.External || m.Method != nat.MethodPCP {
+		t.Errorf("granted %+v", m)
+	}
+	if _, ok := r.Entries()[nattest.Key{Proto: "TCP", Port: 42000}]; !ok {
+		t.Fatal("no mapping on the router")
+	}
+	if err := rt.Delete(ctx, nat.TCP, 42000, 42000); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries()) != 0 {
+		t.Errorf("mapping left after delete: %v", r.Entries())
+	}
+
+	r.PCPBadNonce.Store(true)
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42001, InternalPort: 42001, Lease: time.Hour})
+	if !errors.Is(err, nat.ErrMalformed) || !strings.Contains(err.Error(), "nonce") {
+		t.Errorf("foreign nonce accepted: %v", err)
+	}
+}
+
+func TestPCPResultCodesByName(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, _ := d.Router(nat.MethodPCP)
+	for code, name := range map[int32]string{2: "NOT_AUTHORIZED", 8: "NO_RESOURCES", 11: "CANNOT_PROVIDE_EXTERNAL", 12: "ADDRESS_MISMATCH"} {
+		r.PCPResult.Store(code)
+		_, err := rt.Add(context.Background(), nat.Request{Protocol: nat.UDP, ExternalPort: 5000, InternalPort: 5000})
+		var pe *nat.PCPError
+		if !errors.As(err, &pe) || int32(pe.Code) != code || !strings.Contains(err.Error(), name) {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+}
+
+func TestNATPMPMapMovedPortAndCodes(t *testing.T) {
+	r := nattest.New(t)
+	d := discover(t, r)
+	rt, err := d.Router(nat.MethodNATPMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalPort: 21, Lease: 10 * time.Minute})
+	if err != nil || m.ExternalPort != 21 || m.Lease != 10*time.Minute {
+		t.Fatalf("add: %+v %v", m, err)
+	}
+	r.MoveExternal.Store(55555)
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 42005, InternalPort: 42005})
+	var moved *nat.PortMovedError
+	if !errors.As(err, &moved) || moved.Granted != 55555 || moved.Requested != 42005 {
+		t.Errorf("moved port not reported: %v", err)
+	}
+	r.MoveExternal.Store(0)
+	if err := rt.Delete(ctx, nat.TCP, 21, 21); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Entries()[nattest.Key{Proto: "TCP", Port: 21}]; ok {
+		t.Error("21 still mapped after delete")
+	}
+	for code, name := range map[int32]string{2: "NOT_AUTHORIZED", 3: "NETWORK_FAILURE", 4: "OUT_OF_RESOURCES"} {
+		r.PMPResult.Store(code)
+		_, err := rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 8080, InternalPort: 8080})
+		var pe *nat.PMPError
+		if !errors.As(err, &pe) || int32(pe.Code) != code || !strings.Contains(err.Error(), name) {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+	_, err = rt.Add(ctx, nat.Request{Protocol: nat.TCP, ExternalPort: 8080, InternalPort: 8080, InternalAddr: netip.MustParseAddr("10.9.9.9")})
+	if err == nil || !strings.Contains(err.Error(), "only map ports to the host that asks") {
+		t.Errorf("NAT-PMP mapping for another host: %v", err)
+	}
+}
+
+func TestNoExternalAddressMeansDoubleNATSuspect(t *testing.T) {
+	r := nattest.New(t)
+	r.PMPResult.Store(3)
+	r.ExternalAddrIs.Store("")
+	d := discover(t, r)
+	if !d.NoExternalAddr() || !d.UPnP.NoExternalAddr || !d.NATPMP.NoExternalAddr {
+		t.Fatalf("no external address not seen: %+v", d)
+	}
+	if d.UPnP.Status != nat.StatusOK {
+		t.Errorf("UPnP answered, status %s", d.UPnP.Status)
+	}
+}

@@ -1,0 +1,307 @@
+package nat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/huin/goupnp"
+	"github.com/huin/goupnp/dcps/internetgateway2"
+)
+
+// cappedTransport cuts every response body at max bytes.
+type cappedTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t *cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.max}
+	return resp, nil
+}
+
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxHTTPBody)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// NewHTTPClient returns the HTTP client natdoctor uses for UPnP: no proxy,
+// no redirects, keep-alive, a timeout per request and caps on headers and
+// bodies (goupnp has none: a 200 MB reply would cost gigabytes).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: timeout}).DialContext,
+		MaxResponseHeaderBytes: maxHTTPHeader,
+		ResponseHeaderTimeout:  timeout,
+		MaxIdleConnsPerHost:    upnpMaxIdlePerHost,
+		IdleConnTimeout:        30 * time.Second,
+		DisableCompression:     true,
+	}
+	return &http.Client{
+		Transport:     &cappedTransport{base: tr, max: maxHTTPBody},
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// ParseDeviceDescription parses a UPnP device description.
+func ParseDeviceDescription(body []byte) (*goupnp.RootDevice, error) {
+	root := new(goupnp.RootDevice)
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.DefaultSpace = goupnp.DeviceXMLNamespace
+	if err := dec.Decode(root); err != nil {
+		return nil, fmt.Errorf("%w: device description: %v", ErrMalformed, err)
+	}
+	return root, nil
+}
+
+// fetchDescription GETs and parses the device description at loc.
+func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goupnp.RootDevice, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("device description %s: %w", loc, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("device description %s: HTTP %s", loc, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("device description %s: %w", loc, err)
+	}
+	return ParseDeviceDescription(body)
+}
+
+// ssdpWait is how long the search may last: ssdpShare/3 of the UPnP
+// bound, or, when ctx allows longer (a patient discovery), all of ctx but
+// the third kept for the description and the first SOAP calls. Routers
+// delay an answer by up to the request's MX (miniupnpd does), and a loaded
+// machine delays it further.
+func ssdpWait(ctx context.Context, upnp time.Duration) time.Duration {
+	w := upnp * ssdpShare / 3
+	if dl, ok := ctx.Deadline(); ok {
+		w = max(w, time.Until(dl)-upnp/3)
+	}
+	return w
+}
+
+// openUPnP finds the IGD and opens its WAN connection service. It accepts
+// only a device, and a control URL, on the gateway's address. A Location
+// cached by an earlier run (Config.LocationCache) is tried first: SSDP
+// waits for the router (miniupnpd answers an M-SEARCH 50 ms late at the
+// least), a description fetch does not.
+//
+// once closes when another protocol has answered: from then on the search
+// keeps only its own share of the UPnP bound, as without patience.
+func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []string, error) {
+	start := time.Now()
+	if c, ok := readLocationCache(cfg.LocationCache, cfg.Gateway); ok {
+		cctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout/3)
+		u, err := openLocation(cctx, cfg, c, start)
+		cancel()
+		if err == nil {
+			cfg.tracef("UPnP: the cached Location %s answered (%v)", c.Location, time.Since(start).Round(time.Millisecond))
+			return u, nil, nil
+		}
+		cfg.tracef("UPnP: the cached Location %s failed (%v); searching", c.Location, err)
+	}
+	share := cfg.UPnPTimeout * ssdpShare / 3
+	sctx, cancel := context.WithTimeout(ctx, ssdpWait(ctx, cfg.UPnPTimeout))
+	go func() {
+		select {
+		case <-once:
+			t := time.NewTimer(share)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-sctx.Done():
+			}
+		case <-sctx.Done():
+		}
+	}()
+	found, ignored, err := searchIGD(sctx, cfg.Gateway, cfg.Local, cfg.SSDPPort, cfg.SSDPMulticast)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, cfg.Gateway)
+		}
+		return nil, ignored, err
+	}
+	cfg.tracef("SSDP: %s answered, Location %s, ST %s (%v)", found.From, found.Location, found.ST, time.Since(start).Round(time.Millisecond))
+	c := locationCache{Gateway: cfg.Gateway, Location: found.Location.String(), Server: found.Server}
+	u, err := openLocation(ctx, cfg, c, start)
+	if err != nil {
+		return nil, ignored, err
+	}
+	writeLocationCache(cfg.LocationCache, c)
+	return u, ignored, nil
+}
+
+// openLocation reads the device description at c.Location and opens the
+// WAN connection service it names.
+func openLocation(ctx context.Context, cfg *Config, c locationCache, start time.Time) (*UPnP, error) {
+	loc, err := url.Parse(c.Location)
+	if err != nil || loc.Scheme != "http" {
+		return nil, fmt.Errorf("%w: Location %q", ErrMalformed, c.Location)
+	}
+	if h, ok := locationHost(loc); !ok || h != cfg.Gateway {
+		return nil, fmt.Errorf("Location %s points away from the gateway %s", loc, cfg.Gateway)
+	}
+	root, err := fetchDescription(ctx, cfg.HTTPClient, loc)
+	if err != nil {
+		return nil, err
+	}
+	cfg.tracef("UPnP: device description read (%v)", time.Since(start).Round(time.Millisecond))
+	base := loc
+	if root.URLBaseStr != "" {
+		if b, err := url.Parse(root.URLBaseStr); err == nil {
+			base = b
+		}
+	}
+	root.SetURLBase(base)
+	u, err := pickService(root, loc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	u.Device.Location = loc.String()
+	u.Device.Server = c.Server
+	return u, nil
+}
+
+// locationCache is the IGD an earlier run found behind a gateway.
+type locationCache struct {
+	Gateway  netip.Addr `json:"gateway"`
+	Location string     `json:"location"`
+	Server   string     `json:"server,omitempty"`
+}
+
+// maxLocationCache bounds the cache file read.
+const maxLocationCache = 4 << 10
+
+func readLocationCache(path string, gw netip.Addr) (locationCache, bool) {
+	var c locationCache
+	if path == "" {
+		return c, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return c, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLocationCache))
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Gateway != gw || c.Location == "" {
+		return c, false
+	}
+	return c, true
+}
+
+// writeLocationCache keeps c for the next run; a failure only costs the
+// next run a search.
+func writeLocationCache(path string, c locationCache) {
+	if path == "" {
+		return
+	}
+	b, err := json.Marshal(c)
+	if err != nil || os.MkdirAll(filepath.Dir(path), 0o700) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upnp-location-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// pickService tries WANIPConnection:2, WANIPConnection:1 and
+// WANPPPConnection:1, in that order, and returns the first on the gateway.
+func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, error) {
+	type candidate struct {
+		urn  string
+		conn wanConnection
+		sc   *goupnp.ServiceClient
+	}
+	var cands []candidate
+	if cs, err := internetgateway2.NewWANIPConnection2ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANIPConnection_2, c, &c.ServiceClient})
+		}
+	}
+	if cs, err := internetgateway2.NewWANIPConnection1ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANIPConnection_1, c, &c.ServiceClient})
+		}
+	}
+	if cs, err := internetgateway2.NewWANPPPConnection1ClientsFromRootDevice(root, loc); err == nil {
+		for _, c := range cs {
+			cands = append(cands, candidate{internetgateway2.URN_WANPPPConnection_1, c, &c.ServiceClient})
+		}
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("UPnP: the device at %s offers no WANIPConnection or WANPPPConnection service", loc)
+	}
+	var why []string
+	for _, c := range cands {
+		ctl := c.sc.SOAPClient.EndpointURL
+		if h, ok := locationHost(&ctl); !ok || h != cfg.Gateway {
+			why = append(why, fmt.Sprintf("%s control URL %s is not on the gateway", c.urn, ctl.String()))
+			continue
+		}
+		c.sc.SOAPClient.HTTPClient = *cfg.HTTPClient
+		igd := 1
+		if strings.HasSuffix(root.Device.DeviceType, ":2") {
+			igd = 2
+		}
+		return &UPnP{
+			conn:     c.conn,
+			local:    cfg.Local,
+			calls:    cfg.CountRequest,
+			listPage: cfg.ListPage,
+			Device: DeviceInfo{
+				FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
+				ModelName: root.Device.ModelName, ModelNumber: root.Device.ModelNumber,
+				IGDVersion: igd, ServiceType: c.urn, ControlURL: ctl.String(),
+			},
+		}, nil
+	}
+	return nil, fmt.Errorf("UPnP: no usable service: %s", strings.Join(why, "; "))
+}
