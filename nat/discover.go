@@ -137,6 +137,14 @@ func (c *Config) resolve() error {
 	return nil
 }
 
+// ResolveAddrs fills in the gateway (from the routing table) and this
+// host's address toward it, where not given. It sends nothing: a caller
+// can start work that needs this host's address while Discover asks the
+// router.
+func (c *Config) ResolveAddrs() error {
+	return c.resolve()
+}
+
 // Status is the outcome of probing one protocol, with its reason: ok,
 // failed because nothing answered or the router said no, an error, or not
 // checked (Outcome says which of check's outcomes it is).

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/natdoctor/natdoctor/nat"
@@ -87,19 +86,13 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.Passive = o.Config.Passive
 		obs.PassiveSource = o.Config.Source
 	}
-	o.progress("asking the router")
 	o.NAT.SkipUptime = true       // no finding uses it; a request on a busy router
 	o.NAT.ExternalAddrOnce = true // NAT-PMP's answer will do
-	d, err := nat.Discover(ctx, o.NAT)
-	if err != nil {
-		obs.DiscoveryErr = err.Error()
-	} else {
-		obs.Discovery = d
-	}
-	local := netip.Addr{}
-	if d != nil {
-		local = d.LocalAddr
-	}
+	// This host's address comes from the routing table, not the router, so
+	// the FTP walks start at once, next to discovery: on a busy router
+	// discovery and the lookup are most of a run.
+	addrErr := o.NAT.ResolveAddrs()
+	local := o.NAT.Local
 	obs.Server = o.Server
 	if !obs.Server.IsValid() {
 		obs.Server = local
@@ -116,6 +109,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	// reflector, only the control port at first: the passive ports are
 	// asked about only when the checks from outside leave them in doubt
 	// (on IGD v1 each is a request, ~0.35 s on a busy miniupnpd).
+	var d *nat.Discovery
 	asked := map[uint16]bool{}
 	lookup := func(ports []uint16) {
 		ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })
@@ -137,37 +131,61 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		}
 		obs.Mappings, obs.MappingsKnown = append(obs.Mappings, ms...), true
 	}
-	var wg sync.WaitGroup
-	early := obs.Passive != nil || !obs.Server.IsValid()
+	// first: what to look up as soon as the router is found. Only ports
+	// known now: the walks may still learn the passive range.
+	var first []uint16
 	switch {
 	case o.Reflector != nil && obs.Server.IsValid():
-		wg.Go(func() { lookup([]uint16{obs.ControlPort()}) })
-	case early:
-		wg.Go(func() { lookup(obs.NeededPorts()) })
+		first = []uint16{obs.ControlPort()}
+	case obs.Passive != nil || !obs.Server.IsValid():
+		first = obs.NeededPorts()
 	}
+	o.progress("asking the router")
+	discovered := make(chan struct{})
+	go func() {
+		defer close(discovered)
+		if addrErr != nil {
+			obs.DiscoveryErr = addrErr.Error()
+			return
+		}
+		var err error
+		if d, err = nat.Discover(ctx, o.NAT); err != nil {
+			obs.DiscoveryErr = err.Error()
+			d = nil
+			return
+		}
+		obs.Discovery = d
+		lookup(first)
+	}()
 	if !obs.Server.IsValid() {
-		wg.Wait()
+		<-discovered
 		obs.Elapsed = time.Since(start)
 		return obs
 	}
 	o.progress("probing the FTP server")
 	if o.Reflector != nil {
-		c := outside{rc: o.Reflector, local: local, ftp: ftp}
-		if d != nil {
-			if r, err := d.Router("auto"); err == nil {
-				c.mapCanary = canaryMapper(r, local)
+		c := outside{rc: o.Reflector, local: local, ftp: ftp, mapCanary: func() probe.MapFunc {
+			<-discovered
+			if d == nil {
+				return nil
 			}
-		}
+			r, err := d.Router("auto")
+			if err != nil {
+				return nil
+			}
+			return canaryMapper(r, local)
+		}}
 		obs.Reflector = o.Reflector.Base.String()
 		c.walk(ctx, obs)
+		<-discovered
 	} else {
 		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
 		learned(obs)
+		<-discovered
 		if d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
 			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), cmp.Or(o.PublicPort, o.FTPPort), obs.Inside, ftp.ReplyTimeout)
 		}
 	}
-	wg.Wait()
 	rest := slices.DeleteFunc(obs.NeededPorts(), func(p uint16) bool { return asked[p] })
 	if len(rest) > 0 && obs.MappingsKnown && obs.Outside.ProvedReachable(rest, obs.ControlPort()) {
 		obs.MappingsNotAsked = &report.NotAsked{Ports: rest,

@@ -345,3 +345,34 @@ func TestGatherReadsThisHostsConfig(t *testing.T) {
 		t.Errorf("read this host's configuration for another server (%d reads)", calls)
 	}
 }
+
+// TestGatherWalksWhileTheRouterIsSlow: the FTP walks do not wait for the
+// router. The router stays silent until the walk has logged in; a Gather
+// that asked the router first would find no router at all.
+func TestGatherWalksWhileTheRouterIsSlow(t *testing.T) {
+	s := newSetup(t)
+	s.mapAll(0)
+	s.router.DeafUntil.Store(time.Now().Add(time.Minute).UnixNano())
+	s.router.SSDPSilent.Store(true)
+	var woke sync.Once
+	s.ftp.OnCommand = func(verb string) {
+		if verb == "USER" {
+			woke.Do(func() {
+				s.router.DeafUntil.Store(0)
+				s.router.SSDPSilent.Store(false)
+			})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	obs := Gather(ctx, s.opts)
+	if obs.Discovery == nil || !obs.Discovery.Any() {
+		t.Fatalf("no router found: %s", obs.DiscoveryErr)
+	}
+	if obs.Inside == nil || obs.Inside.Login != probe.OK || obs.Outside == nil || obs.Outside.SameServer != check.Yes {
+		t.Errorf("walks: inside %+v outside %+v", obs.Inside, obs.Outside)
+	}
+	if !obs.MappingsKnown {
+		t.Errorf("the control port was not looked up once the router answered: %s", obs.MappingsErr)
+	}
+}

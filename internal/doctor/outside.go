@@ -16,8 +16,9 @@ type outside struct {
 	rc    *reflector.Client
 	local netip.Addr // this host's LAN address
 	ftp   probe.FTPOptions
-	// mapCanary maps a canary port; nil: no router to map one with.
-	mapCanary probe.MapFunc
+	// mapCanary returns how to map a canary port once the router is
+	// known; nil: no router to map one with.
+	mapCanary func() probe.MapFunc
 }
 
 // walk runs the LAN walk and the checks from outside into obs: the
@@ -62,12 +63,16 @@ func (c outside) walk(ctx context.Context, obs *report.Observations) {
 	}
 	wg.Go(func() { res.Canary = probe.UnmappedCanary(ctx, c.rc, c.local) })
 	wg.Wait()
+	var mapPort probe.MapFunc
+	if c.mapCanary != nil {
+		mapPort = c.mapCanary()
+	}
 	switch {
-	case c.mapCanary == nil:
+	case mapPort == nil:
 		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "no-router", Detail: "no mapping protocol to map a canary with"}
 	case res.ProvedReachable(obs.NeededPorts(), obs.ControlPort()):
 		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
 	default:
-		probe.MappedCanary(ctx, c.rc, c.local, c.mapCanary, res.Canary)
+		probe.MappedCanary(ctx, c.rc, c.local, mapPort, res.Canary)
 	}
 }

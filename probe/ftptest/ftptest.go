@@ -42,6 +42,9 @@ type Server struct {
 	BrokenTLS  bool        // answer AUTH TLS with 234, then garbage
 	RefuseAuth bool        // offer AUTH TLS in FEAT, refuse the command
 	NoChroot   bool        // the session sees the whole disk from /home/u
+	// OnCommand (setup), when set, is told each command's verb as it
+	// arrives, before the reply.
+	OnCommand func(verb string)
 	// Addr is where to listen ("127.0.0.1:0" when empty).
 	Addr string
 	// PassiveLow and PassiveHigh, when set, are the passive range: each
@@ -131,6 +134,9 @@ func (f *Server) serve(c net.Conn) {
 		f.received = append(f.received, line)
 		f.mu.Unlock()
 		verb, arg, _ := strings.Cut(line, " ")
+		if f.OnCommand != nil {
+			f.OnCommand(strings.ToUpper(verb))
+		}
 		reply := ""
 		switch strings.ToUpper(verb) {
 		case "FEAT":
