@@ -21,7 +21,9 @@ func runFake(t *testing.T, r *nattest.Router, args ...string) (int, string, stri
 		g.configure = func(c *nat.Config) {
 			c.SSDPMulticast = false
 			c.PCPKey = []byte("test key")
-			c.PMPTimeout, c.UPnPTimeout = 500*time.Millisecond, 800*time.Millisecond
+			// Bounds, not waits: the fake answers in milliseconds, but a
+			// loaded machine (CI, a lab next door) can take seconds.
+			c.PMPTimeout, c.UPnPTimeout = 3*time.Second, 5*time.Second
 		}
 	})
 	return code, out.String(), errOut.String()
