@@ -73,6 +73,17 @@ type Config struct {
 	// has told the external address already (diagnose: one request less
 	// to a busy router).
 	ExternalAddrOnce bool
+	// PCPUnlessPMP asks PCP only when NAT-PMP has not answered (within
+	// pmpFirst): the two share the router's port 5351, and a router that
+	// answers NAT-PMP does not need a PCP ANNOUNCE to be judged
+	// (diagnose: one request less to a router that answers one at a
+	// time). PCP is then reported skipped.
+	PCPUnlessPMP bool
+	// OnLister, when set, is given the UPnP client as soon as UPnP IGD
+	// has answered, while Discover may still wait for NAT-PMP and PCP: a
+	// caller can look mappings up meanwhile. It is called at most once,
+	// from Discover's goroutine, and must return at once.
+	OnLister func(Lister)
 	// SkipExternalAddr leaves out UPnP's GetExternalIPAddress: a command
 	// that only removes mappings needs the device, not its address.
 	SkipExternalAddr bool
@@ -247,6 +258,12 @@ func statusOf(err error) Status {
 // ExternalAddrOnce.
 const externalAddrGrace = 100 * time.Millisecond
 
+// pmpFirst is how long PCP waits for NAT-PMP's answer with PCPUnlessPMP:
+// a busy miniupnpd took 130 ms. A PCP-only router refuses NAT-PMP's version
+// at once; on a silent one PCP's own bound, which runs from the start,
+// does not grow.
+const pmpFirst = 500 * time.Millisecond
+
 // Discover probes NAT-PMP, PCP and UPnP IGD on the gateway in parallel and
 // returns when each has answered or its bound has expired.
 func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
@@ -329,6 +346,21 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 		wg.Go(func() {
 			ctx, cancel := bound(cfg.PMPTimeout)
 			defer cancel()
+			if cfg.PCPUnlessPMP && !skip[MethodNATPMP] {
+				t := time.NewTimer(pmpFirst)
+				select {
+				case <-pmpDone:
+					if d.NATPMP.Answered() {
+						t.Stop()
+						d.PCP.Error = "not asked: NAT-PMP answered"
+						cfg.tracef("PCP: not asked, NAT-PMP answered")
+						return
+					}
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
 			key := cfg.PCPKey
 			if key == nil {
 				var kerr error
@@ -402,6 +434,9 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
 				u.Device.IGDVersion, u.Device.ServiceType, ext, d.UPnP.Elapsed.Round(time.Millisecond))
 			d.upnp = u
+			if cfg.OnLister != nil {
+				cfg.OnLister(u)
+			}
 		})
 	}
 	wg.Wait()

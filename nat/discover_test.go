@@ -334,3 +334,24 @@ func TestStatusOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverPCPUnlessPMP: with PCPUnlessPMP, a router that answers
+// NAT-PMP gets no PCP ANNOUNCE; one that does not gets it.
+func TestDiscoverPCPUnlessPMP(t *testing.T) {
+	r := nattest.New(t)
+	cfg := testConfig(r)
+	cfg.PMPTimeout, cfg.UPnPTimeout, cfg.PCPUnlessPMP = 5*time.Second, 5*time.Second, true
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil || !d.NATPMP.Answered() || d.PCP.Status != nat.StatusSkipped || r.PCPRequests.Load() != 0 {
+		t.Fatalf("NAT-PMP answered: PCP %s (%s), %d PCP requests, %v", d.PCP.Status, d.PCP.Error, r.PCPRequests.Load(), err)
+	}
+
+	r2 := nattest.New(t)
+	r2.PMPResult.Store(1) // NAT-PMP refused: unsupported version
+	cfg = testConfig(r2)
+	cfg.PMPTimeout, cfg.UPnPTimeout, cfg.PCPUnlessPMP = 5*time.Second, 5*time.Second, true
+	d, err = nat.Discover(context.Background(), cfg)
+	if err != nil || d.NATPMP.Answered() || !d.PCP.Answered() || r2.PCPRequests.Load() == 0 {
+		t.Fatalf("NAT-PMP refused: NAT-PMP %s, PCP %s (%s), %v", d.NATPMP.Status, d.PCP.Status, d.PCP.Error, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/natdoctor/natdoctor/nat"
@@ -88,6 +89,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 	o.NAT.SkipUptime = true       // no finding uses it; a request on a busy router
 	o.NAT.ExternalAddrOnce = true // NAT-PMP's answer will do
+	o.NAT.PCPUnlessPMP = true     // and a PCP ANNOUNCE would add nothing
 	// This host's address comes from the routing table, not the router, so
 	// the FTP walks start at once, next to discovery: on a busy router
 	// discovery and the lookup are most of a run.
@@ -111,18 +113,13 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	// (on IGD v1 each is a request, ~0.35 s on a busy miniupnpd).
 	var d *nat.Discovery
 	asked := map[uint16]bool{}
-	lookup := func(ports []uint16) {
+	lookupWith := func(l nat.Lister, ports []uint16) {
 		ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })
-		if d == nil || obs.MappingsErr != "" || len(ports) == 0 {
+		if obs.MappingsErr != "" || len(ports) == 0 {
 			return
 		}
 		for _, p := range ports {
 			asked[p] = true
-		}
-		l, err := d.Lister()
-		if err != nil {
-			obs.MappingsErr = err.Error()
-			return
 		}
 		ms, err := lookupPorts(ctx, l, ports)
 		if err != nil {
@@ -131,8 +128,22 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		}
 		obs.Mappings, obs.MappingsKnown = append(obs.Mappings, ms...), true
 	}
-	// first: what to look up as soon as the router is found. Only ports
-	// known now: the walks may still learn the passive range.
+	lookup := func(ports []uint16) {
+		if d == nil || len(slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })) == 0 {
+			return
+		}
+		l, err := d.Lister()
+		if err != nil {
+			if obs.MappingsErr == "" {
+				obs.MappingsErr = err.Error()
+			}
+			return
+		}
+		lookupWith(l, ports)
+	}
+	// first: what to look up as soon as UPnP answers, while discovery
+	// waits for the other protocols. Only ports known now: the walks may
+	// still learn the passive range.
 	var first []uint16
 	switch {
 	case o.Reflector != nil && obs.Server.IsValid():
@@ -140,6 +151,20 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	case obs.Passive != nil || !obs.Server.IsValid():
 		first = obs.NeededPorts()
 	}
+	firstDone := make(chan struct{})
+	var firstOnce sync.Once
+	startFirst := func(l nat.Lister) {
+		firstOnce.Do(func() {
+			if len(first) > 0 {
+				o.progress(fmt.Sprintf("looking up %d port(s) on the router", len(first)))
+			}
+			go func() {
+				defer close(firstDone)
+				lookupWith(l, first)
+			}()
+		})
+	}
+	o.NAT.OnLister = startFirst
 	o.progress("asking the router")
 	discovered := make(chan struct{})
 	go func() {
@@ -148,14 +173,16 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 			obs.DiscoveryErr = addrErr.Error()
 			return
 		}
-		var err error
-		if d, err = nat.Discover(ctx, o.NAT); err != nil {
+		dd, err := nat.Discover(ctx, o.NAT)
+		firstOnce.Do(func() { close(firstDone) }) // UPnP did not answer: nothing to wait for
+		<-firstDone
+		if err != nil {
 			obs.DiscoveryErr = err.Error()
-			d = nil
 			return
 		}
-		obs.Discovery = d
-		lookup(first)
+		d, obs.Discovery = dd, dd
+		lookup(first) // no UPnP: says why the mappings are unknown
+		o.progress("the router has answered")
 	}()
 	if !obs.Server.IsValid() {
 		<-discovered
@@ -164,7 +191,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	}
 	o.progress("probing the FTP server")
 	if o.Reflector != nil {
-		c := outside{rc: o.Reflector, local: local, ftp: ftp, mapCanary: func() probe.MapFunc {
+		c := outside{rc: o.Reflector, local: local, ftp: ftp, progress: o.progress, mapCanary: func() probe.MapFunc {
 			<-discovered
 			if d == nil {
 				return nil

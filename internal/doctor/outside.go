@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ type outside struct {
 	// mapCanary returns how to map a canary port once the router is
 	// known; nil: no router to map one with.
 	mapCanary func() probe.MapFunc
+	progress  func(string)
 }
 
 // walk runs the LAN walk and the checks from outside into obs: the
@@ -46,6 +48,7 @@ func (c outside) walk(ctx context.Context, obs *report.Observations) {
 		wg.Go(func() { res.Outside = probe.OutsideFTP(ctx, c.rc, pub, obs.ControlPort(), c.ftp) })
 	}
 	wg.Wait()
+	c.progress("walked the FTP server on the LAN and from outside")
 	if res.Outside != nil {
 		res.SameServer = probe.SameServer(obs.Inside, res.Outside)
 	}
@@ -59,20 +62,27 @@ func (c outside) walk(ctx context.Context, obs *report.Observations) {
 		return // the ports and canaries listen on this host
 	}
 	if obs.Passive != nil {
-		wg.Go(func() { res.Passive = probe.CheckPorts(ctx, c.rc, c.local, *obs.Passive) })
+		c.progress(fmt.Sprintf("checking passive ports %s and a canary port from outside", obs.Passive))
+		wg.Go(func() {
+			res.Passive = probe.CheckPorts(ctx, c.rc, c.local, *obs.Passive)
+			c.progress("ZZ passive done")
+		})
 	}
 	wg.Go(func() { res.Canary = probe.UnmappedCanary(ctx, c.rc, c.local) })
 	wg.Wait()
+	if res.ProvedReachable(obs.NeededPorts(), obs.ControlPort()) {
+		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
+		return
+	}
 	var mapPort probe.MapFunc
 	if c.mapCanary != nil {
-		mapPort = c.mapCanary()
+		mapPort = c.mapCanary() // waits for the router
 	}
 	switch {
 	case mapPort == nil:
 		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "no-router", Detail: "no mapping protocol to map a canary with"}
-	case res.ProvedReachable(obs.NeededPorts(), obs.ControlPort()):
-		res.Canary.Mapped = probe.PortProbe{Status: probe.Skipped, Outcome: "not-needed", Detail: "the server's own ports reached this host through their mappings"}
 	default:
+		c.progress("mapping a canary port and checking it from outside")
 		probe.MappedCanary(ctx, c.rc, c.local, mapPort, res.Canary)
 	}
 }
