@@ -329,3 +329,23 @@ func TestUPnPLookup(t *testing.T) {
 		})
 	}
 }
+
+// TestUPnPLookupOnePort: one port is one GetSpecificPortMappingEntry, on
+// IGD v2 too (miniupnpd answers it faster than a bulk page).
+func TestUPnPLookupOnePort(t *testing.T) {
+	r := nattest.New(t)
+	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+	l, err := discover(t, r).Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint16{21, 22} {
+		ms, err := l.Lookup(context.Background(), nat.TCP, []uint16{p})
+		if err != nil || len(ms) != map[uint16]int{21: 1, 22: 0}[p] {
+			t.Errorf("port %d: %v %v", p, ms, err)
+		}
+	}
+	if a := r.Actions(); a["GetSpecificPortMappingEntry"] != 2 || a["GetListOfPortMappings"] != 0 {
+		t.Errorf("requests %v, want 2 GetSpecificPortMappingEntry", a)
+	}
+}

@@ -66,10 +66,12 @@ func (u *UPnP) BulkLookup() bool {
 
 // Lookup returns the mappings of exactly these ports: on IGD v2 with
 // GetListOfPortMappings (lookupBulk: usually one request), else, or when
-// the bulk call fails, one GetSpecificPortMappingEntry per port. Ports that are not mapped are
-// simply absent.
+// the bulk call fails, one GetSpecificPortMappingEntry per port. One port
+// is always a GetSpecificPortMappingEntry: one request either way, and
+// miniupnpd answers it faster (lab: by about 0.1 s with 72 mappings).
+// Ports that are not mapped are simply absent.
 func (u *UPnP) Lookup(ctx context.Context, proto Protocol, ports []uint16) ([]Mapping, error) {
-	if bl, ok := u.conn.(bulkLister); ok {
+	if bl, ok := u.conn.(bulkLister); ok && len(ports) > 1 {
 		ms, err := u.lookupBulk(ctx, bl, proto, ports)
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNoResponse) {
 			return ms, err

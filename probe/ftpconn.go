@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -324,11 +325,16 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 	// Close before the final reply: over TLS, Pure-FTPd waits for the
 	// client's close_notify before it sends 226.
 	data.Close()
-	code, _, rerr := c.reply(ctx, "", time.Now())
+	code, final, rerr := c.reply(ctx, "", time.Now())
 	if dc.Status == "" {
-		if rerr == nil && (code == 226 || code == 250 || (dc.Truncated && code == 426)) {
+		switch {
+		case rerr == nil && (code == 226 || code == 250) && unreadable(final):
+			// A success code over an empty listing, but the text says the
+			// directory could not be read: clients show an empty folder.
+			dc.Status, dc.Error = Failed, fmt.Sprintf("the server could not read the directory: %d %s", code, strings.Join(final, " "))
+		case rerr == nil && (code == 226 || code == 250 || (dc.Truncated && code == 426)):
 			dc.Status, dc.Listed = OK, true
-		} else {
+		default:
 			dc.Status, dc.Error = Failed, fmt.Sprintf("transfer ended with %d", code)
 		}
 	}
@@ -344,6 +350,19 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 	}
 	dc.Elapsed = time.Since(start)
 	return dc
+}
+
+// unreadableTexts are what servers say when LIST could not read the
+// directory but the transfer "succeeded": Pure-FTPd 1.0.50 ("226 Sorry, we
+// were unable to read [.]") and vsftpd 3.0 ("226 Transfer done (but failed
+// to open directory).").
+var unreadableTexts = []string{"unable to read", "failed to open directory"}
+
+// unreadable reports whether a transfer's final reply says the directory
+// could not be read.
+func unreadable(reply []string) bool {
+	text := strings.ToLower(strings.Join(reply, " "))
+	return slices.ContainsFunc(unreadableTexts, func(s string) bool { return strings.Contains(text, s) })
 }
 
 // sample sends PASV up to opts.Samples times and, while each port

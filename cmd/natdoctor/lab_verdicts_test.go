@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -100,6 +101,16 @@ var verdictRows = []verdictRow{
 		setup: mapAllUPnP, cause: report.CodePASVOutsideRange},
 	{name: "IGD v2, server greets late (reverse DNS lookups)", opts: lab.Options{ForcePassiveIP: true, ReverseDNS: true}, setup: mapAllUPnP,
 		warns: []string{report.CodeFTPSlowGreeting}},
+	// The FTP user's home may be entered but not read (mode 0311): logins
+	// work, listings do not: "log in and then cannot list files" with no
+	// network cause.
+	{name: "IGD v2, all mapped, home directory not readable", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapAllUPnP(t, l)
+			if err := os.Chmod(filepath.Join(l.Dir, "server", "ftproot"), 0o311); err != nil {
+				t.Fatal(err)
+			}
+		}, cause: report.CodeFTPListFailed},
 	{name: "IGD v2, no FTP server running", opts: lab.Options{NoServerFTP: true}, setup: mapAllUPnP, cause: report.CodeFTPUnreachable},
 	{name: "IGD v2, FTPS offered (self-signed), plain clients", opts: lab.Options{ForcePassiveIP: true, FTPTLS: 1}, setup: mapAllUPnP,
 		warns: []string{report.CodeFTPTLSUntrusted}},
@@ -129,6 +140,13 @@ var verdictRows = []verdictRow{
 		cause: report.CodePASVPrivate, fixSays: "pasv_address="},
 	{name: "vsftpd, server range wider than mapped", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true, ServerPassiveHigh: 42030},
 		setup: mapAllUPnP, cause: report.CodePASVOutsideRange, fixSays: "pasv_min_port="},
+	{name: "vsftpd, home directory not readable", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapAllUPnP(t, l)
+			if err := os.Chmod(filepath.Join(l.Dir, "server", "ftproot"), 0o311); err != nil {
+				t.Fatal(err)
+			}
+		}, config: true, cause: report.CodeFTPListFailed},
 	{name: "vsftpd, default host on over the mappings", opts: lab.Options{Server: lab.Vsftpd, ForcePassiveIP: true, DefaultHost: true},
 		setup: mapAllUPnP, cause: report.CodeDefaultHost},
 	{name: "ProFTPD, all mapped, public PASV address", opts: lab.Options{Server: lab.ProFTPD, ForcePassiveIP: true}, setup: mapAllUPnP, config: true},

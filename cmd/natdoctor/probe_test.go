@@ -60,6 +60,8 @@ func TestProbeFTPJudgesWithDiagnoseRules(t *testing.T) {
 	}{
 		{"healthy", &ftptest.Server{Password: "pw"}, exitOK, "", "ftp-cleartext"},
 		{"LIST refused", &ftptest.Server{Password: "pw", ListReply: "550 Can't open directory"}, exitProblem, report.CodeFTPListFailed, "LIST answered 550"},
+		{"home unreadable (Pure-FTPd's 226)", &ftptest.Server{Password: "pw", ListReply: "226 Sorry, we were unable to read [.]"}, exitProblem,
+			report.CodeFTPListFailed, "could not read the directory"},
 		{"passive mode off", &ftptest.Server{Password: "pw", PassiveReply: "550 Permission denied."}, exitProblem, report.CodeFTPListFailed, "refuses passive mode"},
 		{"wrong password", &ftptest.Server{Password: "other"}, exitProblem, report.CodeFTPLoginFailed, "wrong user name or password"},
 	}

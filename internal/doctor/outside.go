@@ -63,10 +63,7 @@ func (c outside) walk(ctx context.Context, obs *report.Observations) {
 	}
 	if obs.Passive != nil {
 		c.progress(fmt.Sprintf("checking passive ports %s and a canary port from outside", obs.Passive))
-		wg.Go(func() {
-			res.Passive = probe.CheckPorts(ctx, c.rc, c.local, *obs.Passive)
-			c.progress("ZZ passive done")
-		})
+		wg.Go(func() { res.Passive = probe.CheckPorts(ctx, c.rc, c.local, *obs.Passive) })
 	}
 	wg.Go(func() { res.Canary = probe.UnmappedCanary(ctx, c.rc, c.local) })
 	wg.Wait()

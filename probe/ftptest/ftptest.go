@@ -34,7 +34,9 @@ type Server struct {
 	// pasv_enable=NO: "550 Permission denied.").
 	PassiveReply string
 	// ListReply, when set, answers LIST once the data connection is open
-	// (a home the account may not read: "550 Can't open directory").
+	// (a home the account may not read: "550 Can't open directory"); a 2xx
+	// reply follows a 150 and an empty listing ("226 Sorry, we were unable
+	// to read [.]", Pure-FTPd's).
 	ListReply  string
 	NoFeat     bool
 	TLSConfig  *tls.Config // offer AUTH TLS with this certificate
@@ -237,6 +239,12 @@ func (f *Server) serve(c net.Conn) {
 				break
 			}
 			if f.ListReply != "" {
+				if strings.HasPrefix(f.ListReply, "2") {
+					// A "success" over nothing, as Pure-FTPd does for a
+					// directory it cannot read.
+					w.WriteString("150 Accepted data connection\r\n")
+					w.Flush()
+				}
 				dc.Close()
 				reply = f.ListReply + "\r\n"
 				break
