@@ -24,13 +24,12 @@ PLATFORMS := linux/amd64 linux/arm64 linux/arm darwin/amd64 darwin/arm64 windows
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/natdoctor
 
-# Unit tests always; the lab suite too when run as root with the tools
-# installed (set NATDOCTOR_LAB=1 to make a lab that cannot start fail);
-# the unit tests again under the race detector; then each fuzz target for
-# 2000 inputs.
+# Every test under the race detector: the unit tests always, the lab suite
+# too when run as root with the tools installed (set NATDOCTOR_LAB=1 to
+# make a lab that cannot start fail); then each fuzz target for 2000
+# inputs.
 test: vet
-	$(GO) test -count=1 -timeout 30m ./...
-	$(GO) test -race -short -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 # What CI runs after the README's two commands: the cross-builds.

@@ -73,6 +73,14 @@ type Config struct {
 	// has told the external address already (diagnose: one request less
 	// to a busy router).
 	ExternalAddrOnce bool
+	// TrustCachedService uses the WAN connection service an earlier run
+	// found behind this gateway (LocationCache, at most a day old) without
+	// asking the router for its description: a request less for a caller
+	// that sends one to the service anyway (diagnose's lookup), which
+	// checks it. When that request finds nothing at the control URL (a
+	// router restarted on another port), the service is searched for
+	// again and the request sent once more. discover never trusts it.
+	TrustCachedService bool
 	// PCPUnlessPMP asks PCP only when NAT-PMP has not answered (within
 	// pmpFirst): the two share the router's port 5351, and a router that
 	// answers NAT-PMP does not need a PCP ANNOUNCE to be judged
@@ -195,6 +203,10 @@ type ProtocolResult struct {
 	NoExternalAddr bool          `json:"no_external_address,omitempty"`
 	Uptime         time.Duration `json:"-"`
 	Elapsed        time.Duration `json:"-"`
+	// Cached: UPnP's service came from natdoctor's cache of an earlier
+	// run, not from the router (Config.TrustCachedService); the first
+	// request to it is what checks it.
+	Cached bool `json:"cached,omitempty"`
 	// UPnP only:
 	Device  *DeviceInfo `json:"device,omitempty"`
 	Ignored []string    `json:"ignored,omitempty"`
@@ -433,7 +445,7 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			}
 			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
 				u.Device.IGDVersion, u.Device.ServiceType, ext, d.UPnP.Elapsed.Round(time.Millisecond))
-			d.upnp = u
+			d.upnp, d.UPnP.Cached = u, u.FromCache()
 			if cfg.OnLister != nil {
 				cfg.OnLister(u)
 			}

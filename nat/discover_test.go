@@ -355,3 +355,67 @@ func TestDiscoverPCPUnlessPMP(t *testing.T) {
 		t.Fatalf("NAT-PMP refused: NAT-PMP %s, PCP %s (%s), %v", d.NATPMP.Status, d.PCP.Status, d.PCP.Error, err)
 	}
 }
+
+// TestDiscoverTrustCachedService: with TrustCachedService, a run after one
+// that found the service asks the router nothing to open it, and the first
+// request checks it: a control URL where nothing listens any more (a
+// router restarted on another port) is searched for again, the request
+// sent once more, and the cache mended.
+func TestDiscoverTrustCachedService(t *testing.T) {
+	r := nattest.New(t)
+	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+	cfg := testConfig(r)
+	cfg.PMPTimeout, cfg.UPnPTimeout = 6*time.Second, 6*time.Second
+	cfg.LocationCache = filepath.Join(t.TempDir(), "upnp-location")
+	cfg.ExternalAddrOnce = true
+	lookup := func(want bool) *nat.Discovery {
+		t.Helper()
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil || !d.UPnP.Answered() || d.UPnP.Cached != want {
+			t.Fatalf("discover: %v, UPnP %s (%s), cached %v, want %v", err, d.UPnP.Status, d.UPnP.Error, d.UPnP.Cached, want)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := l.Lookup(context.Background(), nat.TCP, []uint16{21})
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("lookup: %v %v", ms, err)
+		}
+		return d
+	}
+	lookup(false) // no cache yet
+	cfg.TrustCachedService = true
+	descs, searches := r.DescriptionRequests.Load(), r.SSDPRequests.Load()
+	if d := lookup(true); r.DescriptionRequests.Load() != descs || r.SSDPRequests.Load() != searches || d.UPnP.Device.ControlURL == "" {
+		t.Errorf("the cached service cost %d description GETs and %d M-SEARCH", r.DescriptionRequests.Load()-descs, r.SSDPRequests.Load()-searches)
+	}
+
+	// The router "restarts" on another port: the cached control URL leads
+	// nowhere.
+	b, err := os.ReadFile(cfg.LocationCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := strings.ReplaceAll(string(b), r.Location()[len("http://"):strings.LastIndex(r.Location(), "/")], r.Addr.String()+":9")
+	if dead == string(b) {
+		t.Fatalf("the cache does not hold the control URL: %s", b)
+	}
+	if err := os.WriteFile(cfg.LocationCache, []byte(dead), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	searches = r.SSDPRequests.Load()
+	lookup(true)
+	if r.SSDPRequests.Load() == searches {
+		t.Error("a dead cached control URL was not searched for again")
+	}
+	if b, _ := os.ReadFile(cfg.LocationCache); strings.Contains(string(b), r.Addr.String()+":9") {
+		t.Errorf("the cache still holds the dead control URL: %s", b)
+	}
+	cfg.TrustCachedService = false
+	descs = r.DescriptionRequests.Load()
+	lookup(false)
+	if r.DescriptionRequests.Load() == descs {
+		t.Error("without TrustCachedService the description was not read")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -67,6 +68,62 @@ type UPnP struct {
 	calls func()
 	// listPage is Config.ListPage.
 	listPage int
+
+	// mu guards conn and Device while reopen may replace them.
+	mu sync.Mutex
+	// reopen, set on a client made from natdoctor's cache without asking
+	// the router, finds the service again (SSDP, description) when a
+	// request to the cached control URL fails on the way: a router that
+	// restarted on another port. Used once.
+	reopen func(context.Context) (*UPnP, error)
+}
+
+// wan returns the WAN connection client.
+func (u *UPnP) wan() wanConnection {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.conn
+}
+
+// do runs one request on the WAN connection. When it fails on the way to a
+// client made from the cache, the service is found again and the request
+// sent once more.
+func (u *UPnP) do(ctx context.Context, f func(wanConnection) error) error {
+	err := f(u.wan())
+	if err == nil || !staleService(err) {
+		return err
+	}
+	u.mu.Lock()
+	reopen := u.reopen
+	u.reopen = nil
+	u.mu.Unlock()
+	if reopen == nil || ctx.Err() != nil {
+		return err
+	}
+	fresh, ferr := reopen(ctx)
+	if ferr != nil {
+		return fmt.Errorf("%w (and finding the service again failed: %v)", err, ferr)
+	}
+	u.mu.Lock()
+	u.conn, u.Device = fresh.conn, fresh.Device
+	u.mu.Unlock()
+	u.count()
+	return f(u.wan())
+}
+
+// FromCache reports whether u was made from natdoctor's cache without
+// asking the router, and has not been found again since.
+func (u *UPnP) FromCache() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.reopen != nil
+}
+
+// staleService reports whether err says the control URL is gone: nothing
+// listens on its port, or nothing is at its path.
+func staleService(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "got HTTP 404")
 }
 
 // Method returns MethodUPnP.
@@ -81,7 +138,11 @@ func (u *UPnP) count() {
 // ExternalAddr returns the router's external address.
 func (u *UPnP) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	u.count()
-	s, err := u.conn.GetExternalIPAddressCtx(ctx)
+	var s string
+	err := u.do(ctx, func(c wanConnection) (err error) {
+		s, err = c.GetExternalIPAddressCtx(ctx)
+		return err
+	})
 	if err != nil {
 		return netip.Addr{}, soapError("GetExternalIPAddress", err)
 	}
@@ -99,7 +160,12 @@ func (u *UPnP) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 // Status returns the WAN connection status and uptime.
 func (u *UPnP) Status(ctx context.Context) (status string, uptime time.Duration, err error) {
 	u.count()
-	s, _, up, err := u.conn.GetStatusInfoCtx(ctx)
+	var s string
+	var up uint32
+	err = u.do(ctx, func(c wanConnection) (err error) {
+		s, _, up, err = c.GetStatusInfoCtx(ctx)
+		return err
+	})
 	if err != nil {
 		return "", 0, soapError("GetStatusInfo", err)
 	}
@@ -114,8 +180,10 @@ func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 	lease := uint32(req.Lease / time.Second)
 	add := func(lease uint32) error {
 		u.count()
-		return soapError("AddPortMapping", u.conn.AddPortMappingCtx(ctx, "", req.ExternalPort, string(req.Protocol),
-			req.InternalPort, req.InternalAddr.String(), !req.Disabled, req.Description, lease))
+		return soapError("AddPortMapping", u.do(ctx, func(c wanConnection) error {
+			return c.AddPortMappingCtx(ctx, "", req.ExternalPort, string(req.Protocol),
+				req.InternalPort, req.InternalAddr.String(), !req.Disabled, req.Description, lease)
+		}))
 	}
 	err := add(lease)
 	switch code := UPnPCode(err); {
@@ -145,7 +213,9 @@ func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 // there yields an error wrapping ErrNoSuchMapping.
 func (u *UPnP) Delete(ctx context.Context, proto Protocol, externalPort, internalPort uint16) error {
 	u.count()
-	err := soapError("DeletePortMapping", u.conn.DeletePortMappingCtx(ctx, "", externalPort, string(proto)))
+	err := soapError("DeletePortMapping", u.do(ctx, func(c wanConnection) error {
+		return c.DeletePortMappingCtx(ctx, "", externalPort, string(proto))
+	}))
 	if c := UPnPCode(err); c == UPnPNoSuchEntryInArray || c == UPnPPortMappingNotFound {
 		return fmt.Errorf("%w: %s %d: %v", ErrNoSuchMapping, proto, externalPort, err)
 	}
@@ -157,19 +227,31 @@ func (u *UPnP) Delete(ctx context.Context, proto Protocol, externalPort, interna
 // them, whatever NewManage says: the caller must know that every port in
 // the range is its own to remove. On IGD v1 it returns ErrUnsupported.
 func (u *UPnP) DeleteRange(ctx context.Context, proto Protocol, lo, hi uint16) error {
-	rd, ok := u.conn.(soapRangeDeleter)
-	if !ok {
+	if _, ok := u.wan().(soapRangeDeleter); !ok {
 		return fmt.Errorf("UPnP DeletePortMappingRange: %w", ErrUnsupported)
 	}
 	u.count()
-	return soapError("DeletePortMappingRange", rd.DeletePortMappingRangeCtx(ctx, lo, hi, string(proto), false))
+	return soapError("DeletePortMappingRange", u.do(ctx, func(c wanConnection) error {
+		rd, ok := c.(soapRangeDeleter)
+		if !ok {
+			return fmt.Errorf("UPnP DeletePortMappingRange: %w", ErrUnsupported)
+		}
+		return rd.DeletePortMappingRangeCtx(ctx, lo, hi, string(proto), false)
+	}))
 }
 
 // Get returns the mapping of proto/externalPort or an error wrapping
 // ErrNoSuchMapping.
 func (u *UPnP) Get(ctx context.Context, proto Protocol, externalPort uint16) (Mapping, error) {
 	u.count()
-	ip, client, enabled, desc, lease, err := u.conn.GetSpecificPortMappingEntryCtx(ctx, "", externalPort, string(proto))
+	var ip uint16
+	var client, desc string
+	var enabled bool
+	var lease uint32
+	err := u.do(ctx, func(c wanConnection) (err error) {
+		ip, client, enabled, desc, lease, err = c.GetSpecificPortMappingEntryCtx(ctx, "", externalPort, string(proto))
+		return err
+	})
 	if err != nil {
 		err = soapError("GetSpecificPortMappingEntry", err)
 		if c := UPnPCode(err); c == UPnPNoSuchEntryInArray || c == UPnPPortMappingNotFound {

@@ -14,11 +14,37 @@ import (
 	"time"
 )
 
+// bulk returns IGD v2's GetListOfPortMappings, sent through do, when the
+// service has it.
+func (u *UPnP) bulk() (bulkLister, bool) {
+	if _, ok := u.wan().(bulkLister); !ok {
+		return nil, false
+	}
+	return bulkVia{u}, true
+}
+
+// bulkVia sends GetListOfPortMappings through its client's do.
+type bulkVia struct{ u *UPnP }
+
+func (b bulkVia) GetListOfPortMappingsCtx(ctx context.Context, startPort, endPort uint16, protocol string, manage bool, number uint16) (string, error) {
+	var s string
+	err := b.u.do(ctx, func(c wanConnection) error {
+		bl, ok := c.(bulkLister)
+		if !ok {
+			return fmt.Errorf("UPnP GetListOfPortMappings: %w", ErrUnsupported)
+		}
+		var err error
+		s, err = bl.GetListOfPortMappingsCtx(ctx, startPort, endPort, protocol, manage, number)
+		return err
+	})
+	return s, err
+}
+
 // List returns every mapping, with IGD v2's GetListOfPortMappings in pages
 // by port range, falling back to GetGenericPortMappingEntry when the bulk
 // call is missing or fails.
 func (u *UPnP) List(ctx context.Context) ([]Mapping, error) {
-	if bl, ok := u.conn.(bulkLister); ok {
+	if bl, ok := u.bulk(); ok {
 		ms, err := u.listBulk(ctx, bl)
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNoResponse) {
 			return ms, err
@@ -60,7 +86,7 @@ func spans(proto Protocol, ports []uint16) []portSpan {
 // BulkLookup reports whether Lookup can use IGD v2's bulk listing (one
 // request for the ports of a server, usually).
 func (u *UPnP) BulkLookup() bool {
-	_, ok := u.conn.(bulkLister)
+	_, ok := u.bulk()
 	return ok
 }
 
@@ -71,7 +97,7 @@ func (u *UPnP) BulkLookup() bool {
 // miniupnpd answers it faster (lab: by about 0.1 s with 72 mappings).
 // Ports that are not mapped are simply absent.
 func (u *UPnP) Lookup(ctx context.Context, proto Protocol, ports []uint16) ([]Mapping, error) {
-	if bl, ok := u.conn.(bulkLister); ok && len(ports) > 1 {
+	if bl, ok := u.bulk(); ok && len(ports) > 1 {
 		ms, err := u.lookupBulk(ctx, bl, proto, ports)
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNoResponse) {
 			return ms, err
@@ -234,7 +260,14 @@ func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 	bad, repeats := 0, 0
 	for i := 0; i < maxGenericIndex; i++ {
 		u.count()
-		rh, ep, proto, ip, client, enabled, desc, lease, err := u.conn.GetGenericPortMappingEntryCtx(ctx, uint16(i))
+		var rh, proto, client, desc string
+		var ep, ip uint16
+		var enabled bool
+		var lease uint32
+		err := u.do(ctx, func(c wanConnection) (err error) {
+			rh, ep, proto, ip, client, enabled, desc, lease, err = c.GetGenericPortMappingEntryCtx(ctx, uint16(i))
+			return err
+		})
 		if err != nil {
 			err = soapError("GetGenericPortMappingEntry", err)
 			if c := UPnPCode(err); c == UPnPSpecifiedArrayIndexInvalid || c == UPnPNoSuchEntryInArray {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
+	"github.com/huin/goupnp/soap"
 )
 
 // cappedTransport cuts every response body at max bytes.
@@ -130,16 +131,37 @@ func ssdpWait(ctx context.Context, upnp time.Duration) time.Duration {
 // keeps only its own share of the UPnP bound, as without patience.
 func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []string, error) {
 	start := time.Now()
-	if c, ok := readLocationCache(cfg.LocationCache, cfg.Gateway); ok {
+	c, cached := readLocationCache(cfg.LocationCache, cfg.Gateway)
+	if cached && cfg.TrustCachedService && c.Service != nil && time.Since(c.Service.Saved) < maxServiceAge {
+		if u, err := serviceFromCache(cfg, c); err == nil {
+			cfg.tracef("UPnP: %s at %s, from the cache of an earlier run (not asked: the first request checks it)", c.Service.URN, c.Service.ControlURL)
+			fresh := *cfg
+			fresh.TrustCachedService = false
+			u.reopen = func(ctx context.Context) (*UPnP, error) {
+				fresh.tracef("UPnP: the cached control URL %s failed; searching again", c.Service.ControlURL)
+				u, _, err := searchAndOpen(ctx, &fresh, nil, time.Now())
+				return u, err
+			}
+			return u, nil, nil
+		}
+	}
+	if cached {
 		cctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout/3)
 		u, err := openLocation(cctx, cfg, c, start)
 		cancel()
 		if err == nil {
 			cfg.tracef("UPnP: the cached Location %s answered (%v)", c.Location, time.Since(start).Round(time.Millisecond))
+			c.Service = u.cacheEntry()
+			writeLocationCache(cfg.LocationCache, c)
 			return u, nil, nil
 		}
 		cfg.tracef("UPnP: the cached Location %s failed (%v); searching", c.Location, err)
 	}
+	return searchAndOpen(ctx, cfg, once, start)
+}
+
+// searchAndOpen finds the IGD with SSDP, opens it, and caches where it is.
+func searchAndOpen(ctx context.Context, cfg *Config, once <-chan struct{}, start time.Time) (*UPnP, []string, error) {
 	share := cfg.UPnPTimeout * ssdpShare / 3
 	sctx, cancel := context.WithTimeout(ctx, ssdpWait(ctx, cfg.UPnPTimeout))
 	go func() {
@@ -169,8 +191,55 @@ func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []
 	if err != nil {
 		return nil, ignored, err
 	}
+	c.Service = u.cacheEntry()
 	writeLocationCache(cfg.LocationCache, c)
 	return u, ignored, nil
+}
+
+// maxServiceAge is how long a cached service is used without asking the
+// router for its description (Config.TrustCachedService).
+const maxServiceAge = 24 * time.Hour
+
+// cachedService is the WAN connection service an earlier run opened.
+type cachedService struct {
+	URN        string     `json:"urn"`
+	ControlURL string     `json:"control_url"`
+	Device     DeviceInfo `json:"device"`
+	Saved      time.Time  `json:"saved"`
+}
+
+// cacheEntry is what the next run needs to use u without its description.
+func (u *UPnP) cacheEntry() *cachedService {
+	return &cachedService{URN: u.Device.ServiceType, ControlURL: u.Device.ControlURL, Device: u.Device, Saved: time.Now()}
+}
+
+// serviceFromCache makes a client of the cached service, asking nothing.
+func serviceFromCache(cfg *Config, c locationCache) (*UPnP, error) {
+	s := c.Service
+	ctl, err := url.Parse(s.ControlURL)
+	if err != nil || ctl.Scheme != "http" {
+		return nil, fmt.Errorf("%w: cached control URL %q", ErrMalformed, s.ControlURL)
+	}
+	if h, ok := locationHost(ctl); !ok || h != cfg.Gateway {
+		return nil, fmt.Errorf("cached control URL %s is not on the gateway %s", ctl, cfg.Gateway)
+	}
+	sc := soap.NewSOAPClient(*ctl)
+	sc.HTTPClient = *cfg.HTTPClient
+	client := goupnp.ServiceClient{SOAPClient: sc}
+	var conn wanConnection
+	switch s.URN {
+	case internetgateway2.URN_WANIPConnection_2:
+		conn = &internetgateway2.WANIPConnection2{ServiceClient: client}
+	case internetgateway2.URN_WANIPConnection_1:
+		conn = &internetgateway2.WANIPConnection1{ServiceClient: client}
+	case internetgateway2.URN_WANPPPConnection_1:
+		conn = &internetgateway2.WANPPPConnection1{ServiceClient: client}
+	default:
+		return nil, fmt.Errorf("cached service %q is none natdoctor speaks", s.URN)
+	}
+	dev := s.Device
+	dev.Location, dev.Server = c.Location, c.Server
+	return &UPnP{conn: conn, local: cfg.Local, calls: cfg.CountRequest, listPage: cfg.ListPage, Device: dev}, nil
 }
 
 // openLocation reads the device description at c.Location and opens the
@@ -209,10 +278,12 @@ type locationCache struct {
 	Gateway  netip.Addr `json:"gateway"`
 	Location string     `json:"location"`
 	Server   string     `json:"server,omitempty"`
+	// Service is the service opened there, for TrustCachedService.
+	Service *cachedService `json:"service,omitempty"`
 }
 
 // maxLocationCache bounds the cache file read.
-const maxLocationCache = 4 << 10
+const maxLocationCache = 8 << 10
 
 func readLocationCache(path string, gw netip.Addr) (locationCache, bool) {
 	var c locationCache

@@ -87,9 +87,10 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.Passive = o.Config.Passive
 		obs.PassiveSource = o.Config.Source
 	}
-	o.NAT.SkipUptime = true       // no finding uses it; a request on a busy router
-	o.NAT.ExternalAddrOnce = true // NAT-PMP's answer will do
-	o.NAT.PCPUnlessPMP = true     // and a PCP ANNOUNCE would add nothing
+	o.NAT.SkipUptime = true         // no finding uses it; a request on a busy router
+	o.NAT.ExternalAddrOnce = true   // NAT-PMP's answer will do
+	o.NAT.PCPUnlessPMP = true       // and a PCP ANNOUNCE would add nothing
+	o.NAT.TrustCachedService = true // the lookup checks it
 	// This host's address comes from the routing table, not the router, so
 	// the FTP walks start at once, next to discovery: on a busy router
 	// discovery and the lookup are most of a run.
@@ -181,6 +182,11 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 			return
 		}
 		d, obs.Discovery = dd, dd
+		if d.UPnP.Cached && obs.MappingsErr != "" {
+			// The service an earlier run found is gone, and searching
+			// again found none: UPnP did not answer this run.
+			d.UPnP.Status, d.UPnP.Error = nat.StatusError, "the UPnP service found by an earlier run failed: "+obs.MappingsErr
+		}
 		lookup(first) // no UPnP: says why the mappings are unknown
 		o.progress("the router has answered")
 	}()

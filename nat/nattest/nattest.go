@@ -88,6 +88,8 @@ type Router struct {
 	PCPRequests  atomic.Int64
 	SSDPRequests atomic.Int64
 	SOAPRequests atomic.Int64
+	// DescriptionRequests counts GETs of the device description.
+	DescriptionRequests atomic.Int64
 
 	actionsMu sync.Mutex
 	actions   map[string]int

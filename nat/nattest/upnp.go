@@ -70,6 +70,7 @@ func (r *Router) description() string {
 func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case req.Method == http.MethodGet && req.URL.Path == "/rootDesc.xml":
+		r.DescriptionRequests.Add(1)
 		w.Header().Set("Content-Type", "text/xml")
 		io.WriteString(w, r.description())
 		return
