@@ -1,11 +1,14 @@
 package report
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
 
@@ -101,5 +104,26 @@ func TestListFailedIsNotADeadPort(t *testing.T) {
 		Error: "connection refused"}))
 	if c := codes(dead); slices.Contains(c, CodeFTPListFailed) || !slices.Contains(c, CodePASVUnreachable) {
 		t.Errorf("dead port: %v", c)
+	}
+}
+
+// TestLookupFailureIsTyped: the path says why the lookup failed from the
+// error's type, not its text.
+func TestLookupFailureIsTyped(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&nat.UPnPError{Code: 606, Action: "GetSpecificPortMappingEntry"}, "refused the lookup (UPnP error 606 ActionNotAuthorized)"},
+		{fmt.Errorf("UPnP GetSpecificPortMappingEntry: %w: i/o timeout", nat.ErrNoResponse), "did not answer the lookup in time"},
+		{errors.New("Post http://10.0.1.1:5000/ctl/IPConn: dial tcp 10.0.1.1:5000: connect: connection refused"), "nothing answers at the router's UPnP address"},
+	} {
+		o := airport()
+		o.Discovery.UPnP.Device = &nat.DeviceInfo{ModelName: "test"}
+		o.MappingsFailed(c.err)
+		r := Build(o)
+		if !strings.Contains(r.Path[1].Detail, c.want) || o.MappingsErr != c.err.Error() {
+			t.Errorf("%v: hop %q, want %q", c.err, r.Path[1].Detail, c.want)
+		}
 	}
 }

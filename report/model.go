@@ -60,8 +60,10 @@ type Hop struct {
 type Observations struct {
 	Discovery    *nat.Discovery `json:"discovery,omitempty"`
 	DiscoveryErr string         `json:"discovery_error,omitempty"`
-	Server       netip.Addr     `json:"server"`
-	FTPPort      uint16         `json:"ftp_port"`
+	// DiscoveryError is DiscoveryErr typed (nat.ErrNoGateway, ...).
+	DiscoveryError error      `json:"-"`
+	Server         netip.Addr `json:"server"`
+	FTPPort        uint16     `json:"ftp_port"`
 	// PublicPort is the router's external port for the control
 	// connection, when it is not FTPPort (a router that refuses ports
 	// below 1024: 2121 -> 21).
@@ -72,6 +74,9 @@ type Observations struct {
 	Mappings      []nat.Mapping    `json:"mappings,omitempty"`
 	MappingsKnown bool             `json:"mappings_known"`
 	MappingsErr   string           `json:"mappings_error,omitempty"`
+	// MappingsError is MappingsErr typed: a *nat.UPnPError when the router
+	// refused, nat.ErrNoResponse when it did not answer.
+	MappingsError error `json:"-"`
 	// MappingsNotAsked are needed ports the router was not asked about,
 	// and why: Mappings says nothing of them.
 	MappingsNotAsked *NotAsked            `json:"mappings_not_asked,omitempty"`
@@ -100,6 +105,16 @@ func (o *Observations) MarshalJSON() ([]byte, error) {
 		}{o.Outside, o.Inside}
 	}
 	return json.Marshal(v)
+}
+
+// DiscoveryFailed records why the router could not be asked.
+func (o *Observations) DiscoveryFailed(err error) {
+	o.DiscoveryErr, o.DiscoveryError = err.Error(), err
+}
+
+// MappingsFailed records why the router's mappings are not known.
+func (o *Observations) MappingsFailed(err error) {
+	o.Mappings, o.MappingsKnown, o.MappingsErr, o.MappingsError = nil, false, err.Error(), err
 }
 
 // NotAsked names ports a check left out on purpose, and why.

@@ -1,14 +1,31 @@
 package report
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/probe"
 )
+
+// lookupFailure says in a few words why the router's lookup failed.
+func lookupFailure(err error) string {
+	var ue *nat.UPnPError
+	switch {
+	case errors.As(err, &ue):
+		return fmt.Sprintf("the router refused the lookup (UPnP error %d %s)", ue.Code, ue.Name())
+	case errors.Is(err, nat.ErrNoResponse), errors.Is(err, context.DeadlineExceeded):
+		return "the router did not answer the lookup in time"
+	case err != nil && strings.Contains(err.Error(), "connection refused"):
+		return "nothing answers at the router's UPnP address any more"
+	}
+	return "the router's lookup failed"
+}
 
 // path draws the hops of a connection from outside.
 func path(o *Observations) []Hop {
@@ -40,8 +57,8 @@ func path(o *Observations) []Hop {
 	switch {
 	case o.Discovery == nil:
 		mapHop.Detail = "the router could not be asked"
-	case o.Discovery.UPnP.Device != nil && o.MappingsErr != "":
-		mapHop.Detail = "the router did not answer the lookup"
+	case o.Discovery.UPnP.Device != nil && (o.MappingsError != nil || o.MappingsErr != ""):
+		mapHop.Detail = lookupFailure(o.MappingsError)
 	}
 	if o.MappingsKnown {
 		mapHop.Status, mapHop.Detail = probe.Failed, "not mapped"

@@ -116,7 +116,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	asked := map[uint16]bool{}
 	lookupWith := func(l nat.Lister, ports []uint16) {
 		ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })
-		if obs.MappingsErr != "" || len(ports) == 0 {
+		if obs.MappingsError != nil || len(ports) == 0 {
 			return
 		}
 		for _, p := range ports {
@@ -124,7 +124,7 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		}
 		ms, err := lookupPorts(ctx, l, ports)
 		if err != nil {
-			obs.Mappings, obs.MappingsKnown, obs.MappingsErr = nil, false, err.Error()
+			obs.MappingsFailed(err)
 			return
 		}
 		obs.Mappings, obs.MappingsKnown = append(obs.Mappings, ms...), true
@@ -135,8 +135,8 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		}
 		l, err := d.Lister()
 		if err != nil {
-			if obs.MappingsErr == "" {
-				obs.MappingsErr = err.Error()
+			if obs.MappingsError == nil {
+				obs.MappingsFailed(err)
 			}
 			return
 		}
@@ -171,18 +171,18 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	go func() {
 		defer close(discovered)
 		if addrErr != nil {
-			obs.DiscoveryErr = addrErr.Error()
+			obs.DiscoveryFailed(addrErr)
 			return
 		}
 		dd, err := nat.Discover(ctx, o.NAT)
 		firstOnce.Do(func() { close(firstDone) }) // UPnP did not answer: nothing to wait for
 		<-firstDone
 		if err != nil {
-			obs.DiscoveryErr = err.Error()
+			obs.DiscoveryFailed(err)
 			return
 		}
 		d, obs.Discovery = dd, dd
-		if d.UPnP.Cached && obs.MappingsErr != "" {
+		if d.UPnP.Cached && obs.MappingsError != nil {
 			// The service an earlier run found is gone, and searching
 			// again found none: UPnP did not answer this run.
 			d.UPnP.Status, d.UPnP.Error = nat.StatusError, "the UPnP service found by an earlier run failed: "+obs.MappingsErr
