@@ -87,9 +87,9 @@ type Config struct {
 	// (diagnose: one request less to a router that answers one at a
 	// time). PCP is then reported skipped.
 	PCPUnlessPMP bool
-	// OnLister, when set, is given the UPnP client as soon as UPnP IGD
-	// has answered, while Discover may still wait for NAT-PMP and PCP: a
-	// caller can look mappings up meanwhile. It is called at most once,
+	// OnLister, when set, is given the UPnP client as soon as the service
+	// is open, while Discover may still wait for its external address,
+	// NAT-PMP and PCP: a caller can look mappings up meanwhile. It is called at most once,
 	// from Discover's goroutine, and must return at once.
 	OnLister func(Lister)
 	// SkipExternalAddr leaves out UPnP's GetExternalIPAddress: a command
@@ -266,10 +266,6 @@ func statusOf(err error) Status {
 	return StatusError
 }
 
-// externalAddrGrace is how long UPnP waits for NAT-PMP's answer under
-// ExternalAddrOnce.
-const externalAddrGrace = 100 * time.Millisecond
-
 // pmpFirst is how long PCP waits for NAT-PMP's answer with PCPUnlessPMP:
 // a busy miniupnpd took 130 ms. A PCP-only router refuses NAT-PMP's version
 // at once; on a silent one PCP's own bound, which runs from the start,
@@ -401,10 +397,14 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			defer cancel()
 			u, ignored, err := openUPnP(ctx, &cfg, answered)
 			d.UPnP.Ignored = ignored
+			if err == nil && cfg.OnLister != nil {
+				cfg.OnLister(u) // the caller's lookup need not wait for the rest
+			}
 			if err == nil && !cfg.SkipExternalAddr && cfg.ExternalAddrOnce {
-				// NAT-PMP answers in milliseconds: wait that long for it
-				// rather than a SOAP request to a busy router.
-				t := time.NewTimer(externalAddrGrace)
+				// Wait for NAT-PMP's answer rather than send a SOAP
+				// request to a busy router: Discover waits for NAT-PMP's
+				// bound anyway.
+				t := time.NewTimer(cfg.PMPTimeout)
 				select {
 				case <-pmpDone:
 					cfg.SkipExternalAddr = d.NATPMP.ExternalAddr.IsValid()
@@ -446,9 +446,6 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
 				u.Device.IGDVersion, u.Device.ServiceType, ext, d.UPnP.Elapsed.Round(time.Millisecond))
 			d.upnp, d.UPnP.Cached = u, u.FromCache()
-			if cfg.OnLister != nil {
-				cfg.OnLister(u)
-			}
 		})
 	}
 	wg.Wait()
