@@ -326,6 +326,19 @@ func TestDiscoverExternalAddrOnce(t *testing.T) {
 	if n := r.Actions()["GetExternalIPAddress"]; n != 0 {
 		t.Errorf("%d GetExternalIPAddress although NAT-PMP told the address", n)
 	}
+	// A busy router answers NAT-PMP late (its first datagram is dropped,
+	// the retransmission answered): UPnP still waits for it.
+	cfg.PMPTimeout, cfg.UPnPTimeout = 5*time.Second, 5*time.Second
+	r.DeafUntil.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
+	d, err = nat.Discover(context.Background(), cfg)
+	if err != nil || !d.NATPMP.Answered() || d.ExternalAddr() != r.External {
+		t.Fatalf("discover with a late NAT-PMP: %v %+v", err, d.NATPMP)
+	}
+	if n := r.Actions()["GetExternalIPAddress"]; n != 0 {
+		t.Errorf("%d GetExternalIPAddress although NAT-PMP told the address, late", n)
+	}
+	cfg = testConfig(r)
+	cfg.ExternalAddrOnce, cfg.SkipUptime = true, true
 	r.Silent.Store(true) // no NAT-PMP, no PCP
 	d, err = nat.Discover(context.Background(), cfg)
 	if err != nil || !d.UPnP.Answered() || d.UPnP.ExternalAddr != r.External {
