@@ -110,12 +110,12 @@ func (h *Host) NatdoctorEnv(t testing.TB, env []string, args ...string) (stdout,
 // ReflectorPort is where StartReflector listens on the outside host.
 const ReflectorPort = 8021
 
-// StartReflector runs natdoctor's reflector on the outside host and returns
-// its URL. It stops when the test ends.
-func (l *Lab) StartReflector(t testing.TB) string {
+// StartReflector runs natdoctor's reflector on the outside host, with
+// extra flags, and returns its URL. It stops when the test ends.
+func (l *Lab) StartReflector(t testing.TB, extra ...string) string {
 	t.Helper()
 	bin := Natdoctor(t)
-	cmd := l.Outside.Command(context.Background(), bin, "reflector", "--listen", fmt.Sprintf(":%d", ReflectorPort))
+	cmd := l.Outside.Command(context.Background(), bin, append([]string{"reflector", "--listen", fmt.Sprintf(":%d", ReflectorPort)}, extra...)...)
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

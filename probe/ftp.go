@@ -221,12 +221,13 @@ func LearnRange(r *FTPResult) (PortRange, bool) {
 }
 
 // DeadPorts returns the passive ports a data connection could not open to
-// (a LIST refused over an open connection is no dead port).
+// (a LIST refused over an open connection is no dead port, nor a dial the
+// reflector refused to make: Error, not checked).
 func (r *FTPResult) DeadPorts() []uint16 {
 	var dead []uint16
 	seen := map[uint16]bool{}
 	for _, s := range append(append([]DataCheck{}, r.Data...), r.Samples...) {
-		if s.Status != OK && s.Status != Skipped && !s.Connected && !seen[s.Addr.Port()] && s.Via != "advertised" {
+		if s.Status == Failed && !s.Connected && !seen[s.Addr.Port()] && s.Via != "advertised" {
 			seen[s.Addr.Port()] = true
 			dead = append(dead, s.Addr.Port())
 		}

@@ -292,6 +292,9 @@ func (c *ftpConn) dataList(ctx context.Context, opts FTPOptions, addr netip.Addr
 	data, err := opts.DialData(dctx, addr)
 	if err != nil {
 		dc.Status, dc.Error, dc.Elapsed = Failed, describeNetErr(err), time.Since(start)
+		if reflector.Refused(err) {
+			dc.Status, dc.Error = Error, err.Error() // not checked: the reflector said no
+		}
 		return dc
 	}
 	dc.Connected = true

@@ -64,6 +64,9 @@ func OutsideFTP(ctx context.Context, rc *reflector.Client, pub netip.Addr, port 
 	if err != nil {
 		res := newFTPResult(target + " (from outside)")
 		res.Reached, res.ReachErr = Failed, describeNetErr(err)
+		if reflector.Refused(err) {
+			res.Reached, res.ReachErr = Error, err.Error() // not checked: the reflector said no
+		}
 		return res
 	}
 	// No samples from outside: each would be a dial-back, and the

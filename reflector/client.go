@@ -3,6 +3,7 @@ package reflector
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	if resp.StatusCode != http.StatusOK {
 		var e errorResponse
 		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("reflector %s: %s: %s", c.Base.Host, resp.Status, e.Error)
+		return fmt.Errorf("reflector %s: %w", c.Base.Host, &RefusedError{Status: resp.StatusCode, Reason: cmp.Or(e.Error, resp.Status)})
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("reflector %s: bad answer: %w", c.Base.Host, err)
@@ -160,6 +161,11 @@ func (c *Client) Relay(ctx context.Context, public netip.Addr, port uint16) (net
 		conn.Close()
 		var e errorResponse
 		_ = json.Unmarshal(b, &e)
+		if resp.StatusCode != http.StatusBadGateway {
+			// Not the dial-back's outcome: the reflector itself said no
+			// (too many requests, a token, busy).
+			return nil, fmt.Errorf("reflector %s: %w", c.Base.Host, &RefusedError{Status: resp.StatusCode, Reason: cmp.Or(e.Error, resp.Status)})
+		}
 		return nil, &RelayError{Status: resp.StatusCode, Reason: e.Error}
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -175,6 +181,25 @@ type RelayError struct {
 
 func (e *RelayError) Error() string {
 	return "dial-back from outside: " + e.Reason + " (" + strconv.Itoa(e.Status) + ")"
+}
+
+// RefusedError is a request the reflector itself turned down (too many
+// requests from this address, a missing token, too busy): nothing was
+// checked, and nothing is known of the path from outside.
+type RefusedError struct {
+	Status int
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return "the reflector refused the request: " + e.Reason + " (" + strconv.Itoa(e.Status) + ")"
+}
+
+// Refused reports whether err is the reflector's own refusal, not an
+// answer about the path from outside.
+func Refused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
 }
 
 func isRefused(err error) bool {

@@ -40,8 +40,11 @@ func path(o *Observations) []Hop {
 	if out != nil && out.Outside != nil {
 		reached = out.Outside.Reached
 		detail = out.Outside.ReachErr
-		if reached == probe.OK {
+		switch reached {
+		case probe.OK:
 			detail = "answered through the reflector"
+		case probe.Error:
+			reached, detail = probe.Skipped, "not checked: "+detail
 		}
 	}
 	pub := ext
@@ -91,18 +94,21 @@ func path(o *Observations) []Hop {
 		var dead, skipped []uint16
 		for _, p := range out.Passive {
 			switch p.Status {
-			case probe.Failed, probe.Error:
+			case probe.Failed:
 				dead = append(dead, p.Port)
-			case probe.Skipped:
+			case probe.Skipped, probe.Error:
 				skipped = append(skipped, p.Port)
 			}
 		}
 		pasv.Status, pasv.Detail = probe.OK, "every port reached this server"
+		if len(skipped) == len(out.Passive) {
+			pasv.Status, pasv.Detail = probe.Skipped, "not checked from outside"
+		}
 		if len(dead) > 0 {
 			pasv.Status, pasv.Detail = probe.Failed, "dead: "+nat.CompressPorts(dead)
 		}
-		if len(skipped) > 0 {
-			pasv.Detail += "; in use, not checked: " + nat.CompressPorts(skipped)
+		if len(skipped) > 0 && len(skipped) < len(out.Passive) {
+			pasv.Detail += "; not checked: " + nat.CompressPorts(skipped)
 		}
 	}
 	hops = append(hops, pasv)

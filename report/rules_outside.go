@@ -63,7 +63,9 @@ func (b *builder) outside() {
 		return
 	}
 	same := out.SameServer
-	if out.Outside != nil && out.Outside.Reached != probe.OK {
+	if out.Outside != nil && out.Outside.Reached == probe.Error {
+		b.skip("outside-control-port", "from outside: the control port (the reflector could not check it: "+out.Outside.ReachErr+")")
+	} else if out.Outside != nil && out.Outside.Reached != probe.OK {
 		b.add(Finding{
 			Code: CodeFTPUnreachable, Severity: SevError,
 			Summary:     fmt.Sprintf("from outside, %s:%d does not answer: %s", out.PublicAddr, o.ControlPort(), out.Outside.ReachErr),
@@ -137,10 +139,18 @@ func (b *builder) outside() {
 	}
 	var dead []uint16
 	served := o.servedPassive()
+	var unchecked []uint16
+	why := ""
 	for _, p := range out.Passive {
-		if (p.Status == probe.Failed || p.Status == probe.Error) && (served == nil || served.Contains(p.Port)) {
+		switch {
+		case p.Status == probe.Error:
+			unchecked, why = append(unchecked, p.Port), p.Detail // the check could not run: nothing known
+		case p.Status == probe.Failed && (served == nil || served.Contains(p.Port)):
 			dead = append(dead, p.Port)
 		}
+	}
+	if len(unchecked) > 0 {
+		b.skip("outside-passive-ports", fmt.Sprintf("from outside: passive ports %s (the reflector could not check them: %s)", nat.CompressPorts(unchecked), why))
 	}
 	if out.Outside != nil {
 		// A transfer that failed on a port the port check proved to reach
@@ -161,7 +171,7 @@ func (b *builder) outside() {
 		fix := "natdoctor add " + nat.CompressPorts(dead) + ". Or fix the rules in " + o.routerPlace("forward") + "."
 		outcomes := map[string][]uint16{}
 		for _, p := range out.Passive {
-			if p.Status == probe.Failed || p.Status == probe.Error {
+			if p.Status == probe.Failed {
 				outcomes[p.Outcome] = append(outcomes[p.Outcome], p.Port)
 			}
 		}

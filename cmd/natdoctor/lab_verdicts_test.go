@@ -111,6 +111,19 @@ var verdictRows = []verdictRow{
 				t.Fatal(err)
 			}
 		}, cause: report.CodeFTPListFailed},
+	// The reflector turns this host down (its per-source limit spent by
+	// earlier runs): what it refused is not checked, and the router's
+	// listing vouches for the mappings.
+	{name: "IGD v2, all mapped, the reflector's limit for this host spent", opts: lab.Options{ForcePassiveIP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapAllUPnP(t, l)
+			who := fmt.Sprintf("http://%s:%d/v1/whoami", l.OutsideIP(), lab.ReflectorPort)
+			out := l.Server.MustRun(t, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}\n", who, who, who, who, who, who, who, who, who, who,
+				who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who, who)
+			if !strings.Contains(out, "429") {
+				t.Fatalf("the reflector's limit was not reached:\n%s", out)
+			}
+		}},
 	{name: "IGD v2, no FTP server running", opts: lab.Options{NoServerFTP: true}, setup: mapAllUPnP, cause: report.CodeFTPUnreachable},
 	{name: "IGD v2, FTPS offered (self-signed), plain clients", opts: lab.Options{ForcePassiveIP: true, FTPTLS: 1}, setup: mapAllUPnP,
 		warns: []string{report.CodeFTPTLSUntrusted}},

@@ -125,6 +125,13 @@ func TestOtherCommandsParse(t *testing.T) {
 		!o.server.AllowPrivate || len(o.server.TrustedProxies) != 1 || o.server.TrustedProxies[0] != netip.MustParsePrefix("10.0.0.1/32") {
 		t.Errorf("reflector: exit %d %+v", code, o)
 	}
+	if o, code, _ := parsed(t, newCmdReflector, "reflector", "--burst", "100", "--rate", "0.5"); code != exitOK || o == nil ||
+		o.server.Limits.PerSourceBurst != 100 || o.server.Limits.PerSourceRate != 0.5 {
+		t.Errorf("reflector --burst --rate: exit %d", code)
+	}
+	if o, code, _ := parsed(t, newCmdReflector, "reflector", "--rate", "0"); code != exitUsage || o != nil {
+		t.Errorf("reflector --rate 0: exit %d", code)
+	}
 	if o, code, _ := parsed(t, newCmdReflector, "reflector", "--trusted-proxy", "nope"); code != exitUsage || o != nil {
 		t.Errorf("reflector --trusted-proxy nope: exit %d", code)
 	}

@@ -56,7 +56,7 @@ func TestREADMECommandsParse(t *testing.T) {
 	subcommand := regexp.MustCompile(`^[a-z]+$`)
 	placeholder := map[string]string{
 		"PORTS...": "21", "IP": "10.0.1.2", "HOST[:PORT]": "10.0.1.2", "D": "1h", "TEXT": "x", "NAME": "x",
-		"VAR": "x", "FILE": "x", "PATH": "x", "RANGE": "42000-42010", "PORT": "21", "URL": "http://127.0.0.1:8021", "ADDR": ":8021", "N": "3",
+		"VAR": "x", "FILE": "x", "PATH": "x", "RANGE": "42000-42010", "PORT": "21", "URL": "http://127.0.0.1:8021", "ADDR": ":8021", "N": "3", "R": "2",
 	}
 	for _, line := range cmds {
 		if i := strings.Index(line, "#"); i >= 0 {

@@ -22,6 +22,8 @@ type reflectorOptions struct {
 	tokenEnv       string
 	allowPrivate   bool
 	trustedProxies []string
+	rate           float64
+	burst          int
 
 	server *reflector.Server
 }
@@ -57,7 +59,11 @@ other peer are ignored.
 			if _, err := parseListen(o.listen); err != nil {
 				return usageErrorf("--listen %v", err)
 			}
+			if o.rate <= 0 || o.burst < 1 {
+				return usageErrorf("--rate must be above 0 and --burst at least 1")
+			}
 			rf := &reflector.Server{Limits: reflector.DefaultLimits(), AllowPrivate: o.allowPrivate}
+			rf.Limits.PerSourceRate, rf.Limits.PerSourceBurst = o.rate, o.burst
 			for _, s := range o.trustedProxies {
 				p, err := netip.ParsePrefix(s)
 				if err != nil {
@@ -87,6 +93,9 @@ other peer are ignored.
 	cmd.Flags().StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "believe X-Forwarded-For from this reverse proxy `IP` or prefix (repeatable)")
 	cmd.Flags().BoolVar(&o.allowPrivate, "allow-private", false, "also dial back sources that are not public addresses (private, loopback, link-local, shared, reserved)")
 	cmd.Flags().StringVar(&o.tokenEnv, "token-env", "", "require the token in environment variable `VAR`")
+	limits := reflector.DefaultLimits()
+	cmd.Flags().Float64Var(&o.rate, "rate", limits.PerSourceRate, "requests per second `R` each source address may make, after --burst (a diagnose makes about 8)")
+	cmd.Flags().IntVar(&o.burst, "burst", limits.PerSourceBurst, "requests `N` a source address may make at once")
 	return cmd
 }
 

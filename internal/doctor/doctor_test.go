@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/natdoctor/natdoctor/probe"
 	"github.com/natdoctor/natdoctor/probe/ftptest"
 	"github.com/natdoctor/natdoctor/reflector"
+	"github.com/natdoctor/natdoctor/report"
 )
 
 // lan is this host's address in these tests: the server and natdoctor.
@@ -374,5 +377,42 @@ func TestGatherWalksWhileTheRouterIsSlow(t *testing.T) {
 	}
 	if !obs.MappingsKnown {
 		t.Errorf("the control port was not looked up once the router answered: %s", obs.MappingsErr)
+	}
+}
+
+// TestGatherReflectorRefusesIsNotChecked: a reflector that turns requests
+// down (too many from this address) says nothing about the path: no
+// finding blames the router or the server for it, and the checks it
+// refused are "not checked".
+func TestGatherReflectorRefusesIsNotChecked(t *testing.T) {
+	s := newSetup(t)
+	s.mapAll(0)
+	lim := reflector.DefaultLimits()
+	lim.PerSourceRate, lim.PerSourceBurst = 0.001, 2 // WhoAmI and the control relay, then 429
+	srv := httptest.NewServer(&reflector.Server{AllowPrivate: true, Limits: lim})
+	t.Cleanup(srv.Close)
+	tight := *s.opts.Reflector
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tight.Base = u
+	s.opts.Reflector = &tight
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := report.Build(Gather(ctx, s.opts))
+	for _, f := range r.Findings {
+		// (The fake NAT's public address is a loopback one: double-nat is
+		// the fake's, not the reflector's.)
+		if f.Severity == report.SevError && f.Code != report.CodeDoubleNAT {
+			t.Errorf("error finding %s (%s) from a reflector that refused", f.Code, f.Summary)
+		}
+	}
+	var checks []string
+	for _, u := range r.Unchecked {
+		checks = append(checks, u.Check)
+	}
+	if !slices.Contains(checks, "outside-passive-ports") || !strings.Contains(strings.Join(r.NotChecked, "\n"), "refused") {
+		t.Errorf("the refused checks are not listed as not checked: %v", r.NotChecked)
 	}
 }
