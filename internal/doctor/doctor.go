@@ -71,8 +71,52 @@ func (o *Options) progress(s string) {
 // are left empty; report lists them as not checked.
 func Gather(ctx context.Context, o Options) *report.Observations {
 	start := time.Now()
+	r := newRun(ctx, o)
+	defer func() { r.obs.Elapsed = time.Since(start) }()
+	// This host's address comes from the routing table, not the router, so
+	// the FTP walks start at once, next to discovery: on a busy router
+	// discovery and the lookup are most of a run.
+	addrErr := r.o.NAT.ResolveAddrs()
+	r.local = r.o.NAT.Local
+	r.obs.Server = cmp.Or(o.Server, r.local)
+	discovered := r.discover(addrErr)
+	if !r.obs.Server.IsValid() {
+		<-discovered
+		return r.obs
+	}
+	o.progress("probing the FTP server")
+	if o.Reflector != nil {
+		r.walkWithReflector(discovered)
+	} else {
+		r.walkOnTheLAN(discovered)
+	}
+	r.lookupRest()
+	return r.obs
+}
+
+// run is one Gather: its options, what it saw, and what it asked the
+// router. The discovery goroutine writes d, the mappings and the discovery
+// before it closes discovered; the rest reads them after.
+type run struct {
+	ctx   context.Context
+	o     Options
+	obs   *report.Observations
+	local netip.Addr // this host's LAN address
+	ftp   probe.FTPOptions
+	d     *nat.Discovery
+	asked map[uint16]bool // ports the router was asked about
+}
+
+// newRun applies diagnose's policy to o: what to read when nothing was
+// given, and what to leave out on a router that answers one request at a
+// time.
+func newRun(ctx context.Context, o Options) *run {
 	o.NAT.PatientTimeout = max(o.NAT.PatientTimeout, PatientTimeout)
 	o.NAT.UPnPTimeout = max(o.NAT.UPnPTimeout, UPnPTimeout)
+	o.NAT.SkipUptime = true         // no finding uses it; a request on a busy router
+	o.NAT.ExternalAddrOnce = true   // NAT-PMP's answer will do
+	o.NAT.PCPUnlessPMP = true       // and a PCP ANNOUNCE would add nothing
+	o.NAT.TrustCachedService = true // the lookup checks it
 	if o.Config == nil && o.Passive == nil && (!o.Server.IsValid() || isLocalAddr(o.Server)) {
 		// Neither a range nor a configuration given: read this host's.
 		detect := o.DetectConfig
@@ -87,86 +131,45 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 		obs.Passive = o.Config.Passive
 		obs.PassiveSource = o.Config.Source
 	}
-	o.NAT.SkipUptime = true         // no finding uses it; a request on a busy router
-	o.NAT.ExternalAddrOnce = true   // NAT-PMP's answer will do
-	o.NAT.PCPUnlessPMP = true       // and a PCP ANNOUNCE would add nothing
-	o.NAT.TrustCachedService = true // the lookup checks it
-	// This host's address comes from the routing table, not the router, so
-	// the FTP walks start at once, next to discovery: on a busy router
-	// discovery and the lookup are most of a run.
-	addrErr := o.NAT.ResolveAddrs()
-	local := o.NAT.Local
-	obs.Server = o.Server
-	if !obs.Server.IsValid() {
-		obs.Server = local
-	}
 	ftp := o.FTP
 	ftp.Expected = obs.Passive
 	ftp.Samples = max(ftp.Samples, diagnoseSamples)
 	if obs.Passive == nil {
 		ftp.Samples = max(ftp.Samples, learnSamples)
 	}
+	return &run{ctx: ctx, o: o, obs: obs, ftp: ftp, asked: map[uint16]bool{}}
+}
 
-	// The router is asked for the ports the server needs; when the passive
-	// range is not known yet, only once the LAN walk has shown it. With a
-	// reflector, only the control port at first: the passive ports are
-	// asked about only when the checks from outside leave them in doubt
-	// (on IGD v1 each is a request, ~0.35 s on a busy miniupnpd).
-	var d *nat.Discovery
-	asked := map[uint16]bool{}
-	lookupWith := func(l nat.Lister, ports []uint16) {
-		ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })
-		if obs.MappingsError != nil || len(ports) == 0 {
-			return
-		}
-		for _, p := range ports {
-			asked[p] = true
-		}
-		ms, err := lookupPorts(ctx, l, ports)
-		if err != nil {
-			obs.MappingsFailed(err)
-			return
-		}
-		obs.Mappings, obs.MappingsKnown = append(obs.Mappings, ms...), true
-	}
-	lookup := func(ports []uint16) {
-		if d == nil || len(slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return asked[p] })) == 0 {
-			return
-		}
-		l, err := d.Lister()
-		if err != nil {
-			if obs.MappingsError == nil {
-				obs.MappingsFailed(err)
-			}
-			return
-		}
-		lookupWith(l, ports)
-	}
-	// first: what to look up as soon as UPnP answers, while discovery
-	// waits for the other protocols. Only ports known now: the walks may
-	// still learn the passive range.
+// discover asks the router in the background and returns a channel closed
+// once it has answered (or not). The ports known now are looked up the
+// moment the UPnP service is open, while discovery waits for the rest:
+// with a reflector only the control port (the passive ports are asked
+// about only when the checks from outside leave them in doubt; on IGD v1
+// each is a request, 0.1-0.3 s on a busy miniupnpd); without one, the
+// needed ports when the range is known.
+func (r *run) discover(addrErr error) <-chan struct{} {
+	obs := r.obs
 	var first []uint16
 	switch {
-	case o.Reflector != nil && obs.Server.IsValid():
+	case r.o.Reflector != nil && obs.Server.IsValid():
 		first = []uint16{obs.ControlPort()}
 	case obs.Passive != nil || !obs.Server.IsValid():
 		first = obs.NeededPorts()
 	}
 	firstDone := make(chan struct{})
 	var firstOnce sync.Once
-	startFirst := func(l nat.Lister) {
+	r.o.NAT.OnLister = func(l nat.Lister) {
 		firstOnce.Do(func() {
 			if len(first) > 0 {
-				o.progress(fmt.Sprintf("looking up %d port(s) on the router", len(first)))
+				r.o.progress(fmt.Sprintf("looking up %d port(s) on the router", len(first)))
 			}
 			go func() {
 				defer close(firstDone)
-				lookupWith(l, first)
+				r.lookupWith(l, first)
 			}()
 		})
 	}
-	o.NAT.OnLister = startFirst
-	o.progress("asking the router")
+	r.o.progress("asking the router")
 	discovered := make(chan struct{})
 	go func() {
 		defer close(discovered)
@@ -174,60 +177,99 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 			obs.DiscoveryFailed(addrErr)
 			return
 		}
-		dd, err := nat.Discover(ctx, o.NAT)
+		d, err := nat.Discover(r.ctx, r.o.NAT)
 		firstOnce.Do(func() { close(firstDone) }) // UPnP did not answer: nothing to wait for
 		<-firstDone
 		if err != nil {
 			obs.DiscoveryFailed(err)
 			return
 		}
-		d, obs.Discovery = dd, dd
+		r.d, obs.Discovery = d, d
 		if d.UPnP.Cached && obs.MappingsError != nil {
 			// The service an earlier run found is gone, and searching
 			// again found none: UPnP did not answer this run.
 			d.UPnP.Status, d.UPnP.Error = nat.StatusError, "the UPnP service found by an earlier run failed: "+obs.MappingsErr
 		}
-		lookup(first) // no UPnP: says why the mappings are unknown
-		o.progress("the router has answered")
+		r.lookup(first) // no UPnP: says why the mappings are unknown
+		r.o.progress("the router has answered")
 	}()
-	if !obs.Server.IsValid() {
+	return discovered
+}
+
+// walkWithReflector runs the LAN walk and the checks from outside; the
+// canary is mapped, when needed, once the router is known.
+func (r *run) walkWithReflector(discovered <-chan struct{}) {
+	c := outside{rc: r.o.Reflector, local: r.local, ftp: r.ftp, progress: r.o.progress, mapCanary: func() probe.MapFunc {
 		<-discovered
-		obs.Elapsed = time.Since(start)
-		return obs
-	}
-	o.progress("probing the FTP server")
-	if o.Reflector != nil {
-		c := outside{rc: o.Reflector, local: local, ftp: ftp, progress: o.progress, mapCanary: func() probe.MapFunc {
-			<-discovered
-			if d == nil {
-				return nil
-			}
-			r, err := d.Router("auto")
-			if err != nil {
-				return nil
-			}
-			return canaryMapper(r, local)
-		}}
-		obs.Reflector = o.Reflector.Base.String()
-		c.walk(ctx, obs)
-		<-discovered
-	} else {
-		obs.Inside = probe.DialAndCheckFTP(ctx, netip.AddrPortFrom(obs.Server, o.FTPPort).String(), ftp)
-		learned(obs)
-		<-discovered
-		if d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
-			obs.Hairpin, obs.HairpinStatus = probe.Hairpin(ctx, d.ExternalAddr(), cmp.Or(o.PublicPort, o.FTPPort), obs.Inside, ftp.ReplyTimeout)
+		if r.d == nil {
+			return nil
 		}
+		rt, err := r.d.Router("auto")
+		if err != nil {
+			return nil
+		}
+		return canaryMapper(rt, r.local)
+	}}
+	r.obs.Reflector = r.o.Reflector.Base.String()
+	c.walk(r.ctx, r.obs)
+	<-discovered
+}
+
+// walkOnTheLAN runs the LAN walk and, once the router told its external
+// address, the hairpin check.
+func (r *run) walkOnTheLAN(discovered <-chan struct{}) {
+	obs := r.obs
+	obs.Inside = probe.DialAndCheckFTP(r.ctx, netip.AddrPortFrom(obs.Server, r.o.FTPPort).String(), r.ftp)
+	learned(obs)
+	<-discovered
+	if d := r.d; d != nil && d.ExternalAddr().IsValid() && obs.Inside.Reached == probe.OK {
+		obs.Hairpin, obs.HairpinStatus = probe.Hairpin(r.ctx, d.ExternalAddr(), cmp.Or(r.o.PublicPort, r.o.FTPPort), obs.Inside, r.ftp.ReplyTimeout)
 	}
-	rest := slices.DeleteFunc(obs.NeededPorts(), func(p uint16) bool { return asked[p] })
+}
+
+// lookupRest asks the router about the needed ports not asked yet, unless
+// the checks from outside proved each of them.
+func (r *run) lookupRest() {
+	obs := r.obs
+	rest := slices.DeleteFunc(obs.NeededPorts(), func(p uint16) bool { return r.asked[p] })
 	if len(rest) > 0 && obs.MappingsKnown && obs.Outside.ProvedReachable(rest, obs.ControlPort()) {
 		obs.MappingsNotAsked = &report.NotAsked{Ports: rest,
 			Why: "the checks from outside reached this host on each of them through the router, so the router was not asked"}
-	} else {
-		lookup(rest)
+		return
 	}
-	obs.Elapsed = time.Since(start)
-	return obs
+	r.lookup(rest)
+}
+
+// lookup asks the discovered router about ports not asked yet.
+func (r *run) lookup(ports []uint16) {
+	if r.d == nil || len(slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return r.asked[p] })) == 0 {
+		return
+	}
+	l, err := r.d.Lister()
+	if err != nil {
+		if r.obs.MappingsError == nil {
+			r.obs.MappingsFailed(err)
+		}
+		return
+	}
+	r.lookupWith(l, ports)
+}
+
+// lookupWith asks l about ports not asked yet.
+func (r *run) lookupWith(l nat.Lister, ports []uint16) {
+	ports = slices.DeleteFunc(slices.Clone(ports), func(p uint16) bool { return r.asked[p] })
+	if r.obs.MappingsError != nil || len(ports) == 0 {
+		return
+	}
+	for _, p := range ports {
+		r.asked[p] = true
+	}
+	ms, err := lookupPorts(r.ctx, l, ports)
+	if err != nil {
+		r.obs.MappingsFailed(err)
+		return
+	}
+	r.obs.Mappings, r.obs.MappingsKnown = append(r.obs.Mappings, ms...), true
 }
 
 // learned takes the passive range from the server's own replies when no
