@@ -44,24 +44,49 @@ func (b *builder) outside() {
 	o := b.o
 	out := o.Outside
 	if out == nil {
-		b.skip("outside-control-port", "from outside: port "+fmt.Sprint(o.ControlPort())+" reaches this server (needs --reflector URL)")
-		b.skip("outside-passive-ports", "from outside: every passive port carries a data connection (needs --reflector)")
-		b.skip("outside-default-host", "from outside: default host (DMZ) overriding the mappings (needs --reflector)")
-		if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
-			b.add(Finding{
-				Code: CodeHairpin, Severity: SevInfo,
-				Summary:     "the router does not loop connections to its public address back to the LAN (hairpin NAT)",
-				Evidence:    map[string]any{"hairpin": hairpinEvidence(o.Hairpin)},
-				Explanation: "From inside, the public address does not lead to the server. That alone says nothing about the outside: many routers do not hairpin. Check from outside with a reflector.",
-				Fix:         "Run `natdoctor reflector` on a machine outside and pass --reflector http://HOST:8021.",
-			})
-		}
+		b.noReflector()
 		return
 	}
 	if out.PublicError != "" {
 		b.skip("outside", "from outside: the reflector did not answer: "+out.PublicError)
 		return
 	}
+	b.outsideControl()
+	b.thisHostDefault()
+	dead := b.outsidePassive()
+	if out.SameServer == check.Yes && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
+		b.add(Finding{
+			Code: CodeOutsideOK, Severity: SevOK,
+			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.ControlPort()),
+			Evidence: map[string]any{"banner_outside": out.Outside.Banner, "login": string(out.Outside.Login), "list": string(out.Outside.List)},
+		})
+	}
+}
+
+// noReflector lists what only a reflector can check, and says what the
+// hairpin check showed.
+func (b *builder) noReflector() {
+	o := b.o
+	b.skip("outside-control-port", "from outside: port "+fmt.Sprint(o.ControlPort())+" reaches this server (needs --reflector URL)")
+	b.skip("outside-passive-ports", "from outside: every passive port carries a data connection (needs --reflector)")
+	b.skip("outside-default-host", "from outside: default host (DMZ) overriding the mappings (needs --reflector)")
+	if o.HairpinStatus != "" && o.HairpinStatus != probe.OK && o.HairpinStatus != probe.Skipped {
+		b.add(Finding{
+			Code: CodeHairpin, Severity: SevInfo,
+			Summary:     "the router does not loop connections to its public address back to the LAN (hairpin NAT)",
+			Evidence:    map[string]any{"hairpin": hairpinEvidence(o.Hairpin)},
+			Explanation: "From inside, the public address does not lead to the server. That alone says nothing about the outside: many routers do not hairpin. Check from outside with a reflector.",
+			Fix:         "Run `natdoctor reflector` on a machine outside and pass --reflector http://HOST:8021.",
+		})
+	}
+}
+
+// outsideControl judges the control port from outside: unreachable,
+// another machine (a default host, or a rule to the wrong host), a login
+// refused there.
+func (b *builder) outsideControl() {
+	o := b.o
+	out := o.Outside
 	same := out.SameServer
 	if out.Outside != nil && out.Outside.Reached == probe.Error {
 		b.skip("outside-control-port", "from outside: the control port (the reflector could not check it: "+out.Outside.ReachErr+")")
@@ -118,6 +143,13 @@ func (b *builder) outside() {
 	if out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.Login == probe.Failed {
 		b.add(loginFailed(out.Outside, same == check.No, "from outside"))
 	}
+}
+
+// thisHostDefault reports an unmapped port that reached this host: it is
+// the router's default host.
+func (b *builder) thisHostDefault() {
+	o := b.o
+	out := o.Outside
 	if c := out.Canary; c != nil && c.ThisHostIsDefault == check.Yes {
 		f := Finding{
 			Code: CodeThisHostDefault, Severity: SevWarning,
@@ -137,6 +169,13 @@ func (b *builder) outside() {
 		}
 		b.add(f)
 	}
+}
+
+// outsidePassive judges the passive ports from outside and returns those
+// that do not reach this server.
+func (b *builder) outsidePassive() []uint16 {
+	o := b.o
+	out := o.Outside
 	var dead []uint16
 	served := o.servedPassive()
 	var unchecked []uint16
@@ -191,13 +230,7 @@ func (b *builder) outside() {
 	if o.Passive == nil {
 		b.skip("outside-passive-ports", "from outside: passive ports (the passive range is unknown: give --pasv or --ftp-config)")
 	}
-	if same == check.Yes && len(dead) == 0 && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.List != probe.Failed {
-		b.add(Finding{
-			Code: CodeOutsideOK, Severity: SevOK,
-			Summary:  fmt.Sprintf("from outside, %s:%d reaches this server", out.PublicAddr, o.ControlPort()),
-			Evidence: map[string]any{"banner_outside": out.Outside.Banner, "login": string(out.Outside.Login), "list": string(out.Outside.List)},
-		})
-	}
+	return dead
 }
 
 func hairpinEvidence(r *probe.FTPResult) map[string]any {
