@@ -278,181 +278,205 @@ func Discover(ctx context.Context, cfg Config) (*Discovery, error) {
 	if err := cfg.resolve(); err != nil {
 		return nil, err
 	}
-	d := &Discovery{
+	p := &prober{ctx: ctx, cfg: cfg, start: time.Now(), skip: map[Method]bool{},
+		answered: make(chan struct{}), pmpDone: make(chan struct{})}
+	p.d = &Discovery{
 		Gateway: cfg.Gateway, LocalAddr: cfg.Local,
 		NATPMP: ProtocolResult{Method: MethodNATPMP, Status: StatusSkipped},
 		PCP:    ProtocolResult{Method: MethodPCP, Status: StatusSkipped},
 		UPnP:   ProtocolResult{Method: MethodUPnP, Status: StatusSkipped},
 	}
-	skip := map[Method]bool{}
 	for _, m := range cfg.Skip {
-		skip[m] = true
-	}
-	start := time.Now()
-	answered := make(chan struct{})
-	var answerOnce sync.Once
-	markAnswered := func() { answerOnce.Do(func() { close(answered) }) }
-	// bound returns the context one protocol's discovery runs in.
-	bound := func(own time.Duration) (context.Context, context.CancelFunc) {
-		if cfg.PatientTimeout <= own {
-			return context.WithTimeout(ctx, own)
-		}
-		c, cancel := context.WithTimeout(ctx, cfg.PatientTimeout)
-		go func() {
-			select {
-			case <-answered: // another protocol answered: its own bound from now
-				// (a router slow to answer one protocol is slow for all)
-				t := time.NewTimer(own)
-				defer t.Stop()
-				select {
-				case <-t.C:
-					cancel()
-				case <-c.Done():
-				}
-			case <-c.Done():
-			}
-		}()
-		return c, cancel
-	}
-	// cut turns the end of a protocol's own bound, cut short because
-	// another protocol answered, into a missing answer; the caller's own
-	// cancellation stays what it is.
-	cut := func(what string, own time.Duration, err error) error {
-		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error())) {
-			return fmt.Errorf("%s: %w (nothing within %v of another protocol's answer)", what, ErrNoResponse, own)
-		}
-		return err
+		p.skip[m] = true
 	}
 	var wg sync.WaitGroup
-	pmpDone := make(chan struct{}) // closed once d.NATPMP is final
-	if skip[MethodNATPMP] {
-		close(pmpDone)
+	if p.skip[MethodNATPMP] {
+		close(p.pmpDone)
 	} else {
-		wg.Go(func() {
-			defer close(pmpDone)
-			ctx, cancel := bound(cfg.PMPTimeout)
-			defer cancel()
-			p := NewPMP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout)) // discovery is bounded by ctx
-			addr, epoch, err := p.ExternalAddrEpoch(ctx)
-			err = cut("NAT-PMP", cfg.PMPTimeout, err)
-			d.NATPMP.Elapsed = time.Since(start)
-			d.NATPMP.Status = statusOf(err)
-			if errors.Is(err, ErrNoExternalAddr) {
-				d.NATPMP.NoExternalAddr, d.pmp = true, p
-			}
-			if err != nil {
-				d.NATPMP.Error = err.Error()
-				cfg.tracef("NAT-PMP: %v", err)
-				return
-			}
-			markAnswered()
-			cfg.tracef("NAT-PMP: external address %s, epoch %ds (%v)", addr, epoch, d.NATPMP.Elapsed.Round(time.Millisecond))
-			d.NATPMP.ExternalAddr, d.NATPMP.Epoch, d.pmp = addr, &epoch, p
-		})
+		wg.Go(p.natpmp)
 	}
-	if !skip[MethodPCP] {
-		wg.Go(func() {
-			ctx, cancel := bound(cfg.PMPTimeout)
-			defer cancel()
-			if cfg.PCPUnlessPMP && !skip[MethodNATPMP] {
-				t := time.NewTimer(pmpFirst)
-				select {
-				case <-pmpDone:
-					if d.NATPMP.Answered() {
-						t.Stop()
-						d.PCP.Error = "not asked: NAT-PMP answered"
-						cfg.tracef("PCP: not asked, NAT-PMP answered")
-						return
-					}
-				case <-t.C:
-				case <-ctx.Done():
-				}
-				t.Stop()
-			}
-			key := cfg.PCPKey
-			if key == nil {
-				var kerr error
-				if key, kerr = LoadPCPKey(); kerr != nil {
-					cfg.tracef("PCP: %v", kerr)
-				}
-			}
-			c := NewPCP(cfg.Gateway, cfg.Local, max(cfg.CallTimeout, cfg.PatientTimeout), key) // discovery is bounded by ctx
-			epoch, err := c.Announce(ctx)
-			err = cut("PCP", cfg.PMPTimeout, err)
-			d.PCP.Elapsed = time.Since(start)
-			d.PCP.Status = statusOf(err)
-			if err != nil {
-				d.PCP.Error = err.Error()
-				cfg.tracef("PCP: %v", err)
-				return
-			}
-			markAnswered()
-			cfg.tracef("PCP: ANNOUNCE answered, epoch %ds (%v)", epoch, d.PCP.Elapsed.Round(time.Millisecond))
-			d.PCP.Epoch, d.pcp = &epoch, c
-		})
+	if !p.skip[MethodPCP] {
+		wg.Go(p.pcp)
 	}
-	if !skip[MethodUPnP] {
-		wg.Go(func() {
-			ctx, cancel := bound(cfg.UPnPTimeout)
-			defer cancel()
-			u, ignored, err := openUPnP(ctx, &cfg, answered)
-			d.UPnP.Ignored = ignored
-			if err == nil && cfg.OnLister != nil {
-				cfg.OnLister(u) // the caller's lookup need not wait for the rest
-			}
-			if err == nil && !cfg.SkipExternalAddr && cfg.ExternalAddrOnce {
-				// Wait for NAT-PMP's answer rather than send a SOAP
-				// request to a busy router: Discover waits for NAT-PMP's
-				// bound anyway.
-				t := time.NewTimer(cfg.PMPTimeout)
-				select {
-				case <-pmpDone:
-					cfg.SkipExternalAddr = d.NATPMP.ExternalAddr.IsValid()
-				case <-t.C:
-				}
-				t.Stop()
-			}
-			if err == nil && cfg.SkipExternalAddr {
-				dev := u.Device
-				d.UPnP.Device = &dev
-			} else if err == nil {
-				var addr netip.Addr
-				addr, err = u.ExternalAddr(ctx)
-				d.UPnP.ExternalAddr = addr
-				if errors.Is(err, ErrNoExternalAddr) {
-					d.UPnP.NoExternalAddr, d.upnp = true, u
-				}
-				if (err == nil || errors.Is(err, ErrNoExternalAddr)) && !cfg.SkipUptime {
-					if _, up, serr := u.Status(ctx); serr == nil {
-						d.UPnP.Uptime = up
-					}
-				}
-				dev := u.Device
-				d.UPnP.Device = &dev
-			}
-			err = cut("UPnP", cfg.UPnPTimeout, err)
-			d.UPnP.Elapsed = time.Since(start)
-			d.UPnP.Status = statusOf(err)
-			if err != nil {
-				d.UPnP.Error = err.Error()
-				cfg.tracef("UPnP: %v", err)
-				return
-			}
-			markAnswered()
-			ext := "not asked"
-			if d.UPnP.ExternalAddr.IsValid() {
-				ext = d.UPnP.ExternalAddr.String()
-			}
-			cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
-				u.Device.IGDVersion, u.Device.ServiceType, ext, d.UPnP.Elapsed.Round(time.Millisecond))
-			d.upnp, d.UPnP.Cached = u, u.FromCache()
-		})
+	if !p.skip[MethodUPnP] {
+		wg.Go(p.upnp)
 	}
 	wg.Wait()
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
-		return d, ctx.Err()
+		return p.d, ctx.Err()
 	}
-	return d, nil
+	return p.d, nil
+}
+
+// prober is one Discover: the three protocols probed at once, each
+// filling its own part of d.
+type prober struct {
+	ctx        context.Context
+	cfg        Config
+	d          *Discovery
+	start      time.Time
+	skip       map[Method]bool
+	answered   chan struct{} // closed when a protocol first answers
+	answerOnce sync.Once
+	pmpDone    chan struct{} // closed once d.NATPMP is final
+}
+
+func (p *prober) markAnswered() { p.answerOnce.Do(func() { close(p.answered) }) }
+
+// bound returns the context one protocol's discovery runs in: its own
+// bound, or, while no protocol has answered, the patient one.
+func (p *prober) bound(own time.Duration) (context.Context, context.CancelFunc) {
+	if p.cfg.PatientTimeout <= own {
+		return context.WithTimeout(p.ctx, own)
+	}
+	c, cancel := context.WithTimeout(p.ctx, p.cfg.PatientTimeout)
+	go func() {
+		select {
+		case <-p.answered: // another protocol answered: its own bound from now
+			// (a router slow to answer one protocol is slow for all)
+			t := time.NewTimer(own)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-c.Done():
+			}
+		case <-c.Done():
+		}
+	}()
+	return c, cancel
+}
+
+// cut turns the end of a protocol's own bound, cut short because another
+// protocol answered, into a missing answer; the caller's own cancellation
+// stays what it is.
+func (p *prober) cut(what string, own time.Duration, err error) error {
+	if err != nil && p.ctx.Err() == nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error())) {
+		return fmt.Errorf("%s: %w (nothing within %v of another protocol's answer)", what, ErrNoResponse, own)
+	}
+	return err
+}
+
+// natpmp asks NAT-PMP for the external address and epoch.
+func (p *prober) natpmp() {
+	defer close(p.pmpDone)
+	ctx, cancel := p.bound(p.cfg.PMPTimeout)
+	defer cancel()
+	c := NewPMP(p.cfg.Gateway, p.cfg.Local, max(p.cfg.CallTimeout, p.cfg.PatientTimeout)) // discovery is bounded by ctx
+	addr, epoch, err := c.ExternalAddrEpoch(ctx)
+	err = p.cut("NAT-PMP", p.cfg.PMPTimeout, err)
+	p.d.NATPMP.Elapsed = time.Since(p.start)
+	p.d.NATPMP.Status = statusOf(err)
+	if errors.Is(err, ErrNoExternalAddr) {
+		p.d.NATPMP.NoExternalAddr, p.d.pmp = true, c
+	}
+	if err != nil {
+		p.d.NATPMP.Error = err.Error()
+		p.cfg.tracef("NAT-PMP: %v", err)
+		return
+	}
+	p.markAnswered()
+	p.cfg.tracef("NAT-PMP: external address %s, epoch %ds (%v)", addr, epoch, p.d.NATPMP.Elapsed.Round(time.Millisecond))
+	p.d.NATPMP.ExternalAddr, p.d.NATPMP.Epoch, p.d.pmp = addr, &epoch, c
+}
+
+// pcp sends PCP's ANNOUNCE (not when NAT-PMP answered, with PCPUnlessPMP).
+func (p *prober) pcp() {
+	ctx, cancel := p.bound(p.cfg.PMPTimeout)
+	defer cancel()
+	if p.cfg.PCPUnlessPMP && !p.skip[MethodNATPMP] {
+		t := time.NewTimer(pmpFirst)
+		select {
+		case <-p.pmpDone:
+			if p.d.NATPMP.Answered() {
+				t.Stop()
+				p.d.PCP.Error = "not asked: NAT-PMP answered"
+				p.cfg.tracef("PCP: not asked, NAT-PMP answered")
+				return
+			}
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	key := p.cfg.PCPKey
+	if key == nil {
+		var kerr error
+		if key, kerr = LoadPCPKey(); kerr != nil {
+			p.cfg.tracef("PCP: %v", kerr)
+		}
+	}
+	c := NewPCP(p.cfg.Gateway, p.cfg.Local, max(p.cfg.CallTimeout, p.cfg.PatientTimeout), key) // discovery is bounded by ctx
+	epoch, err := c.Announce(ctx)
+	err = p.cut("PCP", p.cfg.PMPTimeout, err)
+	p.d.PCP.Elapsed = time.Since(p.start)
+	p.d.PCP.Status = statusOf(err)
+	if err != nil {
+		p.d.PCP.Error = err.Error()
+		p.cfg.tracef("PCP: %v", err)
+		return
+	}
+	p.markAnswered()
+	p.cfg.tracef("PCP: ANNOUNCE answered, epoch %ds (%v)", epoch, p.d.PCP.Elapsed.Round(time.Millisecond))
+	p.d.PCP.Epoch, p.d.pcp = &epoch, c
+}
+
+// upnp opens the UPnP IGD service and, unless NAT-PMP told it, asks its
+// external address.
+func (p *prober) upnp() {
+	ctx, cancel := p.bound(p.cfg.UPnPTimeout)
+	defer cancel()
+	u, ignored, err := openUPnP(ctx, &p.cfg, p.answered)
+	p.d.UPnP.Ignored = ignored
+	if err == nil && p.cfg.OnLister != nil {
+		p.cfg.OnLister(u) // the caller's lookup need not wait for the rest
+	}
+	if err == nil && !p.cfg.SkipExternalAddr && p.cfg.ExternalAddrOnce {
+		// Wait for NAT-PMP's answer rather than send a SOAP
+		// request to a busy router: Discover waits for NAT-PMP's
+		// bound anyway.
+		t := time.NewTimer(p.cfg.PMPTimeout)
+		select {
+		case <-p.pmpDone:
+			p.cfg.SkipExternalAddr = p.d.NATPMP.ExternalAddr.IsValid()
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if err == nil && p.cfg.SkipExternalAddr {
+		dev := u.Device
+		p.d.UPnP.Device = &dev
+	} else if err == nil {
+		var addr netip.Addr
+		addr, err = u.ExternalAddr(ctx)
+		p.d.UPnP.ExternalAddr = addr
+		if errors.Is(err, ErrNoExternalAddr) {
+			p.d.UPnP.NoExternalAddr, p.d.upnp = true, u
+		}
+		if (err == nil || errors.Is(err, ErrNoExternalAddr)) && !p.cfg.SkipUptime {
+			if _, up, serr := u.Status(ctx); serr == nil {
+				p.d.UPnP.Uptime = up
+			}
+		}
+		dev := u.Device
+		p.d.UPnP.Device = &dev
+	}
+	err = p.cut("UPnP", p.cfg.UPnPTimeout, err)
+	p.d.UPnP.Elapsed = time.Since(p.start)
+	p.d.UPnP.Status = statusOf(err)
+	if err != nil {
+		p.d.UPnP.Error = err.Error()
+		p.cfg.tracef("UPnP: %v", err)
+		return
+	}
+	p.markAnswered()
+	ext := "not asked"
+	if p.d.UPnP.ExternalAddr.IsValid() {
+		ext = p.d.UPnP.ExternalAddr.String()
+	}
+	p.cfg.tracef("UPnP: %s %s (IGD v%d, %s) external address %s (%v)", u.Device.Manufacturer, u.Device.ModelName,
+		u.Device.IGDVersion, u.Device.ServiceType, ext, p.d.UPnP.Elapsed.Round(time.Millisecond))
+	p.d.upnp, p.d.UPnP.Cached = u, u.FromCache()
 }
 
 // ErrNoMappingProtocol means the router answered none of NAT-PMP, PCP and UPnP.
