@@ -119,6 +119,9 @@ type Lab struct {
 	mu       sync.Mutex
 	upnpd    *exec.Cmd
 	upnpdLog *bytes.Buffer
+	// httpPort is miniupnpd's HTTP port: UPnPHTTPPort until a restart
+	// on another one (RestartRouterDaemonOn).
+	httpPort int
 	procs    []*exec.Cmd
 	// serverConfig is the server's configuration file, when it has one.
 	serverConfig string
@@ -204,13 +207,14 @@ func Start(t testing.TB, opts Options) *Lab {
 		t.Fatal(err)
 	}
 	l := &Lab{
-		Outside: &Host{Name: "outside", NS: prefix + "-out"},
-		Router:  &Host{Name: "router", NS: prefix + "-rtr"},
-		Server:  &Host{Name: "server", NS: prefix + "-srv"},
-		Other:   &Host{Name: "other", NS: prefix + "-oth"},
-		Opts:    opts,
-		Dir:     dir,
-		t:       t,
+		Outside:  &Host{Name: "outside", NS: prefix + "-out"},
+		Router:   &Host{Name: "router", NS: prefix + "-rtr"},
+		Server:   &Host{Name: "server", NS: prefix + "-srv"},
+		Other:    &Host{Name: "other", NS: prefix + "-oth"},
+		Opts:     opts,
+		Dir:      dir,
+		t:        t,
+		httpPort: UPnPHTTPPort,
 	}
 	t.Cleanup(l.close)
 	for _, h := range l.hosts() {
@@ -416,7 +420,7 @@ min_lifetime=60
 max_lifetime=86400
 %sallow %s 10.0.1.0/24 %s
 deny 0-65535 0.0.0.0/0 0-65535
-`, UPnPHTTPPort, yesNo(!l.Opts.NoUPnP), yesNo(!l.Opts.NoPMP), yesNo(!l.Opts.SecureModeOff),
+`, l.httpPort, yesNo(!l.Opts.NoUPnP), yesNo(!l.Opts.NoPMP), yesNo(!l.Opts.SecureModeOff),
 		yesNo(l.Opts.IGDv1), RouterFriendly, denyRules(l.Opts.DenyPorts), allowed(l.Opts.OpenWrtPolicy), allowed(l.Opts.OpenWrtPolicy))
 }
 
@@ -457,7 +461,7 @@ func (l *Lab) StartRouterDaemon() {
 		want = append(want, "udp:5351")
 	}
 	if !l.Opts.NoUPnP {
-		want = append(want, "tcp:"+strconv.Itoa(UPnPHTTPPort))
+		want = append(want, "tcp:"+strconv.Itoa(l.httpPort))
 	}
 	if len(want) == 0 {
 		return
@@ -485,6 +489,16 @@ func (l *Lab) StopRouterDaemon() {
 func (l *Lab) RestartRouterDaemon() {
 	l.t.Helper()
 	l.StopRouterDaemon()
+	l.StartRouterDaemon()
+}
+
+// RestartRouterDaemonOn is a router that reboots and serves UPnP on
+// another HTTP port, as miniupnpd does with http_port=0 (a random port
+// each start): mappings are forgotten, the Location changes.
+func (l *Lab) RestartRouterDaemonOn(httpPort int) {
+	l.t.Helper()
+	l.StopRouterDaemon()
+	l.httpPort = httpPort
 	l.StartRouterDaemon()
 }
 

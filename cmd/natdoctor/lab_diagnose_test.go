@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -147,4 +149,40 @@ func TestLabDiagnoseNoGatewayIsNotHealthy(t *testing.T) {
 			t.Errorf("text says %q:\n%s", bad, text)
 		}
 	}
+}
+
+// TestLabDiagnoseRouterRestartedOnAnotherPort: diagnose opens the UPnP
+// service an earlier run found without asking for the description; when the
+// router has rebooted onto another HTTP port (miniupnpd with http_port=0
+// does), the cached control URL leads nowhere, and diagnose must find the
+// service again rather than report the router's mappings unknown.
+func TestLabDiagnoseRouterRestartedOnAnotherPort(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{ForcePassiveIP: true})
+	refl := l.StartReflector(t)
+	mapAllUPnP(t, l)
+	run := func(wantCached ...bool) {
+		t.Helper()
+		r, out, code := labDiagnoseRaw(t, l, "--reflector", refl, "--pasv", labRange)
+		d := r.Observations.Discovery
+		if code != exitOK || d == nil || !r.Observations.MappingsKnown || len(wantCached) > 0 && d.UPnP.Cached != wantCached[0] {
+			t.Fatalf("exit %d, UPnP cached %v (want %v), mappings known %v\n%s", code, d != nil && d.UPnP.Cached, wantCached,
+				r.Observations.MappingsKnown, out)
+		}
+	}
+	run(false) // the first run finds the service and keeps it
+	run(true)  // the second opens it from the cache
+	l.RestartRouterDaemonOn(lab.UPnPHTTPPort + 1)
+	mapAllUPnP(t, l) // the reboot forgot the mappings; upnpc finds the new port by SSDP
+	if l.Judge(t, lab.JudgeOptions{}).LenientFails() {
+		t.Fatal("the lab is wrong: clients fail after the restart")
+	}
+	// The cached control URL is dead: the lookup finds the service again
+	// (the discovery may still say it came from the cache: it did).
+	run()
+	state, err := os.ReadFile(filepath.Join(l.Server.Tmp, "upnp-location"))
+	if err != nil || !strings.Contains(string(state), fmt.Sprintf(":%d/", lab.UPnPHTTPPort+1)) {
+		t.Errorf("the cache does not hold the new port: %s %v", state, err)
+	}
+	run(true)
 }
