@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -214,8 +215,10 @@ func (rf *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rf.fail(w, http.StatusForbidden, "%v", err)
 		return
 	}
-	if !rf.rates.allow(src) {
-		rf.fail(w, http.StatusTooManyRequests, "too many requests from %s", src)
+	if ok, wait := rf.rates.allow(src); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		rf.fail(w, http.StatusTooManyRequests, "too many requests from %s; try again in %d s", src, secs)
 		return
 	}
 	switch r.URL.Path {
@@ -420,7 +423,8 @@ func newRateLimiter(rate float64, burst int) *rateLimiter {
 	return &rateLimiter{rate: rate, burst: float64(burst), buckets: map[netip.Addr]*bucket{}}
 }
 
-func (l *rateLimiter) allow(a netip.Addr) bool {
+// allow takes a token for a, or says how long until one is there.
+func (l *rateLimiter) allow(a netip.Addr) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -433,7 +437,7 @@ func (l *rateLimiter) allow(a netip.Addr) bool {
 				}
 			}
 			if len(l.buckets) >= maxRateSources {
-				return false
+				return false, time.Minute
 			}
 		}
 		b = &bucket{tokens: l.burst, last: now}
@@ -442,8 +446,8 @@ func (l *rateLimiter) allow(a netip.Addr) bool {
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	if b.tokens < 1 {
-		return false
+		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 	}
 	b.tokens--
-	return true
+	return true, 0
 }

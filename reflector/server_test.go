@@ -290,3 +290,34 @@ func TestReflectorForwardedFor(t *testing.T) {
 		}
 	}
 }
+
+// TestReflectorRefusalSaysWhenToRetry: a source over its limit gets 429
+// with Retry-After, and the client's error is a RefusedError that says how
+// long to wait (diagnose lists it as not checked, not as a closed port).
+func TestReflectorRefusalSaysWhenToRetry(t *testing.T) {
+	rf := &Server{AllowPrivate: true, Limits: DefaultLimits()}
+	rf.Limits.PerSourceBurst, rf.Limits.PerSourceRate = 1, 0.25 // one now, the next in 4 s
+	_, addr := startReflector(t, rf)
+	c, err := NewClient("http://"+addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WhoAmI(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + pathWhoAmI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over the limit: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, err = c.WhoAmI(t.Context())
+	if !Refused(err) || !strings.Contains(err.Error(), "try again in ") {
+		t.Errorf("client: %v", err)
+	}
+	if _, err := c.Relay(t.Context(), netip.MustParseAddr("127.0.0.1"), 9); !Refused(err) {
+		t.Errorf("relay over the limit: %v, want a refusal, not a dial-back outcome", err)
+	}
+}
