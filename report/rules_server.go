@@ -83,6 +83,39 @@ func (b *builder) server() {
 		b.skip("lan-ftp", "FTP server on the LAN: not probed")
 		return
 	}
+	if !b.reached(in) {
+		return
+	}
+	b.greeting(in)
+	if in.AuthTLS == probe.Failed {
+		b.add(Finding{
+			Code: CodeFTPCleartext, Severity: SevWarning,
+			Summary:     "the server offers no AUTH TLS: passwords cross the internet in clear text",
+			Evidence:    map[string]any{"features": in.Features},
+			Explanation: "Plain FTP sends the user name and password unencrypted; anyone on the path can read them.",
+			Fix:         "Enable TLS (Pure-FTPd: TLS 1 with a certificate; vsftpd: ssl_enable=YES; ProFTPD: mod_tls) and tell users to connect with explicit FTPS.",
+		})
+	}
+	b.tls(in)
+	b.login(in)
+	if in.Confined == probe.Failed {
+		b.add(Finding{
+			Code: CodeFTPNoChroot, Severity: SevWarning,
+			Summary:     fmt.Sprintf("logged-in users can leave their home %s: CWD %s works, the whole disk is browsable", in.Home, in.EscapedTo),
+			Evidence:    map[string]any{"home": in.Home, "reached": in.EscapedTo, "user": in.LoginUser},
+			Explanation: "Without a chroot (\"default root\"), anyone who logs in, or guesses a password, can read every file the account may read, system files included.",
+			Fix:         noChrootFix(o),
+		})
+	}
+	b.pasvPrivate(in)
+	b.outsideRange(in)
+	b.listFailed(in)
+	b.lanDeadPorts(in)
+}
+
+// reached reports an FTP server that does not answer; it says whether it did.
+func (b *builder) reached(in *probe.FTPResult) bool {
+	o := b.o
 	if in.Reached != probe.OK {
 		f := Finding{
 			Code: CodeFTPUnreachable, Severity: SevError, root: b.walkFrom == "",
@@ -100,8 +133,14 @@ func (b *builder) server() {
 			f.Fix = reverseDNSFix(o) + " Check the server's log, and its session limit."
 		}
 		b.add(f)
-		return
+		return false
 	}
+	return true
+}
+
+// greeting reports a server that greets late (on the LAN or from outside).
+func (b *builder) greeting(in *probe.FTPResult) {
+	o := b.o
 	greet, where := in.GreetingDelay, b.where()
 	if out := o.Outside; out != nil && out.Outside != nil && out.Outside.Reached == probe.OK && out.Outside.GreetingDelay > greet {
 		// Only strangers may wait: ident lookups to a LAN client are refused at once.
@@ -118,16 +157,11 @@ func (b *builder) server() {
 			Fix: reverseDNSFix(o),
 		})
 	}
-	if in.AuthTLS == probe.Failed {
-		b.add(Finding{
-			Code: CodeFTPCleartext, Severity: SevWarning,
-			Summary:     "the server offers no AUTH TLS: passwords cross the internet in clear text",
-			Evidence:    map[string]any{"features": in.Features},
-			Explanation: "Plain FTP sends the user name and password unencrypted; anyone on the path can read them.",
-			Fix:         "Enable TLS (Pure-FTPd: TLS 1 with a certificate; vsftpd: ssl_enable=YES; ProFTPD: mod_tls) and tell users to connect with explicit FTPS.",
-		})
-	}
-	b.tls(in)
+}
+
+// login reports a login refused on the LAN, or says why none was tried.
+func (b *builder) login(in *probe.FTPResult) {
+	o := b.o
 	if in.Login == probe.Skipped && in.TLS != nil && in.TLS.Status != probe.OK && !in.TLS.PlainAfter {
 		b.skip("login", "login: not tried, because FTPS failed")
 	} else if in.Login == probe.Skipped {
@@ -135,15 +169,11 @@ func (b *builder) server() {
 	} else if in.Login != probe.OK && (o.Outside == nil || o.Outside.Outside == nil) {
 		b.add(loginFailed(in, false, b.where()))
 	}
-	if in.Confined == probe.Failed {
-		b.add(Finding{
-			Code: CodeFTPNoChroot, Severity: SevWarning,
-			Summary:     fmt.Sprintf("logged-in users can leave their home %s: CWD %s works, the whole disk is browsable", in.Home, in.EscapedTo),
-			Evidence:    map[string]any{"home": in.Home, "reached": in.EscapedTo, "user": in.LoginUser},
-			Explanation: "Without a chroot (\"default root\"), anyone who logs in, or guesses a password, can read every file the account may read, system files included.",
-			Fix:         noChrootFix(o),
-		})
-	}
+}
+
+// pasvPrivate reports a PASV reply with an address clients outside cannot reach.
+func (b *builder) pasvPrivate(in *probe.FTPResult) {
+	o := b.o
 	if p := in.PASV; p != nil && p.ParseError == "" {
 		switch p.AddrClass {
 		case "private", "loopback", "unspecified", "link-local", "shared":
@@ -170,8 +200,12 @@ func (b *builder) server() {
 			})
 		}
 	}
-	b.outsideRange(in)
-	b.listFailed(in)
+}
+
+// lanDeadPorts reports passive ports that do not open, when nothing from
+// outside checked them.
+func (b *builder) lanDeadPorts(in *probe.FTPResult) {
+	o := b.o
 	if dead := in.DeadPorts(); len(dead) > 0 && (o.Outside == nil || len(o.Outside.Passive) == 0) {
 		f := Finding{
 			Code: CodePASVUnreachable, Severity: SevError,
