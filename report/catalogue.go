@@ -29,25 +29,32 @@ var Catalogue []Entry
 // catalogue adds entries to the Catalogue, in their place.
 func catalogue(entries []Entry) bool {
 	Catalogue = append(Catalogue, entries...)
-	depth := map[string]int{}
+	depth := depths(afterOf)
+	slices.SortStableFunc(Catalogue, func(a, b Entry) int { return depth(a.Code) - depth(b.Code) })
+	return true
+}
+
+// depths returns a code's depth in the graph of causes that follows
+// gives: 0 for a code caused by none, else one more than its deepest
+// cause. A cycle stops at the catalogue's length (TestCatalogueAfter
+// reports it).
+func depths(follows func(code string) []string) func(code string) int {
+	known := map[string]int{}
 	var visit func(code string, seen int) int
 	visit = func(code string, seen int) int {
-		if d, ok := depth[code]; ok || seen > len(Catalogue) {
-			return d // known, or a cycle (TestCatalogueAfter reports it)
+		if d, ok := known[code]; ok || seen > len(Catalogue) {
+			return d
 		}
 		d := 0
-		for _, e := range Catalogue {
-			if e.Code == code {
-				for _, a := range e.After {
-					d = max(d, 1+visit(a, seen+1))
-				}
+		for _, a := range follows(code) {
+			if a != code {
+				d = max(d, 1+visit(a, seen+1))
 			}
 		}
-		depth[code] = d
+		known[code] = d
 		return d
 	}
-	slices.SortStableFunc(Catalogue, func(a, b Entry) int { return visit(a.Code, 0) - visit(b.Code, 0) })
-	return true
+	return func(code string) int { return visit(code, 0) }
 }
 
 // entry returns f's catalogue entry.

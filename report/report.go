@@ -109,21 +109,9 @@ func order(fs []Finding) {
 	for _, f := range fs {
 		present[f.Code] = true
 	}
-	depth := map[string]int{}
-	var visit func(code string, seen int) int
-	visit = func(code string, seen int) int {
-		if d, ok := depth[code]; ok || seen > len(Catalogue) {
-			return d
-		}
-		d := 0
-		for _, a := range afterOf(code) {
-			if present[a] && a != code {
-				d = max(d, 1+visit(a, seen+1))
-			}
-		}
-		depth[code] = d
-		return d
-	}
+	depth := depths(func(code string) []string {
+		return slices.DeleteFunc(afterOf(code), func(a string) bool { return !present[a] })
+	})
 	for i, f := range fs {
 		e, _ := entry(f)
 		if f.root {
@@ -142,7 +130,7 @@ func order(fs []Finding) {
 		if f.root {
 			return -1
 		}
-		return visit(f.Code, 0)
+		return depth(f.Code)
 	}
 	index := func(f Finding) int {
 		return slices.IndexFunc(Catalogue, func(e Entry) bool { return e.Code == f.Code })
