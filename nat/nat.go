@@ -144,6 +144,10 @@ var (
 	ErrNoGateway = errors.New("no IPv4 default gateway")
 	// ErrNoResponse means the router did not answer in time.
 	ErrNoResponse = errors.New("the router did not answer")
+	// ErrServiceGone means nothing answers at the UPnP service's control
+	// URL any more (connection refused, 404): a router that restarted, or
+	// turned UPnP off.
+	ErrServiceGone = errors.New("nothing answers at the router's UPnP address")
 	// ErrNoSuchMapping means the router has no such mapping.
 	ErrNoSuchMapping = errors.New("no such mapping")
 	// ErrTooLarge means a reply exceeded natdoctor's size bound.

@@ -85,14 +85,16 @@ func (u *UPnP) wan() wanConnection {
 	return u.conn
 }
 
-// do runs one request on the WAN connection. When it fails on the way to a
-// client made from the cache, the service is found again and the request
-// sent once more.
+// do runs one request on the WAN connection. When nothing answers at the
+// control URL of a client made from the cache, the service is found again
+// and the request sent once more; otherwise such an error wraps
+// ErrServiceGone.
 func (u *UPnP) do(ctx context.Context, f func(wanConnection) error) error {
 	err := f(u.wan())
 	if err == nil || !staleService(err) {
 		return err
 	}
+	err = fmt.Errorf("%w: %w", ErrServiceGone, err)
 	u.mu.Lock()
 	reopen := u.reopen
 	u.reopen = nil

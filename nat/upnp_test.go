@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -347,5 +348,32 @@ func TestUPnPLookupOnePort(t *testing.T) {
 	}
 	if a := r.Actions(); a["GetSpecificPortMappingEntry"] != 2 || a["GetListOfPortMappings"] != 0 {
 		t.Errorf("requests %v, want 2 GetSpecificPortMappingEntry", a)
+	}
+}
+
+// TestUPnPServiceGone: a control URL where nothing listens any more (the
+// service cached by an earlier run, the router gone since) is
+// ErrServiceGone, for the report to say so without reading error texts.
+func TestUPnPServiceGone(t *testing.T) {
+	r := nattest.New(t)
+	cfg := testConfig(r)
+	cfg.PMPTimeout, cfg.UPnPTimeout = 5*time.Second, 5*time.Second
+	cfg.LocationCache = filepath.Join(t.TempDir(), "upnp-location")
+	if _, err := nat.Discover(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TrustCachedService, cfg.SkipExternalAddr = true, true
+	cfg.HTTPClient = nat.NewHTTPClient(2 * time.Second) // no connection kept from the first run
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil || !d.UPnP.Cached {
+		t.Fatalf("cached discovery: %v %+v", err, d.UPnP)
+	}
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := l.Lookup(context.Background(), nat.TCP, []uint16{21}); !errors.Is(err, nat.ErrServiceGone) {
+		t.Errorf("lookup on a router that is gone: %v", err)
 	}
 }

@@ -315,12 +315,13 @@ func (r *OutsideResult) ProvedReachable(ports []uint16, control uint16) bool {
 // the greeting and FEAT only: it never logs in.
 func Hairpin(ctx context.Context, external netip.Addr, port uint16, inside *FTPResult, replyTimeout time.Duration) (*FTPResult, Status) {
 	r := DialAndCheckFTP(ctx, netip.AddrPortFrom(external, port).String(), FTPOptions{ReplyTimeout: replyTimeout, TLS: TLSOff})
-	switch {
-	case r.Reached != OK:
+	if r.Reached != OK {
 		return r, Failed
-	case SameServer(inside, r) == check.Yes:
+	}
+	switch SameServer(inside, r) {
+	case check.Yes:
 		return r, OK
-	case SameServer(inside, r) == check.No:
+	case check.No:
 		return r, Failed
 	}
 	return r, Skipped

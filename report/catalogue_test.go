@@ -1,7 +1,6 @@
 package report
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -116,7 +115,8 @@ func TestLookupFailureIsTyped(t *testing.T) {
 	}{
 		{&nat.UPnPError{Code: 606, Action: "GetSpecificPortMappingEntry"}, "refused the lookup (UPnP error 606 ActionNotAuthorized)"},
 		{fmt.Errorf("UPnP GetSpecificPortMappingEntry: %w: i/o timeout", nat.ErrNoResponse), "did not answer the lookup in time"},
-		{errors.New("Post http://10.0.1.1:5000/ctl/IPConn: dial tcp 10.0.1.1:5000: connect: connection refused"), "nothing answers at the router's UPnP address"},
+		{fmt.Errorf("UPnP GetSpecificPortMappingEntry: %w: Post http://10.0.1.1:5000/ctl/IPConn: dial tcp 10.0.1.1:5000: connect: connection refused", nat.ErrServiceGone),
+			"nothing answers at the router's UPnP address"},
 	} {
 		o := airport()
 		o.Discovery.UPnP.Device = &nat.DeviceInfo{ModelName: "test"}

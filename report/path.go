@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/natdoctor/natdoctor/check"
@@ -21,7 +20,7 @@ func lookupFailure(err error) string {
 		return fmt.Sprintf("the router refused the lookup (UPnP error %d %s)", ue.Code, ue.Name())
 	case errors.Is(err, nat.ErrNoResponse), errors.Is(err, context.DeadlineExceeded):
 		return "the router did not answer the lookup in time"
-	case err != nil && strings.Contains(err.Error(), "connection refused"):
+	case errors.Is(err, nat.ErrServiceGone):
 		return "nothing answers at the router's UPnP address any more"
 	}
 	return "the router's lookup failed"
