@@ -218,3 +218,22 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// UDP asks the reflector to send a datagram with nonce (16 to 64 hex
+// digits) to each port of this host's public address and to say what
+// came back. The request is padded to the size of the datagrams it asks
+// for: the reflector sends no more than it received.
+func (c *Client) UDP(ctx context.Context, ports []uint16, nonce string) ([]UDPCheck, error) {
+	req := udpRequest{Ports: ports, Nonce: nonce}
+	if n := udpBytes(len(ports), nonce); n > 0 {
+		req.Pad = strings.Repeat("-", n)
+	}
+	var out udpResponse
+	if err := c.do(ctx, http.MethodPost, pathUDP, req, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Checks) != len(ports) {
+		return nil, fmt.Errorf("reflector: %d answers for %d ports", len(out.Checks), len(ports))
+	}
+	return out.Checks, nil
+}

@@ -38,6 +38,7 @@ const (
 	pathWhoAmI     = "/v1/whoami"
 	pathCheck      = "/v1/check"
 	pathRelay      = "/v1/relay"
+	pathUDP        = "/v1/udp"
 	relayUpgrade   = "natdoctor-relay/1"
 	MaxCheckPorts  = 64
 	maxBannerBytes = 512
@@ -56,6 +57,12 @@ type Limits struct {
 	PerSourceBurst  int
 	MaxBody         int64
 	MaxHeader       int
+	// UDP datagrams, per source address: each request's datagrams are
+	// taken from this bucket at once.
+	UDPPerSourceRate  float64
+	UDPPerSourceBurst int
+	// UDPWait is how long a UDP check waits for an answer.
+	UDPWait time.Duration
 }
 
 // DefaultLimits are safe for the open internet.
@@ -65,6 +72,7 @@ func DefaultLimits() Limits {
 		RelayDuration: 2 * time.Minute, RelayIdle: 30 * time.Second, RelayBytes: 8 << 20,
 		MaxRelays: 16, MaxChecksAtOnce: 16, PerSourceRate: 2, PerSourceBurst: 30,
 		MaxBody: 4 << 10, MaxHeader: 8 << 10,
+		UDPPerSourceRate: 8, UDPPerSourceBurst: 2 * UDPDatagrams * MaxUDPPorts, UDPWait: 1500 * time.Millisecond,
 	}
 }
 
@@ -80,10 +88,13 @@ type Server struct {
 	Log            func(format string, args ...any)
 	// Dial opens a dial-back; nil dials TCP.
 	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// DialUDP opens a connected UDP socket to addr; nil dials UDP.
+	DialUDP func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 
 	relays chan struct{}
 	checks chan struct{}
 	rates  *rateLimiter
+	udp    *rateLimiter // datagrams per source
 	once   sync.Once
 }
 
@@ -95,6 +106,13 @@ func (rf *Server) init() {
 		rf.relays = make(chan struct{}, rf.Limits.MaxRelays)
 		rf.checks = make(chan struct{}, rf.Limits.MaxChecksAtOnce)
 		rf.rates = newRateLimiter(rf.Limits.PerSourceRate, rf.Limits.PerSourceBurst)
+		rf.udp = newRateLimiter(rf.Limits.UDPPerSourceRate, rf.Limits.UDPPerSourceBurst)
+		if rf.DialUDP == nil {
+			rf.DialUDP = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "udp", a.String())
+			}
+		}
 		if rf.Dial == nil {
 			rf.Dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 				var d net.Dialer
@@ -229,6 +247,8 @@ func (rf *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rf.serveCheck(w, r, src)
 	case pathRelay:
 		rf.serveRelay(w, r, src)
+	case pathUDP:
+		rf.serveUDP(w, r, src)
 	default:
 		rf.fail(w, http.StatusNotFound, "unknown path")
 	}
@@ -424,7 +444,11 @@ func newRateLimiter(rate float64, burst int) *rateLimiter {
 }
 
 // allow takes a token for a, or says how long until one is there.
-func (l *rateLimiter) allow(a netip.Addr) (bool, time.Duration) {
+func (l *rateLimiter) allow(a netip.Addr) (bool, time.Duration) { return l.allowN(a, 1) }
+
+// allowN takes n tokens for a at once, or none and says how long until
+// they are there.
+func (l *rateLimiter) allowN(a netip.Addr, n int) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -445,9 +469,12 @@ func (l *rateLimiter) allow(a netip.Addr) (bool, time.Duration) {
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	if float64(n) > l.burst {
+		return false, time.Hour // never: more than the bucket holds
 	}
-	b.tokens--
+	if b.tokens < float64(n) {
+		return false, time.Duration((float64(n) - b.tokens) / l.rate * float64(time.Second))
+	}
+	b.tokens -= float64(n)
 	return true, 0
 }

@@ -29,7 +29,7 @@ type addOptions struct {
 func newCmdAdd(g *globalOptions, runF func(context.Context, *addOptions) error) *cobra.Command {
 	o := &addOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "add PORTS...",
+		Use:   "add [PORTS...] [--service NAME]",
 		Short: "Map ports to this host, all or nothing",
 		Long: `Map every port of every range to this host (or --to), external = internal
 unless given as EXTERNAL:INTERNAL. PORTS are 21, 42000-42010, 8021:21 or comma
@@ -45,8 +45,9 @@ Unless --timeout is given, the budget is 7s plus 0.3s per mapping: routers
 slow down as their table grows.`,
 		Example: `  natdoctor add 21 42000-42010
   natdoctor add 21,42000-42010 --lease 2h --dry-run
-  natdoctor add 8021:21 --via natpmp`,
-		Args: minArgs(1, "at least one port, e.g. 21 42000-42010"),
+  natdoctor add 8021:21 --via natpmp
+  natdoctor add --service ssh --service wireguard`,
+		Args: o.portsOrService(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.pairs, o.to, err = o.parse(args); err != nil {
@@ -55,7 +56,7 @@ slow down as their table grows.`,
 			if o.lease < 0 {
 				return usageErrorf("--lease must not be negative")
 			}
-			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(o.pairs)*len(o.protocols())))
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(o.count(o.pairs)))
 			defer cancel()
 			if runF == nil {
 				runF = runAdd
@@ -85,7 +86,7 @@ func runAdd(ctx context.Context, o *addOptions) error {
 	if err != nil {
 		return err
 	}
-	reqs := nat.Requests(pairs, o.protocols(), host, o.lease, o.desc)
+	reqs := o.requests(pairs, host, o.lease, o.desc)
 	steps, err := m.PlanAdd(ctx, reqs)
 	if err != nil {
 		return err

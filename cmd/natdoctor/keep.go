@@ -28,7 +28,7 @@ type keepOptions struct {
 func newCmdKeep(g *globalOptions, runF func(context.Context, *keepOptions) error) *cobra.Command {
 	o := &keepOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "keep PORTS...",
+		Use:   "keep [PORTS...] [--service NAME]",
 		Short: "Add mappings and keep them alive until stopped",
 		Long: `Add the mappings and renew them at about half the granted lease. Between
 renewals, ask the router one question per --check (one bulk page of the mappings
@@ -39,8 +39,9 @@ keeps working across a router that is down for a while. On SIGINT or SIGTERM it
 removes what it added, unless --leave, and exits 0.
 
 It runs until stopped; each request to the router is bounded on its own.`,
-		Example: `  natdoctor keep 21 42000-42010 --lease 1h`,
-		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		Example: `  natdoctor keep 21 42000-42010 --lease 1h
+  natdoctor keep --service wireguard`,
+		Args: o.portsOrService(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.pairs, o.to, err = o.parse(args); err != nil {
@@ -84,7 +85,7 @@ func runKeep(ctx context.Context, o *keepOptions) error {
 	}
 	k := &nat.Keeper{
 		Lock:          func(ctx context.Context) (func(), error) { return lockMappings(ctx, g) },
-		Requests:      nat.Requests(pairs, o.protocols(), host, o.lease, o.desc),
+		Requests:      o.requests(pairs, host, o.lease, o.desc),
 		Leave:         o.leave,
 		CheckInterval: o.check,
 		Open: func(ctx context.Context) (*nat.Mapper, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/service"
 )
 
 // mapFlags are the flags add, remove and keep share.
@@ -20,6 +21,9 @@ type mapFlags struct {
 	to             string
 	via            string
 	force          bool
+	services       []string
+
+	svcPorts []service.Port // --service, parsed
 }
 
 // register adds the flags; verb ("map", "remove") says what the command
@@ -35,6 +39,43 @@ func (f *mapFlags) register(fs *pflag.FlagSet, verb, forceHelp string) {
 	}
 	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `"+strings.Join(nat.ViaChoices(), "|")+"`")
 	fs.BoolVar(&f.force, "force", false, forceHelp)
+	fs.StringArrayVar(&f.services, "service", nil, verb+" the ports of service `NAME` too, each with its own protocol ("+strings.Join(service.Names(), ", ")+"); repeatable")
+}
+
+// portsOrService requires PORTS or a --service.
+func (f *mapFlags) portsOrService() cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 && len(f.services) == 0 {
+			return &usageError{err: fmt.Errorf("%s needs at least one port, e.g. 21 42000-42010, or --service NAME", cmd.CommandPath()), usage: cmd.UsageString()}
+		}
+		return nil
+	}
+}
+
+// requests are the mapping requests of PORTS (for each protocol of the
+// flags) and of the --service presets (each with its own protocol).
+func (f *mapFlags) requests(pairs []nat.PortPair, host netip.Addr, lease time.Duration, desc string) []nat.Request {
+	reqs := nat.Requests(pairs, f.protocols(), host, lease, desc)
+	for _, p := range f.svcPorts {
+		proto := nat.TCP
+		if p.Transport == service.UDP {
+			proto = nat.UDP
+		}
+		d := desc
+		if d == "" {
+			d = fmt.Sprintf("natdoctor %s %d/%s", p.Service, p.External, p.Transport)
+		}
+		if slices.ContainsFunc(reqs, func(r nat.Request) bool { return r.Protocol == proto && r.ExternalPort == p.External }) {
+			continue // given as a port as well
+		}
+		reqs = append(reqs, nat.Request{Protocol: proto, ExternalPort: p.External, InternalAddr: host, InternalPort: p.Internal, Description: d, Lease: lease})
+	}
+	return reqs
+}
+
+// count is how many mappings the flags and pairs ask for, for the budget.
+func (f *mapFlags) count(pairs []nat.PortPair) int {
+	return len(pairs)*len(f.protocols()) + len(f.svcPorts)
 }
 
 // portPresets are offered when completing PORTS: FTP control port and the
@@ -46,6 +87,7 @@ func completeVia(cmd *cobra.Command) {
 		return portPresets, cobra.ShellCompDirectiveNoFileComp
 	}
 	_ = cmd.RegisterFlagCompletionFunc("via", cobra.FixedCompletions(nat.ViaChoices(), cobra.ShellCompDirectiveNoFileComp))
+	completeServices(cmd)
 }
 
 func (f *mapFlags) protocols() []nat.Protocol {
@@ -60,9 +102,23 @@ func (f *mapFlags) protocols() []nat.Protocol {
 
 // parse validates the flags and port arguments before anything is sent.
 func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
-	pairs, err := nat.ParsePorts(args)
-	if err != nil {
-		return nil, netip.Addr{}, &usageError{err: err}
+	var pairs []nat.PortPair
+	var err error
+	if len(args) > 0 {
+		if pairs, err = nat.ParsePorts(args); err != nil {
+			return nil, netip.Addr{}, &usageError{err: err}
+		}
+	}
+	f.svcPorts = nil
+	for _, name := range f.services {
+		p, ok := service.Lookup(name)
+		if !ok {
+			return nil, netip.Addr{}, usageErrorf("--service %q: want one of %s", name, strings.Join(service.Names(), ", "))
+		}
+		for _, pp := range p.Ports {
+			pp.Service = p.Name
+			f.svcPorts = append(f.svcPorts, pp)
+		}
 	}
 	if !slices.Contains(nat.ViaChoices(), f.via) {
 		return nil, netip.Addr{}, usageErrorf("--via %q: want %s", f.via, strings.Join(nat.ViaChoices(), ", "))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -140,5 +141,58 @@ func TestOtherCommandsParse(t *testing.T) {
 	}
 	if o, code, _ := parsed(t, newCmdMan, "man", t.TempDir()); code != exitOK || o == nil || o.root == nil {
 		t.Errorf("man: exit %d", code)
+	}
+}
+
+func TestCheckParses(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdCheck, "check", "22", "8443:443", "51820/udp", "--service", "minecraft", "--server", "10.0.1.5",
+		"--reflector", "http://192.0.2.1:8021", "--name", "nas.example.org")
+	if code != exitOK || o == nil {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []string
+	for _, p := range o.opts.Ports {
+		got = append(got, p.String()+"="+string(p.Kind))
+	}
+	want := []string{"22/tcp=ssh", "8443:443/tcp=tls", "51820/udp=udp-silent", "25565/tcp=tcp"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ports %v, want %v", got, want)
+	}
+	if o.opts.Server != netip.MustParseAddr("10.0.1.5") || o.opts.Reflector == nil || o.opts.Name != "nas.example.org" {
+		t.Errorf("options %+v", o.opts)
+	}
+	for _, bad := range [][]string{{"check"}, {"check", "22/sctp"}, {"check", "0"}, {"check", "--service", "gopher"},
+		{"check", "22", "ssh"}, {"check", "22", "--server", "::1"}, {"check", "22", "--reflector", "ftp://x"},
+		{"check", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17"}} {
+		if o, code, _ := parsed(t, newCmdCheck, bad...); code != exitUsage || o != nil {
+			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
+		}
+	}
+}
+
+func TestServiceFlagMaps(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdAdd, "add", "--service", "wireguard", "--service", "ssh", "--dry-run")
+	if code != exitOK || o == nil {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	reqs := o.requests(o.pairs, netip.MustParseAddr("10.0.1.2"), time.Hour, "")
+	var got []string
+	for _, r := range reqs {
+		got = append(got, fmt.Sprintf("%s %d->%d %s", r.Protocol, r.ExternalPort, r.InternalPort, r.Description))
+	}
+	want := []string{"UDP 51820->51820 natdoctor wireguard 51820/udp", "TCP 22->22 natdoctor ssh 22/tcp"}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests %v, want %v", got, want)
+	}
+	// PORTS and a service that names the same port: mapped once.
+	k, code, _ := parsed(t, newCmdKeep, "keep", "22", "--service", "ssh")
+	if code != exitOK || len(k.requests(k.pairs, netip.MustParseAddr("10.0.1.2"), time.Hour, "")) != 1 {
+		t.Errorf("keep 22 --service ssh: exit %d", code)
+	}
+	if r, code, _ := parsed(t, newCmdRemove, "remove", "--service", "gopher"); code != exitUsage || r != nil {
+		t.Errorf("remove --service gopher: exit %d", code)
+	}
+	if r, code, _ := parsed(t, newCmdRemove, "remove"); code != exitUsage || r != nil {
+		t.Errorf("remove without ports: exit %d", code)
 	}
 }

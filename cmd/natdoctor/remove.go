@@ -23,20 +23,21 @@ type removeOptions struct {
 func newCmdRemove(g *globalOptions, runF func(context.Context, *removeOptions) error) *cobra.Command {
 	o := &removeOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "remove PORTS...",
+		Use:   "remove [PORTS...] [--service NAME]",
 		Short: "Remove this host's mappings of the given ports",
 		Long: `Remove the mappings of PORTS that point at this host (or --to). A mapping of
 another host is left alone unless --force; removing what is absent is not an
 error. NAT-PMP and PCP remove with a lifetime of 0. Unless --timeout is given,
 the budget is 7s plus 0.3s per mapping.`,
-		Example: `  natdoctor remove 21 42000-42010`,
-		Args:    minArgs(1, "at least one port, e.g. 21 42000-42010"),
+		Example: `  natdoctor remove 21 42000-42010
+  natdoctor remove --service wireguard`,
+		Args: o.portsOrService(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.pairs, o.to, err = o.parse(args); err != nil {
 				return err
 			}
-			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(len(o.pairs)*len(o.protocols())))
+			ctx, cancel := g.budgetAtLeast(cmd, mapBudget(o.count(o.pairs)))
 			defer cancel()
 			if runF == nil {
 				runF = runRemove
@@ -61,7 +62,7 @@ func runRemove(ctx context.Context, o *removeOptions) error {
 	if err != nil {
 		return err
 	}
-	steps, err := m.PlanRemove(ctx, nat.Requests(pairs, o.protocols(), host, 0, ""))
+	steps, err := m.PlanRemove(ctx, o.requests(pairs, host, 0, ""))
 	if err != nil {
 		return err
 	}

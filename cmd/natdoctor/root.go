@@ -110,6 +110,7 @@ and probes the server from inside and, through a reflector, from outside.
 	root.AddCommand(
 		newCmdVersion(g, nil),
 		newCmdDiagnose(g, nil),
+		newCmdCheck(g, nil),
 		newCmdDiscover(g, nil),
 		newCmdList(g, nil),
 		newCmdAdd(g, nil),

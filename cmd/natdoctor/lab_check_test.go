@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/natdoctor/natdoctor/lab"
+	"github.com/natdoctor/natdoctor/report"
+)
+
+// A check row: a home network built one way, with real services on the
+// server (sshd, a web server, a TLS server, a UDP echo, a silent UDP
+// service standing for WireGuard), what real clients on the outside host
+// get from each (ssh-keyscan, curl, socat), and what natdoctor check says.
+// Asserted per port against the clients, never against natdoctor:
+//   - a client reaches the server's own service (its host key, its page,
+//     its echo; for the silent service: the datagram in its log) if and
+//     only if natdoctor calls the port reachable, without an error; a
+//     silent UDP service may be "unverified" either way, as natdoctor
+//     cannot see it from outside and says so;
+//   - natdoctor exits 1 if and only if a client fails;
+//   - curl checking the certificate fails if and only if natdoctor warns
+//     tls-certificate-untrusted (on a reachable port);
+//   - the first error is the row's cause.
+type checkRow struct {
+	name  string
+	opts  lab.Options
+	other []string // services the other LAN host runs too
+	setup func(t *testing.T, l *lab.Lab)
+	cause string
+	warns []string
+}
+
+// checkArgs are the ports every row checks, in this order.
+var checkArgs = []string{"ssh", "http", "https", fmt.Sprintf("%d/udp", lab.UDPEchoPort), "wireguard"}
+
+var allServices = []string{lab.SvcSSH, lab.SvcHTTP, lab.SvcHTTPS, lab.SvcUDPEcho, lab.SvcUDPSilent}
+
+// mapServicesUPnP maps the rows' ports to host h with upnpc.
+func mapServicesUPnP(t *testing.T, h *lab.Host) {
+	t.Helper()
+	out := h.MustRun(t, "upnpc", "-r", "22", "TCP", "80", "TCP", "443", "TCP", fmt.Sprint(lab.UDPEchoPort), "UDP", fmt.Sprint(lab.UDPSilentPort), "UDP")
+	if strings.Count(out, "is redirected to internal") < 5 {
+		t.Fatalf("upnpc did not map the ports:\n%s", out)
+	}
+}
+
+// mapServicesPMP maps them with natpmpc, as an AirPort's clients do.
+func mapServicesPMP(t *testing.T, h *lab.Host) {
+	t.Helper()
+	for _, pp := range [][2]string{{"22", "tcp"}, {"80", "tcp"}, {"443", "tcp"}, {fmt.Sprint(lab.UDPEchoPort), "udp"}, {fmt.Sprint(lab.UDPSilentPort), "udp"}} {
+		out := h.MustRun(t, "natpmpc", "-a", pp[0], pp[0], pp[1], "3600")
+		if !strings.Contains(out, "Mapped public port") {
+			t.Fatalf("natpmpc did not map %s/%s:\n%s", pp[0], pp[1], out)
+		}
+	}
+}
+
+var checkRows = []checkRow{
+	{name: "check: all mapped (UPnP)", setup: func(t *testing.T, l *lab.Lab) { mapServicesUPnP(t, l.Server) },
+		warns: []string{report.CodeTLSUntrusted, report.CodeUDPUnverified}},
+	{name: "check: nothing mapped", cause: report.CodePortNotMapped},
+	{name: "check: mapped to another machine", other: allServices,
+		setup: func(t *testing.T, l *lab.Lab) { mapServicesUPnP(t, l.Other) }, cause: report.CodePortMappedElse},
+	{name: "check: default host on over the mappings", opts: lab.Options{DefaultHost: true}, other: allServices,
+		setup: func(t *testing.T, l *lab.Lab) { mapServicesUPnP(t, l.Server) }, cause: report.CodeDefaultHost},
+	{name: "check: default host is the server itself, nothing mapped", opts: lab.Options{DefaultHostIsServer: true},
+		warns: []string{report.CodeThisHostDefault, report.CodePortViaDefaultHost}},
+	{name: "check: NAT-PMP only (AirPort), all mapped", opts: lab.Options{NoUPnP: true},
+		setup: func(t *testing.T, l *lab.Lab) { mapServicesPMP(t, l.Server) }, warns: []string{report.CodeUDPUnverified}},
+	{name: "check: NAT-PMP only (AirPort), nothing mapped", opts: lab.Options{NoUPnP: true}, cause: report.CodePortUnreachable},
+	{name: "check: all mapped, the server's firewall drops them from outside",
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapServicesUPnP(t, l.Server)
+			fw := fmt.Sprintf("table inet hostfw {\n chain input {\n  type filter hook input priority 0; policy accept;\n"+
+				"  ip saddr != 10.0.1.0/24 tcp dport { 22, 80, 443 } drop\n  ip saddr != 10.0.1.0/24 udp dport { %d, %d } drop\n }\n}\n", lab.UDPEchoPort, lab.UDPSilentPort)
+			cmd := l.Server.Command(t.Context(), "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(fw)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("nft: %v\n%s", err, out)
+			}
+		}, cause: report.CodePortBlocked},
+}
+
+var (
+	checkTableMu sync.Mutex
+	checkTable   = map[string]string{}
+)
+
+func TestLabCheckVerdicts(t *testing.T) {
+	lab.Skip(t)
+	t.Cleanup(func() { printCheckVerdicts() })
+	for _, row := range checkRows {
+		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
+			checkCheckRow(t, row)
+		})
+	}
+}
+
+// portClients asks the real clients about each of checkArgs' ports; the
+// last is curl checking the certificate.
+func portClients(t *testing.T, l *lab.Lab) (clients []lab.ServiceClient, strictTLS lab.ServiceClient) {
+	clients = []lab.ServiceClient{
+		l.ReachSSH(t, lab.SSHPort, l.Server),
+		l.ReachHTTP(t, "http", lab.HTTPPort, false, l.Server),
+		l.ReachHTTP(t, "https", lab.HTTPSPort, false, l.Server),
+		l.ReachUDP(t, lab.UDPEchoPort, l.Server),
+		l.ReachUDP(t, lab.UDPSilentPort, l.Server),
+	}
+	return clients, l.ReachHTTP(t, "https", lab.HTTPSPort, true, l.Server)
+}
+
+func checkCheckRow(t *testing.T, row checkRow) {
+	opts := row.opts
+	opts.NoOtherFTP = true
+	l := lab.Start(t, opts)
+	refl := l.StartReflector(t)
+	l.StartServices(l.Server, allServices...)
+	if len(row.other) > 0 {
+		l.StartServices(l.Other, row.other...)
+	}
+	if row.setup != nil {
+		row.setup(t, l)
+	}
+	clients, strict := portClients(t, l)
+	out, errOut, code := l.Server.Natdoctor(t, append([]string{"check", "--json", "--reflector", refl}, checkArgs...)...)
+	var r report.PortsReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("check --json: %v\n%s\n%s", err, out, errOut)
+	}
+	if len(r.Ports) != len(checkArgs) {
+		t.Fatalf("%d ports in the report, want %d\n%s", len(r.Ports), len(checkArgs), out)
+	}
+	var problems []string
+	anyFails := false
+	var seen []string
+	for i, c := range clients {
+		p := r.Ports[i]
+		silent := i == len(clients)-1
+		hasError := slices.ContainsFunc(p.Findings, func(code string) bool {
+			return slices.ContainsFunc(r.Findings, func(f report.Finding) bool { return f.Code == code && f.Severity == report.SevError })
+		})
+		says := p.Status
+		seen = append(seen, fmt.Sprintf("%s: %s / %s", p.Port, clientWord(c.OK), says))
+		switch {
+		case silent && says == report.PortUnverified && !hasError:
+		case c.OK && (says != report.PortReachable || hasError):
+			problems = append(problems, fmt.Sprintf("%s: %s reaches the server, natdoctor says %s %v", p.Port, c.Client, says, p.Findings))
+		case !c.OK && (says == report.PortReachable || !hasError):
+			problems = append(problems, fmt.Sprintf("%s: %s fails (%q), natdoctor says %s %v", p.Port, c.Client, c.Output, says, p.Findings))
+		}
+		anyFails = anyFails || !c.OK
+	}
+	for _, f := range r.Findings {
+		if !report.Catalogued(f) {
+			t.Errorf("finding %s (%s) is not in the catalogue", f.Code, f.Severity)
+		}
+	}
+	has := func(code string) bool {
+		return slices.ContainsFunc(r.Findings, func(f report.Finding) bool { return f.Code == code })
+	}
+	if clients[2].OK && strict.OK == has(report.CodeTLSUntrusted) {
+		problems = append(problems, fmt.Sprintf("curl checking the certificate: ok=%v, but tls-certificate-untrusted present=%v", strict.OK, has(report.CodeTLSUntrusted)))
+	}
+	switch {
+	case anyFails && code != exitProblem:
+		problems = append(problems, fmt.Sprintf("a client fails, natdoctor exits %d", code))
+	case !anyFails && code != exitOK:
+		problems = append(problems, fmt.Sprintf("every client works, natdoctor exits %d", code))
+	}
+	var errs []string
+	for _, f := range r.Findings {
+		if f.Severity == report.SevError {
+			errs = append(errs, f.Code)
+		}
+	}
+	switch {
+	case row.cause == "" && anyFails:
+		problems = append(problems, "the row is meant to work, but clients fail: the lab is wrong")
+	case row.cause != "" && !anyFails:
+		problems = append(problems, "the row is meant to break, but every client works: the lab is wrong")
+	case row.cause != "" && (len(errs) == 0 || errs[0] != row.cause):
+		problems = append(problems, fmt.Sprintf("first error %v, want %s", errs, row.cause))
+	}
+	for _, w := range row.warns {
+		if !has(w) {
+			problems = append(problems, "no "+w)
+		}
+	}
+	var all []string
+	for _, f := range r.Findings {
+		all = append(all, f.Code+"("+string(f.Severity)+")")
+	}
+	agree := "agree"
+	if len(problems) > 0 {
+		agree = "WRONG: " + strings.Join(problems, "; ")
+		t.Errorf("%s\nports: %s\nnatdoctor exit %d: %s\n%s\n%s", strings.Join(problems, "\n"), strings.Join(seen, "; "), code, strings.Join(all, " "), out, errOut)
+	}
+	checkTableMu.Lock()
+	checkTable[row.name] = fmt.Sprintf("| %s | %s | %d | %s | %s |", row.name, strings.Join(seen, "; "), code, strings.Join(all, " "), agree)
+	checkTableMu.Unlock()
+}
+
+func clientWord(ok bool) string {
+	if ok {
+		return "client ok"
+	}
+	return "client fails"
+}
+
+// printCheckVerdicts prints the check rows' table (make verdicts).
+func printCheckVerdicts() {
+	if os.Getenv("NATDOCTOR_VERDICTS") != "1" {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintln(&b, "| scenario | per port: real client (ssh-keyscan, curl -k, socat) / natdoctor | natdoctor exit | findings | verdict |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|")
+	n, ok := 0, 0
+	for _, row := range checkRows {
+		line, done := checkTable[row.name]
+		if !done {
+			fmt.Fprintf(&b, "| %s | not run | | | skipped |\n", row.name)
+			continue
+		}
+		n++
+		if strings.HasSuffix(line, "| agree |") {
+			ok++
+		}
+		fmt.Fprintln(&b, line)
+	}
+	fmt.Fprintf(&b, "\n%d check rows, %d agree, %d wrong, %d not run\n", n, ok, n-ok, len(checkRows)-n)
+	fmt.Print(b.String())
+}

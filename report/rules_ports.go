@@ -1,0 +1,303 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/natdoctor/natdoctor/check"
+	"github.com/natdoctor/natdoctor/probe"
+	"github.com/natdoctor/natdoctor/service"
+)
+
+// Finding codes of natdoctor check's port rules: a public contract,
+// documented in README.
+const (
+	CodePortNotListening   = "port-not-listening"
+	CodePortNotMapped      = "port-not-mapped"
+	CodePortMappedElse     = "port-mapped-elsewhere"
+	CodePortBlocked        = "port-blocked"
+	CodePortUnreachable    = "port-unreachable"
+	CodePortOtherHost      = "port-other-host"
+	CodePortRouterAnswers  = "port-router-answers"
+	CodePortViaDefaultHost = "port-via-default-host"
+	CodeUDPUnverified      = "udp-unverified"
+	CodeTLSUntrusted       = "tls-certificate-untrusted"
+)
+
+var _ = catalogue([]Entry{
+	{Code: CodePortNotListening, Severity: SevError,
+		Example: "nothing listens on 10.0.1.2:22 (22/tcp, ssh)",
+		Fix:     "start the service (on the LAN address, not only 127.0.0.1)"},
+	{Code: CodePortNotMapped, Severity: SevError,
+		Example: "22/tcp (ssh) is not mapped on the router, and from outside it does not answer",
+		Fix:     "`natdoctor add 22` (or `--service ssh`)",
+		After:   []string{CodeNoMappingProtocol}},
+	{Code: CodePortMappedElse, Severity: SevError,
+		Example: "22/tcp (ssh) is mapped to another machine, 10.0.1.3:22",
+		Fix:     "`natdoctor add 22 --force`"},
+	{Code: CodePortBlocked, Severity: SevError,
+		Example: "22/tcp (ssh) is mapped to this host, yet from outside nothing arrives",
+		Fix:     "allow the port in this host's firewall",
+		After:   []string{CodeDoubleNAT, CodeDefaultHost}},
+	{Code: CodePortUnreachable, Severity: SevError,
+		Example: "from outside, 22/tcp (ssh) does not reach 10.0.1.2 (timeout)",
+		Fix:     "map it: `natdoctor add 22`",
+		After:   []string{CodeDoubleNAT, CodeDefaultHost, CodeNoMappingProtocol}},
+	{Code: CodePortOtherHost, Severity: SevError,
+		Example: "from outside, 22/tcp (ssh) reaches another service than 10.0.1.2's",
+		Fix:     "map it to this host: `natdoctor add 22 --force`",
+		After:   []string{CodeDefaultHost, CodePortMappedElse}},
+	{Code: CodePortRouterAnswers, Severity: SevError,
+		Example: "from outside, 443/tcp (https) reaches the router itself, not 10.0.1.2",
+		Fix:     "move the router's remote administration off the port"},
+	{Code: CodePortViaDefaultHost, Severity: SevWarning,
+		Example: "22/tcp (ssh) reaches this host only because it is the router's default host",
+		Fix:     "`natdoctor add 22`, then turn the default host off",
+		After:   []string{CodeThisHostDefault}},
+	{Code: CodeUDPUnverified, Severity: SevWarning,
+		Example: "51820/udp (wireguard): mapped to this host, but the service answers no stranger, so the way in is not verified",
+		Fix:     "connect a real client from outside once"},
+	{Code: CodeTLSUntrusted, Severity: SevWarning,
+		Example: "443/tcp (https): from outside, the certificate CN=nas is not trusted (self-signed)",
+		Fix:     "a certificate from a public CA (Let's Encrypt) for the name clients use"},
+})
+
+// reflector notes what was not checked from outside.
+func (b *portsBuilder) reflector() {
+	switch po := b.po; {
+	case po.Reflector == "":
+		b.skip("outside", "from outside: no --reflector given, so nothing was checked from the internet")
+	case po.ReflectorErr != "":
+		b.skip("outside", "from outside: "+po.ReflectorErr)
+	}
+}
+
+// defaultHost reports this host as the router's default host, and a
+// router that does not follow its mappings.
+func (b *portsBuilder) defaultHost() {
+	po := b.po
+	if b.thisHostIsDefault() {
+		b.add(Finding{Code: CodeThisHostDefault, Severity: SevWarning,
+			Summary:     "this host is the router's default host (DMZ): every port of it is exposed to the internet",
+			Evidence:    map[string]any{"unmapped_port": po.Unmapped.Port, "outcome": po.Unmapped.Outcome},
+			Explanation: "A port nothing maps reached natdoctor's own listener on this host from outside: the router forwards everything here.",
+			Fix:         "Map the ports you need (natdoctor add), then turn the default host off in " + b.o.routerPlace("dmz") + ".",
+		})
+	}
+	if b.mappingsFailHere() {
+		b.add(Finding{Code: CodeDefaultHost, Severity: SevError,
+			Summary:  "from outside, ports mapped to this host do not reach it: a default host (DMZ) overrides the port mappings",
+			Evidence: map[string]any{"mapped_canary": po.MappedCanary.Port, "outcome": po.MappedCanary.Outcome, "detail": po.MappedCanary.Detail},
+			Explanation: "natdoctor mapped a free port to this host for a moment and listened there; from outside the connection did not arrive. " +
+				"The router sends inbound connections elsewhere (its default host, or DMZ) instead of following its mappings.",
+			Fix: "Turn the default host off, or point it at " + po.Server.String() + ", in " + b.o.routerPlace("dmz") + ". Then check again.",
+		})
+	}
+}
+
+// port judges one port and returns its verdict.
+func (b *portsBuilder) port(p *PortObservation) PortReport {
+	pr := PortReport{Port: p.Port.String(), Service: p.Service, Findings: []string{}}
+	before := len(b.findings)
+	pr.Status, pr.Summary = b.judgePort(p)
+	for _, f := range b.findings[before:] {
+		pr.Findings = append(pr.Findings, f.Code)
+	}
+	return pr
+}
+
+func (b *portsBuilder) evidence(p *PortObservation) map[string]any {
+	return omitEmpty(map[string]any{"port": p.Port.String(), "inside": answerWords(&p.Inside), "outside": answerWords(p.Outside),
+		"mapping": describeMapping(p.Mapping)})
+}
+
+func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
+	po := b.po
+	where := b.mappingOf(p)
+	out := p.Outside
+	if p.listening() == check.No {
+		f := Finding{Code: CodePortNotListening, Severity: SevError,
+			Summary:     fmt.Sprintf("nothing listens on %s:%d, the server's port of %s", po.Server, p.Internal, p),
+			Evidence:    b.evidence(p),
+			Explanation: "No service answers on the server's port, so no client can reach it, whatever the router does.",
+			Fix:         fmt.Sprintf("Start the service on port %d, listening on %s or on all addresses (not only 127.0.0.1).", p.Internal, po.Server),
+			root:        true,
+		}
+		if p.Canary && out != nil && out.Outcome == probe.ThisHost {
+			f.Explanation += " natdoctor listened on the port itself, and its nonce came back from outside: the way in through the router works; only the service is missing."
+		} else if p.Canary && out != nil && out.Outcome == probe.OtherHost {
+			f.Explanation += " natdoctor listened on the port itself, but from outside another machine answered: once the service runs, map the port to this host too."
+		}
+		b.add(f)
+		if b.mappingOf(p) == "none" && (out == nil || out.Outcome != probe.ThisHost) {
+			b.notMapped(p, "")
+		}
+		return PortUnreachable, "nothing listens on the server's port"
+	}
+	if out == nil || out.Outcome == probe.NotRun {
+		return b.noOutside(p, where)
+	}
+	if out.Outcome == probe.Broken {
+		b.skip("outside-port", fmt.Sprintf("from outside, %s: %s", p, out.Detail))
+		return PortUnverified, "not checked from outside: " + out.Detail
+	}
+	switch {
+	case out.Outcome == probe.ThisHost || out.Reached() && probe.Same(p.Inside, *out):
+		if where != "here" && b.thisHostIsDefault() {
+			b.add(Finding{Code: CodePortViaDefaultHost, Severity: SevWarning,
+				Summary:     fmt.Sprintf("%s reaches this host only because it is the router's default host", p),
+				Evidence:    b.evidence(p),
+				Explanation: "No mapping for the port was found; the default host (DMZ) carries it. Turn the default host off and the port is closed.",
+				Fix:         fmt.Sprintf("Map it: natdoctor add %s. Then turn the default host off.", portArg(p)),
+			})
+		}
+		if t := out.TLS; t != nil && !t.Trusted {
+			b.add(Finding{Code: CodeTLSUntrusted, Severity: SevWarning,
+				Summary:     fmt.Sprintf("%s: from outside, the certificate %s is not trusted (%s)", p, t.Subject, t.TrustError),
+				Evidence:    map[string]any{"port": p.Port.String(), "subject": t.Subject, "issuer": t.Issuer, "not_after": t.NotAfter, "sha256": t.Fingerprint},
+				Explanation: "Clients that check certificates (browsers, curl without -k) refuse it or ask the user to accept it.",
+				Fix:         "Use a certificate from a public CA (Let's Encrypt) for the name clients use, or give clients the certificate to trust.",
+			})
+		}
+		return PortReachable, "reachable from outside: " + answerWords(out)
+	case out.Reached():
+		return b.otherAnswer(p, where)
+	case p.Transport == service.UDP && out.Outcome == probe.Silent && p.Inside.Outcome != probe.Answered:
+		return b.silentUDP(p, where)
+	}
+	return b.unreachable(p, where)
+}
+
+// noOutside judges a port by the router alone.
+func (b *portsBuilder) noOutside(p *PortObservation, where string) (string, string) {
+	switch where {
+	case "none":
+		b.notMapped(p, "")
+		return PortUnreachable, "not mapped on the router"
+	case "elsewhere":
+		b.mappedElsewhere(p)
+		return PortUnreachable, "mapped to another machine"
+	case "here":
+		return PortUnverified, "mapped to this host and a service holds the port (not checked from outside)"
+	}
+	b.skip("mappings", fmt.Sprintf("router: the mapping of %s is not known: %s", p, b.po.MappingsErr))
+	return PortUnverified, "not checked: neither from outside nor on the router"
+}
+
+func (b *portsBuilder) notMapped(p *PortObservation, seen string) {
+	fix := "Map it: natdoctor add " + portArg(p) + "."
+	if p.Service != "" {
+		fix += " (or natdoctor add --service " + p.Service + ")"
+	}
+	s := fmt.Sprintf("%s is not mapped on the router", p)
+	if seen != "" {
+		s += ", and from outside it does not answer (" + seen + ")"
+	}
+	b.add(Finding{Code: CodePortNotMapped, Severity: SevError, Summary: s, Evidence: b.evidence(p),
+		Explanation: "The router has no mapping for the port, so it does not know where to send connections from outside.", Fix: fix})
+}
+
+func (b *portsBuilder) mappedElsewhere(p *PortObservation) {
+	b.add(Finding{Code: CodePortMappedElse, Severity: SevError,
+		Summary:     fmt.Sprintf("%s is mapped to another machine, %s:%d", p, p.Mapping.InternalAddr, p.Mapping.InternalPort),
+		Evidence:    b.evidence(p),
+		Explanation: "The router sends the port to " + p.Mapping.InternalAddr.String() + ", not to the server " + b.po.Server.String() + " (an old rule, a stale DHCP lease).",
+		Fix:         fmt.Sprintf("Point it at this host: natdoctor add %s --force. Or fix the rule in %s.", portArg(p), b.o.routerPlace("forward")),
+	})
+}
+
+// otherAnswer: from outside, something answered, but not the server.
+func (b *portsBuilder) otherAnswer(p *PortObservation, where string) (string, string) {
+	ev := b.evidence(p)
+	switch {
+	case p.Router != nil && p.Router.Reached() && probe.Same(*p.Router, *p.Outside):
+		ev["router_answer"] = answerWords(p.Router)
+		b.add(Finding{Code: CodePortRouterAnswers, Severity: SevError,
+			Summary:     fmt.Sprintf("from outside, %s reaches the router itself, not %s", p, b.po.Server),
+			Evidence:    ev,
+			Explanation: "The router answers the port on its internet side itself (its remote administration or another service of its own), ahead of any mapping.",
+			Fix:         fmt.Sprintf("Move the router's own service off port %d (remote administration in %s), or give clients another external port: natdoctor add %d:%d.", p.External, b.o.routerPlace("forward"), p.External+10000, p.Internal),
+		})
+	case where == "elsewhere":
+		b.mappedElsewhere(p)
+	default:
+		f := Finding{Code: CodePortOtherHost, Severity: SevError,
+			Summary:     fmt.Sprintf("from outside, %s reaches another service than %s's", p, b.po.Server),
+			Evidence:    ev,
+			Explanation: "From the LAN the server answers one way, from outside another: the port leads to another machine (a default host, or a rule to another address).",
+			Fix:         fmt.Sprintf("Map it to this host: natdoctor add %s --force, and turn off a default host (DMZ) in %s.", portArg(p), b.o.routerPlace("dmz")),
+		}
+		if where == "here" {
+			f.Explanation = "The router maps the port to this host, yet from outside another service answers: the router does not follow the mapping (a default host, or DMZ, takes it first)."
+			f.Fix = "Turn the default host off, or point it at " + b.po.Server.String() + ", in " + b.o.routerPlace("dmz") + "."
+		}
+		b.add(f)
+	}
+	return PortUnreachable, "from outside another service answers: " + answerWords(p.Outside)
+}
+
+// silentUDP: a UDP service that answers no stranger; the router's mapping
+// is what can be verified.
+func (b *portsBuilder) silentUDP(p *PortObservation, where string) (string, string) {
+	switch {
+	case where == "none" && b.thisHostIsDefault():
+		b.add(Finding{Code: CodePortViaDefaultHost, Severity: SevWarning,
+			Summary:     fmt.Sprintf("%s is not mapped: only the default host (DMZ), this host, carries it", p),
+			Evidence:    b.evidence(p),
+			Explanation: "No mapping for the port was found, but this host is the router's default host, so datagrams from outside arrive here anyway. The service answers no stranger, so natdoctor cannot see them arrive; turn the default host off and they stop.",
+			Fix:         fmt.Sprintf("Map it: natdoctor add %s. Then turn the default host off.", portArg(p)),
+		})
+		return PortUnverified, "not mapped; carried by the default host (this host), not verifiable from outside"
+	}
+	switch where {
+	case "none":
+		b.notMapped(p, "nothing came back")
+		return PortUnreachable, "not mapped on the router"
+	case "elsewhere":
+		b.mappedElsewhere(p)
+		return PortUnreachable, "mapped to another machine"
+	}
+	verified := "The router maps the port to this host, and a service holds it here."
+	if where == "unknown" {
+		verified = "The router cannot tell its mappings (" + b.po.MappingsErr + "), so the mapping was not checked either."
+	}
+	b.add(Finding{Code: CodeUDPUnverified, Severity: SevWarning,
+		Summary:  fmt.Sprintf("%s: the service answers no stranger, so natdoctor cannot see from outside whether datagrams arrive", p),
+		Evidence: b.evidence(p),
+		Explanation: verified + " natdoctor's datagram from outside got no answer, as a service such as WireGuard answers only its own peers; " +
+			"nothing refused it either (no ICMP port unreachable came back).",
+		Fix: "Connect one real client from outside (a phone off Wi-Fi) and see it hand-shake; or stop the service for a moment and check again, so that natdoctor listens itself.",
+	})
+	return PortUnverified, "the service is silent to strangers; " + strings.ToLower(verified[:1]) + verified[1:]
+}
+
+// unreachable: from outside nothing answered (refused, timed out, or a
+// canary that heard nothing).
+func (b *portsBuilder) unreachable(p *PortObservation, where string) (string, string) {
+	seen := p.Outside.Outcome
+	switch where {
+	case "none":
+		b.notMapped(p, seen)
+		return PortUnreachable, "not mapped on the router"
+	case "elsewhere":
+		b.mappedElsewhere(p)
+		return PortUnreachable, "mapped to another machine"
+	case "here":
+		fix := fmt.Sprintf("Let %s/%s in through this host's firewall (ufw allow %d/%s; firewalld --add-port=%d/%s).", fmt.Sprint(p.Internal), p.Transport, p.Internal, p.Transport, p.Internal, p.Transport)
+		expl := "The router maps the port to this host, and the service answers on the LAN, but from outside nothing arrives: a firewall drops it (this host's, or the router's)."
+		if b.mappingsFailHere() {
+			expl = "The router maps the port to this host, but no mapping to this host works from outside (see default-host-override)."
+		}
+		b.add(Finding{Code: CodePortBlocked, Severity: SevError,
+			Summary: fmt.Sprintf("%s is mapped to this host, yet from outside nothing arrives (%s)", p, seen), Evidence: b.evidence(p),
+			Explanation: expl, Fix: fix})
+		return PortUnreachable, "mapped to this host, but nothing arrives from outside"
+	}
+	b.add(Finding{Code: CodePortUnreachable, Severity: SevError,
+		Summary:     fmt.Sprintf("from outside, %s does not reach %s (%s)", p, b.po.Server, seen),
+		Evidence:    b.evidence(p),
+		Explanation: "The service answers on the LAN, but not from outside, and the router cannot tell its mappings (" + b.po.MappingsErr + ").",
+		Fix:         "Map it: natdoctor add " + portArg(p) + ".",
+	})
+	return PortUnreachable, "does not answer from outside"
+}
