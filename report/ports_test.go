@@ -81,7 +81,7 @@ func TestPortsRules(t *testing.T) {
 				Inside: probe.Answer{Outcome: probe.Refused}, Outside: answer(probe.Answer{Outcome: probe.ThisHost})}),
 			status: []string{PortUnreachable}, codes: []string{CodePortNotListening}, exit1: true},
 		{name: "the router answers on the port itself",
-			obs: portsObs(PortObservation{Port: sshPort, Inside: sshHere, Outside: answer(sshOther), Router: answer(sshOther)}),
+			obs:    portsObs(PortObservation{Port: sshPort, Inside: sshHere, Outside: answer(sshOther), Router: answer(sshOther)}),
 			status: []string{PortUnreachable}, codes: []string{CodePortRouterAnswers}, exit1: true},
 		{name: "this host is the default host, nothing mapped",
 			obs: func() *PortsObservations {
