@@ -138,7 +138,7 @@ func TestBench(t *testing.T) {
 	}
 	bin := lab.Natdoctor(t)
 	// NATDOCTOR_BENCH_ROWS picks rows by name (discovery, silent, map,
-	// list, probe, igd1, igd2, remove, keep; comma-separated); unset runs
+	// list, probe, igd1, igd2, remove, keep, check; comma-separated); unset runs
 	// them all.
 	only := os.Getenv("NATDOCTOR_BENCH_ROWS")
 	want := func(name string) bool {
@@ -422,6 +422,31 @@ func TestBench(t *testing.T) {
 			Target: fmt.Sprintf("<= 1/10 of the %d an hour natdoctor keep sent before (commit 884df24)", keepRequestsBefore),
 			Met:    nd*10 <= keepRequestsBefore}
 		r.Note = "counted in miniupnpd's log over one scaled hour (lease 2 m, checks 1 s, 120 s); the columns hold requests, not seconds"
+		add(r)
+	}
+
+	// 10. check of 5 ports that the router drops (no mapping, no answer):
+	// each costs a whole dial timeout, so they are checked at once.
+	if want("check") {
+		l := lab.Start(t, lab.Options{NoOtherFTP: true})
+		refl := l.StartReflector(t, "--burst", "1000", "--rate", "100")
+		l.Router.MustRun(t, "nft", "add", "rule", "inet", "filter", "silent", "iifname", "wan", "tcp", "dport", "2201-2205", "drop")
+		args := []string{"check", "2201", "2202", "2203", "2204", "2205", "--reflector", refl}
+		out, _ := l.Server.Run(bin, append(args, "--json")...)
+		if n := strings.Count(out, `"outcome": "timeout"`); n != 5 {
+			t.Errorf("check of 5 dropped ports: %d timed out from outside, want 5: the row would time something else\n%s", n, out)
+		}
+		nd := runs(t, 5, l.Server, time.Minute, bin, args...)
+		// The peer: the same 5 ports from the outside host, one connect
+		// each with the reflector's dial timeout (3 s), as nc -z or a
+		// port-checker site does.
+		loop := fmt.Sprintf("for p in 2201 2202 2203 2204 2205; do socat -T3 /dev/null TCP4:%s:$p,connect-timeout=3 2>/dev/null; done", l.WAN())
+		peer := runs(t, 1, l.Outside, time.Minute, "bash", "-c", loop)
+		dial := 3 * time.Second // reflector.DefaultLimits().DialTimeout
+		r := Row{Name: "check of 5 dropped TCP ports through the reflector (median of 5)", Natdoctor: nd.Seconds(),
+			Peer: "socat connect, 3 s timeout, port by port from the outside host", PeerSeconds: peer.Seconds(),
+			Target: "about one dial timeout (3 s), < 2 dial timeouts", Met: nd < 2*dial}
+		r.Note = "every port is dialled back at once, with the unmapped canary in the same request"
 		add(r)
 	}
 

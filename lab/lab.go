@@ -320,6 +320,9 @@ table inet filter {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     iifname "br0" oifname "wan" accept
+    # LAN hosts reach each other, as through a home switch (bridged
+    # frames pass this chain where br_netfilter is loaded).
+    iifname "br0" oifname "br0" accept
     ct status dnat jump defaulthost_forward
     jump miniupnpd
   }

@@ -26,7 +26,7 @@ const (
 
 var _ = catalogue([]Entry{
 	{Code: CodePortNotListening, Severity: SevError,
-		Example: "nothing listens on 10.0.1.2:22 (22/tcp, ssh)",
+		Example: "nothing listens on 10.0.1.2:22, the server's port of 22/tcp (ssh)",
 		Fix:     "start the service (on the LAN address, not only 127.0.0.1)"},
 	{Code: CodePortNotMapped, Severity: SevError,
 		Example: "22/tcp (ssh) is not mapped on the router, and from outside it does not answer",

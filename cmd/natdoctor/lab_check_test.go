@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/natdoctor/natdoctor/lab"
 	"github.com/natdoctor/natdoctor/report"
@@ -237,4 +240,123 @@ func printCheckVerdicts() {
 	}
 	fmt.Fprintf(&b, "\n%d check rows, %d agree, %d wrong, %d not run\n", n, ok, n-ok, len(checkRows)-n)
 	fmt.Print(b.String())
+}
+
+// TestLabServiceMappings: add, keep and remove take --service. What they
+// map, real clients use from the outside host: ssh-keyscan gets the
+// server's host key, the server's silent UDP service logs socat's datagram;
+// after remove, neither gets through.
+func TestLabServiceMappings(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{NoOtherFTP: true})
+	l.StartServices(l.Server, lab.SvcSSH, lab.SvcUDPSilent)
+	bin := lab.Natdoctor(t)
+	_, errOut, code := l.Server.Natdoctor(t, "add", "--service", "ssh", "--service", "wireguard")
+	if code != exitOK {
+		t.Fatalf("add --service: exit %d\n%s", code, errOut)
+	}
+	want := []lab.Forward{{Proto: "tcp", External: 22, Target: "10.0.1.2:22"}, {Proto: "udp", External: 51820, Target: "10.0.1.2:51820"}}
+	sameForwards := func(fs []lab.Forward) bool {
+		return len(fs) == len(want) && slices.ContainsFunc(fs, func(f lab.Forward) bool { return f == want[0] }) &&
+			slices.ContainsFunc(fs, func(f lab.Forward) bool { return f == want[1] })
+	}
+	if fs := l.Forwards(t); !sameForwards(fs) {
+		t.Fatalf("add --service ssh --service wireguard mapped %v, want %v", fs, want)
+	}
+	if c := l.ReachSSH(t, lab.SSHPort, l.Server); !c.OK {
+		t.Errorf("after add: %s: %q", c.Client, c.Output)
+	}
+	if c := l.ReachUDP(t, lab.UDPSilentPort, l.Server); !c.OK {
+		t.Errorf("after add: %s did not arrive", c.Client)
+	}
+	if _, errOut, code := l.Server.Natdoctor(t, "remove", "--service", "ssh", "--service", "wireguard"); code != exitOK {
+		t.Fatalf("remove --service: exit %d\n%s", code, errOut)
+	}
+	if fs := l.Forwards(t); len(fs) != 0 {
+		t.Fatalf("remove --service left %v", fs)
+	}
+	if c := l.ReachSSH(t, lab.SSHPort, l.Server); c.OK {
+		t.Errorf("after remove: %s still reaches the server", c.Client)
+	}
+	if c := l.ReachUDP(t, lab.UDPSilentPort, l.Server); c.OK {
+		t.Errorf("after remove: %s still arrives", c.Client)
+	}
+
+	// keep --service wireguard maps it, and removes it on SIGTERM.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := l.Server.Command(ctx, bin, "keep", "--service", "wireguard", "--lease", "1m")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	if fs, ok := l.WaitForwards(t, time.Minute, func(fs []lab.Forward) bool { return len(fs) == 1 && fs[0] == want[1] }); !ok {
+		t.Fatalf("keep --service wireguard: %v\n%s", fs, stderr.String())
+	}
+	if c := l.ReachUDP(t, lab.UDPSilentPort, l.Server); !c.OK {
+		t.Errorf("under keep: %s did not arrive", c.Client)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("keep after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if fs := l.Forwards(t); len(fs) != 0 {
+		t.Errorf("keep left %v after SIGTERM", fs)
+	}
+}
+
+// TestLabCheckOtherServer: check --server looks at another LAN host: no
+// canary (natdoctor cannot listen there), the LAN view dials that host.
+func TestLabCheckOtherServer(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{NoOtherFTP: true, SecureModeOff: true})
+	refl := l.StartReflector(t)
+	l.StartServices(l.Other, lab.SvcSSH, lab.SvcHTTP)
+	l.Other.MustRun(t, "upnpc", "-r", "22", "TCP")
+	ssh, web := l.ReachSSH(t, lab.SSHPort, l.Other), l.ReachHTTP(t, "http", lab.HTTPPort, false, l.Other)
+	if !ssh.OK || web.OK {
+		t.Fatalf("lab: want ssh reachable and http not: %v %v", ssh, web)
+	}
+	out, errOut, code := l.Server.Natdoctor(t, "check", "ssh", "http", "--server", lab.DefaultHostLAN.String(), "--reflector", refl, "--json")
+	var r report.PortsReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("check --json: %v\n%s\n%s", err, out, errOut)
+	}
+	if code != exitProblem || r.Ports[0].Status != report.PortReachable || r.Ports[1].Status != report.PortUnreachable ||
+		!slices.Equal(r.Ports[1].Findings, []string{report.CodePortNotMapped}) || r.Observations.ThisHost {
+		t.Errorf("exit %d, ports %+v\n%s", code, r.Ports, out[strings.Index(out, `"observations"`):])
+	}
+	for _, p := range r.Observations.Ports {
+		if p.Canary {
+			t.Errorf("%s: natdoctor listened on this host for another host's port", p.Port)
+		}
+	}
+}
+
+// TestLabCheckDoubleNAT: behind carrier-grade NAT the router's external
+// address is shared (100.64/10): no mapping makes the server reachable
+// from the internet. The lab's outside host stands for the carrier's
+// network, so clients there would get in; what the test holds natdoctor
+// to is the address class, and the reflector's refusal of a shared source.
+func TestLabCheckDoubleNAT(t *testing.T) {
+	t.Parallel()
+	l := lab.Start(t, lab.Options{NoOtherFTP: true, CGNAT: true})
+	refl := l.StartReflector(t)
+	l.StartServices(l.Server, lab.SvcSSH)
+	// miniupnpd itself refuses to map with a shared WAN address.
+	out, errOut, code := l.Server.Natdoctor(t, "check", "ssh", "--reflector", refl, "--json")
+	var r report.PortsReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("check --json: %v\n%s\n%s", err, out, errOut)
+	}
+	if code != exitProblem || len(r.Findings) == 0 || r.Findings[0].Code != report.CodeDoubleNAT {
+		t.Errorf("exit %d, findings %v, want double-nat first\n%s", code, r.Findings, out)
+	}
+	if !slices.ContainsFunc(r.Unchecked, func(u report.Unchecked) bool { return u.Check == "outside" }) || r.Ports[0].Status == report.PortReachable {
+		t.Errorf("the reflector refuses a shared source, so nothing is checked from outside: %+v %+v", r.Unchecked, r.Ports)
+	}
 }

@@ -1,6 +1,7 @@
-// Package doctor gathers the observations of natdoctor diagnose: it runs
-// router discovery, the mapping listing, the FTP walk on the LAN and, with
-// a reflector, the checks from outside, concurrently and inside one budget.
+// Package doctor gathers the observations of natdoctor diagnose and check:
+// it runs router discovery, the mapping lookups, the FTP walk (diagnose)
+// or the port checks (check, ports.go) on the LAN and, with a reflector,
+// the checks from outside, concurrently and inside one budget.
 package doctor
 
 import (
