@@ -159,7 +159,12 @@ func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
 				Fix:         "Use a certificate from a public CA (Let's Encrypt) for the name clients use, or give clients the certificate to trust.",
 			})
 		}
-		return PortReachable, "reachable from outside: " + answerWords(out)
+		sum := "reachable from outside: " + answerWords(out)
+		if strings.HasPrefix(p.Inside.Banner, "220") && p.Transport == service.TCP {
+			// An FTP greeting: the control port is half of FTP.
+			sum += fmt.Sprintf("; an FTP server: natdoctor diagnose --ftp-port %d checks its login and passive ports", p.Internal)
+		}
+		return PortReachable, sum
 	case out.Reached():
 		return b.otherAnswer(p, where)
 	case p.Transport == service.UDP && out.Outcome == probe.Silent && p.Inside.Outcome != probe.Answered:

@@ -237,14 +237,9 @@ func fromOutside(ctx context.Context, o *PortsOptions, obs *report.PortsObservat
 		}
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if reflector.Refused(err) && obs.ReflectorErr == "" {
-			obs.ReflectorErr = err.Error()
-		}
-	}
+	// A request the reflector turned down leaves its ports "error" (not
+	// checked, with the reason); the others stand.
+	fail := func(error) {}
 	tcpCheck := func(idx []int, send string, withUnmapped bool) {
 		var ports []uint16
 		for _, i := range idx {
