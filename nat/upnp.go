@@ -37,6 +37,9 @@ type DeviceInfo struct {
 	IGDVersion   int    `json:"igd_version"`
 	ServiceType  string `json:"service_type"`
 	ControlURL   string `json:"control_url"`
+	// Workarounds say what natdoctor did about this device's departures
+	// from the UPnP IGD spec, in words.
+	Workarounds []string `json:"workarounds,omitempty"`
 }
 
 // wanConnection is what the three WAN connection services share.

@@ -235,7 +235,10 @@ func serviceFromCache(cfg *Config, c locationCache) (*UPnP, error) {
 	case internetgateway2.URN_WANPPPConnection_1:
 		conn = &internetgateway2.WANPPPConnection1{ServiceClient: client}
 	default:
-		return nil, fmt.Errorf("cached service %q is none natdoctor speaks", s.URN)
+		if !namedServiceRE.MatchString(s.URN) {
+			return nil, fmt.Errorf("cached service %q is none natdoctor speaks", s.URN)
+		}
+		conn = &namedConnection{sc: sc, urn: s.URN}
 	}
 	dev := s.Device
 	dev.Location, dev.Server = c.Location, c.Server
@@ -323,8 +326,25 @@ func writeLocationCache(path string, c locationCache) {
 	}
 }
 
+// workarounds names what natdoctor does about a description's departures
+// from the spec, for discover to say.
+func workarounds(root *goupnp.RootDevice, urn string) []string {
+	var w []string
+	switch {
+	case strings.HasPrefix(urn, "urn:dslforum-org:"):
+		w = append(w, "the device describes its IGD in the Broadband Forum's namespace ("+urn+"): natdoctor speaks IGD v1's actions in it")
+	case namedServiceRE.MatchString(urn) && strings.Contains(urn, "WANPPPConnection:") && !strings.HasSuffix(urn, ":1"):
+		w = append(w, "the device describes "+urn+", a service the UPnP spec does not define: natdoctor speaks IGD v1's actions in its namespace")
+	}
+	if strings.HasSuffix(root.Device.DeviceType, ":2") && strings.HasSuffix(urn, ":1") {
+		w = append(w, "an IGD v2 device with a version 1 connection service: no bulk listing, port by port")
+	}
+	return w
+}
+
 // pickService tries WANIPConnection:2, WANIPConnection:1 and
-// WANPPPConnection:1, in that order, and returns the first on the gateway.
+// WANPPPConnection:1, in that order, then the WAN connection services
+// outside the spec (namedServiceRE), and returns the first on the gateway.
 func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, error) {
 	type candidate struct {
 		urn  string
@@ -346,6 +366,17 @@ func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, err
 		for _, c := range cs {
 			cands = append(cands, candidate{internetgateway2.URN_WANPPPConnection_1, c, &c.ServiceClient})
 		}
+	}
+	if len(cands) == 0 {
+		// Services outside the spec's three: WANPPPConnection:2, or the
+		// Broadband Forum's namespace. They take IGD v1's actions.
+		root.Device.VisitServices(func(srv *goupnp.Service) {
+			if namedServiceRE.MatchString(srv.ServiceType) {
+				sc := srv.NewSOAPClient()
+				cands = append(cands, candidate{srv.ServiceType, &namedConnection{sc: sc, urn: srv.ServiceType},
+					&goupnp.ServiceClient{SOAPClient: sc, RootDevice: root, Location: loc, Service: srv}})
+			}
+		})
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("UPnP: the device at %s offers no WANIPConnection or WANPPPConnection service", loc)
@@ -371,6 +402,7 @@ func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, err
 				FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
 				ModelName: root.Device.ModelName, ModelNumber: root.Device.ModelNumber,
 				IGDVersion: igd, ServiceType: c.urn, ControlURL: ctl.String(),
+				Workarounds: workarounds(root, c.urn),
 			},
 		}, nil
 	}

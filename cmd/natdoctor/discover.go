@@ -141,6 +141,14 @@ func printDiscovery(w io.Writer, out discoverOutput) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", methodName(r.Method), r.Status, ext, detail)
 	}
 	tw.Flush()
+	if dev := d.UPnP.Device; dev != nil {
+		if dev.Server != "" {
+			fmt.Fprintf(w, "UPnP stack     %s\n", dev.Server)
+		}
+		for _, wa := range dev.Workarounds {
+			fmt.Fprintf(w, "worked around: %s\n", wa)
+		}
+	}
 	for _, ig := range d.UPnP.Ignored {
 		fmt.Fprintf(w, "ignored SSDP answer: %s\n", ig)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,35 @@ func TestDiscoverJudgesWithDiagnoseRules(t *testing.T) {
 	code, out, _ = runFake(t, r, "discover")
 	if code != exitProblem || !strings.Contains(out, "double-nat: double NAT: the router's external address 100.64.0.1 is shared") || !strings.Contains(out, "fix:") {
 		t.Errorf("text: exit %d\n%s", code, out)
+	}
+}
+
+// TestDiscoverNamesWorkarounds: discover names the UPnP stack a replayed
+// device reports and what natdoctor worked around (the Huawei capture's
+// IGD in the Broadband Forum's namespace), in text and JSON.
+func TestDiscoverNamesWorkarounds(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("..", "..", "nat", "nattest", "testdata", "replay", "huawei-10911"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+	r.Silent.Store(true)
+	r.ExternalAddrIs.Store("11.0.0.1")
+	code, out, errOut := runFake(t, r, "discover")
+	if code != exitOK || !strings.Contains(out, "worked around: the device describes its IGD in the Broadband Forum's namespace") {
+		t.Errorf("text: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runFake(t, r, "discover", "--json")
+	var res struct {
+		UPnP struct {
+			Device struct {
+				ServiceType string   `json:"service_type"`
+				Workarounds []string `json:"workarounds"`
+			} `json:"device"`
+		} `json:"upnp"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || len(res.UPnP.Device.Workarounds) != 1 ||
+		res.UPnP.Device.ServiceType != "urn:dslforum-org:service:WANPPPConnection:1" {
+		t.Errorf("JSON: exit %d %v %+v\n%s", code, err, res, out)
 	}
 }

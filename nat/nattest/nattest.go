@@ -66,6 +66,11 @@ type Router struct {
 	IGDv1         bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
 	LocationHost  string       // (setup) when set, SSDP Location names this host instead
 	ControlHost   string       // (setup) when set, the description's control URL names this host
+	// Replay (setup), when set, makes the router a captured device: its
+	// SSDP reply, descriptions and captured SOAP replies, byte for byte
+	// but for the captured address (the fake's instead); the mapping
+	// table answers the actions the capture does not hold.
+	Replay *Capture
 	// OnChange (setup), when set, is called after every request that may
 	// have changed the table, before the answer is sent, and after Set,
 	// Remove and Restart: a fake NAT in front of the router follows it.

@@ -1,11 +1,15 @@
 package nattest
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +27,10 @@ func (r *Router) serveSSDP() {
 			continue
 		}
 		r.SSDPRequests.Add(1)
+		if r.Replay != nil {
+			r.replaySSDP(from)
+			continue
+		}
 		loc := r.Location()
 		if r.LocationHost != "" {
 			loc = strings.Replace(loc, r.Addr.String(), r.LocationHost, 1)
@@ -37,6 +45,24 @@ func (r *Router) serveSSDP() {
 		}
 		_, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from)
 	}
+}
+
+// replaySSDP answers an M-SEARCH with the captured reply, from the port
+// the capture came from.
+func (r *Router) replaySSDP(to netip.AddrPort) {
+	msg := []byte(r.Replay.ssdpReply(r.httpHost()))
+	p := r.Replay.Meta.SSDPSourcePort
+	if p == 0 || p == 1900 {
+		_, _ = r.ssdp.WriteToUDPAddrPort(msg, to)
+		return
+	}
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.Addr, p)))
+	if err != nil {
+		r.t.Errorf("nattest: replay SSDP from port %d: %v", p, err)
+		return
+	}
+	defer c.Close()
+	_, _ = c.WriteToUDPAddrPort(msg, to)
 }
 
 func (r *Router) igdVersion() string {
@@ -69,6 +95,15 @@ func (r *Router) description() string {
 
 func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
+	case r.Replay != nil && req.Method == http.MethodGet:
+		if f, ok := r.Replay.Files[req.URL.Path]; ok {
+			r.DescriptionRequests.Add(1)
+			r.Replay.serve(w, f, r.rewrite)
+			return
+		}
+		http.NotFound(w, req)
+		return
+	case r.Replay != nil && req.Method == http.MethodPost && r.Replay.isControl(req.URL.RequestURI()):
 	case req.Method == http.MethodGet && req.URL.Path == "/rootDesc.xml":
 		r.DescriptionRequests.Add(1)
 		w.Header().Set("Content-Type", "text/xml")
@@ -93,6 +128,13 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	r.actionsMu.Lock()
 	r.actions[action]++
 	r.actionsMu.Unlock()
+	if r.Replay != nil {
+		if f, ok := r.Replay.Replies[action]; ok {
+			r.Replay.serve(w, f, r.rewrite)
+			return
+		}
+	}
+	w = &soapWriter{ResponseWriter: w, svc: r.serviceType(req)}
 	args, err := soapArgs(io.LimitReader(req.Body, 1<<16))
 	if err != nil {
 		r.fault(w, 402, "Invalid Args")
@@ -173,10 +215,39 @@ func (r *Router) misbehave(w http.ResponseWriter) {
 	}
 }
 
+// serviceType is the service a request names in its SOAPAction, which the
+// reply names too; the fake's own WANIPConnection by default.
+func (r *Router) serviceType(req *http.Request) string {
+	if m := soapServiceRE.FindStringSubmatch(req.Header.Get("SOAPAction")); m != nil {
+		return m[1]
+	}
+	return "urn:schemas-upnp-org:service:WANIPConnection:" + r.igdVersion()
+}
+
+var soapServiceRE = regexp.MustCompile(`^"?([^#"]+)#`)
+
+// soapWriter carries the service type a reply names.
+type soapWriter struct {
+	http.ResponseWriter
+	svc string
+}
+
+// Hijack lets misbehave take the connection over.
+func (w *soapWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return hj.Hijack()
+	}
+	return nil, nil, http.ErrNotSupported
+}
+
 func (r *Router) reply(w http.ResponseWriter, action string, fields ...string) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`)
-	fmt.Fprintf(&b, `<u:%sResponse xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:%s">`, action, r.igdVersion())
+	svc := "urn:schemas-upnp-org:service:WANIPConnection:" + r.igdVersion()
+	if sw, ok := w.(*soapWriter); ok {
+		svc = sw.svc
+	}
+	fmt.Fprintf(&b, `<u:%sResponse xmlns:u="%s">`, action, svc)
 	for i := 0; i+1 < len(fields); i += 2 {
 		fmt.Fprintf(&b, "<%s>%s</%s>", fields[i], html.EscapeString(fields[i+1]), fields[i])
 	}

@@ -1,0 +1,299 @@
+package nat_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natdoctor/natdoctor/nat"
+	"github.com/natdoctor/natdoctor/nat/nattest"
+)
+
+// replayOutcome is one device's row of README's table.
+type replayOutcome struct {
+	device, vendor, stack, service, outcome string
+	quirks                                  []string
+}
+
+// A quirk of issue 15, and how to see it in a capture: the evidence is
+// read from the captured bytes, so a device is said to show a quirk only
+// when its capture does.
+type quirk struct {
+	name string
+	in   func(c *nattest.Capture) bool
+}
+
+func anyFile(c *nattest.Capture, f func(string) bool) bool {
+	for _, v := range c.Files {
+		if f(string(v.Body)) {
+			return true
+		}
+	}
+	for _, v := range c.Replies {
+		if f(string(v.Body)) {
+			return true
+		}
+	}
+	return false
+}
+
+var quirks = []quirk{
+	{"SSDP reply from a port other than 1900", func(c *nattest.Capture) bool {
+		return c.Meta.SSDPSourcePort != 0 && c.Meta.SSDPSourcePort != 1900
+	}},
+	{"description over HTTP/1.0 as application/octet-stream (Broadcom)", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool {
+			return strings.HasPrefix(s, "HTTP/1.0") && strings.Contains(strings.ToLower(s), "application/octet-stream")
+		})
+	}},
+	{"query-string control URL", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return regexp.MustCompile(`<controlURL>[^<]*\?[^<]*</controlURL>`).MatchString(s) })
+	}},
+	{"absolute control URL", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "<controlURL>http://") })
+	}},
+	{"URLBase", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return regexp.MustCompile(`<URLBase>\s*http`).MatchString(s) })
+	}},
+	{"two WAN devices", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Count(s, "device:WANDevice:") >= 2 })
+	}},
+	{"the whole IGD in the urn:dslforum-org namespace", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "urn:dslforum-org:device:InternetGatewayDevice") })
+	}},
+	{"WANPPPConnection:2 (not in the spec)", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "service:WANPPPConnection:2") })
+	}},
+	{"WANPPPConnection only (a PPPoE line)", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool {
+			return strings.Contains(s, "WANPPPConnection:") && !strings.Contains(s, "WANIPConnection:")
+		})
+	}},
+	{"m: prefixes in SOAP replies", func(c *nattest.Capture) bool {
+		for _, v := range c.Replies {
+			if strings.Contains(string(v.Body), "<m:") {
+				return true
+			}
+		}
+		return false
+	}},
+	{"IGD v2 device", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "device:InternetGatewayDevice:2") })
+	}},
+}
+
+// quirksOf are the quirks c's capture shows.
+func quirksOf(c *nattest.Capture) []string {
+	var out []string
+	for _, q := range quirks {
+		if q.in(c) {
+			out = append(out, q.name)
+		}
+	}
+	return out
+}
+
+// TestReplayQuirks: every quirk natdoctor claims to handle is shown by at
+// least one captured device, and every device that shows it works end to
+// end (TestReplayDevices runs them; this test runs the flow again for the
+// devices of each quirk, so that a quirk's failure names the quirk).
+func TestReplayQuirks(t *testing.T) {
+	cs := loadCorpus(t)
+	for _, q := range quirks {
+		t.Run(q.name, func(t *testing.T) {
+			t.Parallel()
+			var shown []*nattest.Capture
+			for _, c := range cs {
+				if q.in(c) {
+					shown = append(shown, c)
+				}
+			}
+			if len(shown) == 0 {
+				t.Skip("no captured device shows it: not checked")
+			}
+			for _, c := range shown {
+				if out := replayFlow(t, c); !strings.HasPrefix(out.outcome, "works") {
+					t.Errorf("%s (%s): %s", c.Name, q.name, out.outcome)
+				}
+			}
+		})
+	}
+}
+
+var (
+	replayMu   sync.Mutex
+	replayRows = map[string]replayOutcome{}
+)
+
+// loadCorpus reads every capture of testdata/replay.
+func loadCorpus(t *testing.T) []*nattest.Capture {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join("nattest", "testdata", "replay", "*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no captures: %v", err)
+	}
+	var cs []*nattest.Capture
+	for _, d := range dirs {
+		c, err := nattest.LoadCapture(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// replayRouter starts the fake router as the captured device.
+func replayRouter(t *testing.T, c *nattest.Capture) *nattest.Router {
+	t.Helper()
+	v2 := slices.ContainsFunc(mapsValues(c.Files), func(f nattest.File) bool {
+		return strings.Contains(string(f.Body), "device:InternetGatewayDevice:2")
+	})
+	return nattest.New(t, func(r *nattest.Router) {
+		r.Replay = c
+		r.IGDv1 = !v2
+		r.Silent.Store(!c.Meta.NATPMP) // these devices speak UPnP only
+	})
+}
+
+func mapsValues(m map[string]nattest.File) []nattest.File {
+	var out []nattest.File
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestReplayDevices runs every captured device through what a user does:
+// discover, list, add 21 + 42000-42010, list, remove, each against the
+// device's own descriptions and replies (the table answering what the
+// capture does not hold).
+func TestReplayDevices(t *testing.T) {
+	t.Cleanup(func() { printReplayTable(t) })
+	for _, c := range loadCorpus(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			row := replayFlow(t, c)
+			replayMu.Lock()
+			replayRows[c.Name] = row
+			replayMu.Unlock()
+			if !strings.HasPrefix(row.outcome, "works") {
+				t.Error(row.outcome)
+			}
+		})
+	}
+}
+
+// replayFlow runs discover, list, add 21 + 42000-42010, list, remove
+// against the replayed device and says how it went.
+func replayFlow(t *testing.T, c *nattest.Capture) (row replayOutcome) {
+	row = replayOutcome{device: c.Name, vendor: c.Meta.Vendor + " " + c.Meta.Model, stack: c.Meta.Stack, quirks: quirksOf(c)}
+	r := replayRouter(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := testConfig(r)
+	cfg.PMPTimeout, cfg.UPnPTimeout = time.Second, 10*time.Second
+	cfg.PatientTimeout = 10 * time.Second
+	d, err := nat.Discover(ctx, cfg)
+	if err != nil {
+		row.outcome = "discovery failed: " + err.Error()
+		return row
+	}
+	if d.UPnP.Status != nat.StatusOK || d.UPnP.Device == nil {
+		row.outcome = "UPnP not found: " + d.UPnP.Error
+		return row
+	}
+	row.service = shortService(d.UPnP.Device.ServiceType)
+	host := d.LocalAddr
+	l, err := d.Lister()
+	if err != nil {
+		row.outcome = "no lister: " + err.Error()
+		return row
+	}
+	if ms, err := l.List(ctx); err != nil || len(ms) != 0 {
+		row.outcome = fmt.Sprintf("first list: %v, %d entries", err, len(ms))
+		return row
+	}
+	m := &nat.Mapper{Router: l, Lister: l, Verify: true}
+	steps, err := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, host, time.Hour, ""))
+	if err == nil {
+		err = m.Add(ctx, steps)
+	}
+	if err != nil {
+		row.outcome = "add failed: " + err.Error()
+		return row
+	}
+	if n := len(r.Entries()); n != 12 {
+		row.outcome = fmt.Sprintf("add left %d mappings, want 12", n)
+		return row
+	}
+	ms, err := l.List(ctx)
+	if err != nil || len(ms) != 12 {
+		row.outcome = fmt.Sprintf("list after add: %v, %d entries", err, len(ms))
+		return row
+	}
+	for _, mp := range ms {
+		if mp.InternalAddr != host {
+			t.Errorf("listed %v, want this host", mp)
+		}
+	}
+	rsteps, err := m.PlanRemove(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, host, 0, ""))
+	if err == nil {
+		err = m.Remove(ctx, rsteps)
+	}
+	if err != nil || len(r.Entries()) != 0 {
+		row.outcome = fmt.Sprintf("remove: %v, %d left", err, len(r.Entries()))
+		return row
+	}
+	row.outcome = "works"
+	if len(d.UPnP.Device.Workarounds) > 0 {
+		row.outcome = "works; natdoctor worked around: " + strings.Join(d.UPnP.Device.Workarounds, "; ")
+	}
+	return row
+}
+
+func shortService(s string) string {
+	s = strings.TrimPrefix(s, "urn:schemas-upnp-org:service:")
+	return s
+}
+
+// printReplayTable prints README's device table (NATDOCTOR_REPLAY_TABLE=1).
+func printReplayTable(t *testing.T) {
+	if os.Getenv("NATDOCTOR_REPLAY_TABLE") != "1" {
+		return
+	}
+	var names []string
+	for n := range replayRows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("| device | vendor and model | UPnP stack (SERVER) | quirks its capture shows | service used | discover, list, add 21 + 42000-42010, list, remove |\n|---|---|---|---|---|---|\n")
+	for _, n := range names {
+		r := replayRows[n]
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", r.device, r.vendor, r.stack, strings.Join(r.quirks, "; "), r.service, r.outcome)
+	}
+	b.WriteString("\n| device | file | source (repository, path, commit) | note |\n|---|---|---|---|\n")
+	for _, c := range loadCorpus(t) {
+		for _, src := range c.Meta.Sources {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s `%s` @%s | %s |\n", c.Name, src.File, src.Repo, src.Path, src.Commit[:12], src.Note)
+		}
+		var made []string
+		for f := range c.Meta.Handmade {
+			made = append(made, f)
+		}
+		sort.Strings(made)
+		for _, f := range made {
+			fmt.Fprintf(&b, "| `%s` | `%s` | hand-made | %s |\n", c.Name, f, c.Meta.Handmade[f])
+		}
+	}
+	t.Log("\n" + b.String())
+}
