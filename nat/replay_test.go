@@ -297,3 +297,42 @@ func printReplayTable(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 }
+
+// TestReplayPicksTheConnectedService: the MikroTik capture describes two
+// WAN devices, each with a WANIPConnection. When the first is not
+// connected (the idle WAN), natdoctor asks both and uses the connected one
+// with a public address, and says so; without that it would map through
+// a connection that carries nothing.
+func TestReplayPicksTheConnectedService(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "mikrotik-chr-7.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const first, second = "/upnp/control/yomkmsnooi/wanipconn-1", "/upnp/control/xstnsgeuyh/wanipconn-7"
+	for _, tc := range []struct {
+		down []string
+		want string
+	}{{nil, first}, {[]string{first}, second}} {
+		r := nattest.New(t, func(r *nattest.Router) {
+			r.Replay, r.IGDv1 = c, true
+			r.DownControls = map[string]bool{}
+			for _, d := range tc.down {
+				r.DownControls[d] = true
+			}
+		})
+		r.Silent.Store(true)
+		r.ExternalAddrIs.Store("11.0.0.1")
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil || d.UPnP.Device == nil {
+			t.Fatalf("discover: %v %+v", err, d)
+		}
+		if !strings.HasSuffix(d.UPnP.Device.ControlURL, tc.want) {
+			t.Errorf("down %v: uses %s, want %s", tc.down, d.UPnP.Device.ControlURL, tc.want)
+		}
+		if said := strings.Join(d.UPnP.Device.Workarounds, " "); (len(tc.down) > 0) != strings.Contains(said, "WAN connection services") {
+			t.Errorf("down %v: workarounds %q", tc.down, said)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -267,7 +268,7 @@ func openLocation(ctx context.Context, cfg *Config, c locationCache, start time.
 		}
 	}
 	root.SetURLBase(base)
-	u, err := pickService(root, loc, cfg)
+	u, err := pickService(ctx, root, loc, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +346,7 @@ func workarounds(root *goupnp.RootDevice, urn string) []string {
 // pickService tries WANIPConnection:2, WANIPConnection:1 and
 // WANPPPConnection:1, in that order, then the WAN connection services
 // outside the spec (namedServiceRE), and returns the first on the gateway.
-func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, error) {
+func pickService(ctx context.Context, root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, error) {
 	type candidate struct {
 		urn  string
 		conn wanConnection
@@ -382,6 +383,7 @@ func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, err
 		return nil, fmt.Errorf("UPnP: the device at %s offers no WANIPConnection or WANPPPConnection service", loc)
 	}
 	var why []string
+	var usable []candidate
 	for _, c := range cands {
 		ctl := c.sc.SOAPClient.EndpointURL
 		if h, ok := locationHost(&ctl); !ok || h != cfg.Gateway {
@@ -389,22 +391,85 @@ func pickService(root *goupnp.RootDevice, loc *url.URL, cfg *Config) (*UPnP, err
 			continue
 		}
 		c.sc.SOAPClient.HTTPClient = *cfg.HTTPClient
-		igd := 1
-		if strings.HasSuffix(root.Device.DeviceType, ":2") {
-			igd = 2
-		}
-		return &UPnP{
-			conn:     c.conn,
-			local:    cfg.Local,
-			calls:    cfg.CountRequest,
-			listPage: cfg.ListPage,
-			Device: DeviceInfo{
-				FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
-				ModelName: root.Device.ModelName, ModelNumber: root.Device.ModelNumber,
-				IGDVersion: igd, ServiceType: c.urn, ControlURL: ctl.String(),
-				Workarounds: workarounds(root, c.urn),
-			},
-		}, nil
+		usable = append(usable, c)
 	}
-	return nil, fmt.Errorf("UPnP: no usable service: %s", strings.Join(why, "; "))
+	if len(usable) == 0 {
+		return nil, fmt.Errorf("UPnP: no usable service: %s", strings.Join(why, "; "))
+	}
+	best, note := usable[0], ""
+	if len(usable) > 1 {
+		best, note = connectedService(ctx, cfg, usable, func(c candidate) wanConnection { return c.conn })
+	}
+	igd := 1
+	if strings.HasSuffix(root.Device.DeviceType, ":2") {
+		igd = 2
+	}
+	ctl := best.sc.SOAPClient.EndpointURL
+	w := workarounds(root, best.urn)
+	if note != "" {
+		w = append(w, note)
+	}
+	return &UPnP{
+		conn:     best.conn,
+		local:    cfg.Local,
+		calls:    cfg.CountRequest,
+		listPage: cfg.ListPage,
+		Device: DeviceInfo{
+			FriendlyName: root.Device.FriendlyName, Manufacturer: root.Device.Manufacturer,
+			ModelName: root.Device.ModelName, ModelNumber: root.Device.ModelNumber,
+			IGDVersion: igd, ServiceType: best.urn, ControlURL: ctl.String(),
+			Workarounds: w,
+		},
+	}, nil
+}
+
+// maxServiceProbes bounds how many WAN connection services of one device
+// are asked whether they are connected.
+const maxServiceProbes = 4
+
+// connectedService picks, among several WAN connection services (two WAN
+// devices on a MikroTik; WANIPConnection and WANPPPConnection both
+// described where only one carries the line), the one that is connected
+// with a public external address, else a connected one, else the first.
+// Two requests per service, only on devices that describe more than one.
+func connectedService[C any](ctx context.Context, cfg *Config, cands []C, conn func(C) wanConnection) (C, string) {
+	type probe struct {
+		connected, public bool
+		ext               string
+	}
+	n := min(len(cands), maxServiceProbes)
+	probes := make([]probe, n)
+	for i := range n {
+		c := conn(cands[i])
+		pctx, cancel := context.WithTimeout(ctx, cmp.Or(cfg.CallTimeout, DefaultCallTimeout))
+		if cfg.CountRequest != nil {
+			cfg.CountRequest()
+			cfg.CountRequest()
+		}
+		status, _, _, err := c.GetStatusInfoCtx(pctx)
+		probes[i].connected = err == nil && (status == "Connected" || status == "Up")
+		if ext, err := c.GetExternalIPAddressCtx(pctx); err == nil {
+			probes[i].ext = strings.TrimSpace(ext)
+			a, perr := netip.ParseAddr(probes[i].ext)
+			probes[i].public = perr == nil && ClassifyAddr(a) == AddrPublic
+		}
+		cancel()
+	}
+	pick := -1
+	for i, p := range probes {
+		if p.connected && p.public {
+			pick = i
+			break
+		}
+	}
+	for i, p := range probes {
+		if pick < 0 && p.connected {
+			pick = i
+		}
+	}
+	if pick <= 0 {
+		return cands[0], ""
+	}
+	return cands[pick], fmt.Sprintf("the device describes %d WAN connection services and the first is not connected: natdoctor uses number %d (connected, external address %s)",
+		len(cands), pick+1, cmp.Or(probes[pick].ext, "unknown"))
 }

@@ -71,6 +71,10 @@ type Router struct {
 	// but for the captured address (the fake's instead); the mapping
 	// table answers the actions the capture does not hold.
 	Replay *Capture
+	// DownControls (setup) are control URL paths whose service is not
+	// connected: GetStatusInfo says Disconnected, the external address
+	// is 0.0.0.0 (the idle one of two WAN connections).
+	DownControls map[string]bool
 	// OnChange (setup), when set, is called after every request that may
 	// have changed the table, before the answer is sent, and after Set,
 	// Remove and Restart: a fake NAT in front of the router follows it.

@@ -134,7 +134,18 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	w = &soapWriter{ResponseWriter: w, svc: r.serviceType(req)}
+	sw := &soapWriter{ResponseWriter: w, svc: r.serviceType(req)}
+	w = sw
+	if r.DownControls[req.URL.RequestURI()] {
+		switch action {
+		case "GetStatusInfo":
+			r.reply(w, action, "NewConnectionStatus", "Disconnected", "NewLastConnectionError", "ERROR_NO_CARRIER", "NewUptime", "0")
+			return
+		case "GetExternalIPAddress":
+			r.reply(w, action, "NewExternalIPAddress", "0.0.0.0")
+			return
+		}
+	}
 	args, err := soapArgs(io.LimitReader(req.Body, 1<<16))
 	if err != nil {
 		r.fault(w, 402, "Invalid Args")
