@@ -336,3 +336,95 @@ func TestReplayPicksTheConnectedService(t *testing.T) {
 		}
 	}
 }
+
+// withReply copies a capture directory and adds a SOAP reply to it: the
+// shapes below are hand-made after issue reports (no capture of them is
+// public), on a real device's descriptions.
+func withReply(t *testing.T, device, action, raw string) *nattest.Capture {
+	t.Helper()
+	src := filepath.Join("nattest", "testdata", "replay", device)
+	dst := filepath.Join(t.TempDir(), device)
+	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(dst, "soap"), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dst, "soap", action+".http"), []byte(raw), 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nattest.LoadCapture(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func faultReply(body string) string {
+	return "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" + body
+}
+
+// TestReplaySOAPShapes: replies routers send that the spec does not: a
+// fault without faultcode and faultstring (FRITZ!Box 6660), bytes that are
+// not UTF-8 in errorDescription (TP-Link Archer C8), reply elements without
+// any namespace (DD-WRT on an Asus RT-N16). natdoctor must still read the
+// error code (718: the port is another host's, so a conflict, not a broken
+// router) and the external address.
+func TestReplaySOAPShapes(t *testing.T) {
+	add := func(t *testing.T, c *nattest.Capture) error {
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil || d.UPnP.Device == nil {
+			t.Fatalf("discover: %v", err)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalAddr: d.LocalAddr, InternalPort: 21, Lease: time.Hour})
+		return err
+	}
+	for _, tc := range []struct{ name, fault string }{
+		{"fault without faultcode and faultstring", `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><s:Fault><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>718</errorCode><errorDescription>ConflictInMappingEntry</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>`},
+		{"bytes that are not UTF-8 in errorDescription", "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>718</errorCode><errorDescription>Conflict\xff\xfe\x01InMappingEntry</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := add(t, withReply(t, "pfsense-2.5", "AddPortMapping", faultReply(tc.fault)))
+			if nat.UPnPCode(err) != nat.UPnPConflictInMappingEntry {
+				t.Errorf("add: %v (code %d), want the router's 718", err, nat.UPnPCode(err))
+			}
+		})
+	}
+	t.Run("reply elements without a namespace", func(t *testing.T) {
+		body := `<?xml version="1.0"?><Envelope><Body><GetExternalIPAddressResponse><NewExternalIPAddress>11.0.0.9</NewExternalIPAddress></GetExternalIPAddressResponse></Body></Envelope>`
+		c := withReply(t, "pfsense-2.5", "GetExternalIPAddress", "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"+body)
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.UPnP.ExternalAddr.String(); got != "11.0.0.9" {
+			t.Errorf("external address %q (%s), want 11.0.0.9", got, d.UPnP.Error)
+		}
+	})
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
@@ -35,6 +36,54 @@ func (t *cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = &cappedBody{rc: resp.Body, left: t.max}
+	if isSOAP(req) {
+		return mendSOAP(resp)
+	}
+	return resp, nil
+}
+
+const soapEnvelopeNS = "http://schemas.xmlsoap.org/soap/envelope/"
+
+// isSOAP reports whether req is a SOAP call (goupnp writes the header as
+// "SOAPACTION", not in canonical form).
+func isSOAP(req *http.Request) bool {
+	for k := range req.Header {
+		if strings.EqualFold(k, "SOAPAction") {
+			return true
+		}
+	}
+	return false
+}
+
+// mendSOAP reads a SOAP reply (bounded by cappedBody) and mends what
+// routers get wrong that would hide the answer from an XML parser: bytes
+// that are not UTF-8 or not allowed in XML (TP-Link Archer C8 puts them in
+// errorDescription) become U+FFFD, and an envelope without the SOAP
+// namespace (DD-WRT on an Asus RT-N16) gets it. A reply that needs
+// neither is passed on unchanged.
+func mendSOAP(resp *http.Response) (*http.Response, error) {
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) || bytes.ContainsFunc(b, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+		b = bytes.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' && r != '\n' && r != '\r' {
+				return '\uFFFD'
+			}
+			return r
+		}, b)
+	}
+	if !bytes.Contains(b, []byte(soapEnvelopeNS)) {
+		if i := bytes.Index(b, []byte("<Envelope")); i >= 0 {
+			at := i + len("<Envelope")
+			b = append(b[:at:at], append([]byte(` xmlns="`+soapEnvelopeNS+`"`), b[at:]...)...)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
 	return resp, nil
 }
 
