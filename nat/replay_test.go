@@ -428,3 +428,35 @@ func TestReplaySOAPShapes(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayEndOfTable: the index past the end of an IGD v1 table is 713
+// by the spec; routers answer 714 or 402 too. Each ends the listing, on
+// the pfSense capture (an IGD v1): the mappings before it are listed, and
+// no error hides them.
+func TestReplayEndOfTable(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "pfsense-2.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int32{713, 714, 402} {
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		r.EndOfTable.Store(code)
+		r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+		r.Set("TCP", 42000, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 42000, Enabled: true})
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := l.List(context.Background())
+		if err != nil || len(ms) != 2 {
+			t.Errorf("end of table as %d: %d mappings, %v", code, len(ms), err)
+		}
+	}
+}

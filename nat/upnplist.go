@@ -270,7 +270,9 @@ func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 		})
 		if err != nil {
 			err = soapError("GetGenericPortMappingEntry", err)
-			if c := UPnPCode(err); c == UPnPSpecifiedArrayIndexInvalid || c == UPnPNoSuchEntryInArray {
+			// The spec ends the table with 713; routers also answer 714
+			// and 402 (InvalidArgs) for the index past the end.
+			if c := UPnPCode(err); c == UPnPSpecifiedArrayIndexInvalid || c == UPnPNoSuchEntryInArray || c == UPnPInvalidArgs {
 				return all, nil
 			}
 			return all, err

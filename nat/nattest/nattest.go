@@ -90,6 +90,7 @@ type Router struct {
 	EndlessHeader  atomic.Bool  // answer SOAP with a header line that never ends
 	Trickle        atomic.Bool  // answer SOAP one byte at a time, slowly
 	DuplicateList  atomic.Bool  // list every entry twice
+	EndOfTable     atomic.Int32 // non-zero: the fault GetGenericPortMappingEntry answers past the end (713 by the spec; 714, 402 seen)
 	ExternalAddrIs atomic.Value // string: override GetExternalIPAddress's answer
 
 	// Request counters.

@@ -375,7 +375,12 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		idx, err := strconv.Atoi(strings.TrimSpace(a["NewPortMappingIndex"]))
 		keys := r.sortedKeys()
 		if err != nil || idx < 0 || idx >= len(keys) {
-			r.fault(w, 713, "SpecifiedArrayIndexInvalid")
+			switch code := r.EndOfTable.Load(); code {
+			case 0, 713:
+				r.fault(w, 713, "SpecifiedArrayIndexInvalid")
+			default:
+				r.fault(w, int(code), "past the end")
+			}
 			return
 		}
 		k := keys[idx]
