@@ -460,3 +460,45 @@ func TestReplayEndOfTable(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayLeaseLadder: a router that refuses a lease longer than its
+// limit with 402 (on the pfSense capture): natdoctor asks for an hour,
+// then for a permanent lease, and reports what it got.
+func TestReplayLeaseLadder(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "pfsense-2.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		limit int64
+		ask   time.Duration
+		want  time.Duration
+		adds  int
+	}{
+		{limit: 86400, ask: 2 * time.Hour, want: 2 * time.Hour, adds: 1},
+		{limit: 3600, ask: 2 * time.Hour, want: time.Hour, adds: 2},
+		{limit: 60, ask: 2 * time.Hour, want: 0, adds: 3},
+	} {
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		r.MaxLease.Store(tc.limit)
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := r.Actions()["AddPortMapping"]
+		m, err := l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 42000, InternalAddr: d.LocalAddr, InternalPort: 42000, Lease: tc.ask})
+		if err != nil || m.Lease != tc.want || r.Actions()["AddPortMapping"]-before != tc.adds {
+			t.Errorf("limit %d s, asked %v: granted %v, %v, %d adds; want %v in %d", tc.limit, tc.ask, m.Lease, err, r.Actions()["AddPortMapping"]-before, tc.want, tc.adds)
+		}
+		if e := r.Entries()[nattest.Key{Proto: "TCP", Port: 42000}]; time.Duration(e.Lease)*time.Second != tc.want {
+			t.Errorf("limit %d s: the router holds lease %d s, natdoctor reports %v", tc.limit, e.Lease, m.Lease)
+		}
+	}
+}

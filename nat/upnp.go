@@ -177,10 +177,15 @@ func (u *UPnP) Status(ctx context.Context) (status string, uptime time.Duration,
 	return s, time.Duration(up) * time.Second, nil
 }
 
+// leaseLadderShort is the finite lease tried when a router refuses a
+// longer one with 402.
+const leaseLadderShort = 3600
+
 // Add creates or renews a mapping. Lease negotiation: a router that only
 // takes permanent leases (725) gets 0; one that refuses a permanent lease
-// (402 or 501 on 0) gets DefaultPMPLease. The returned mapping holds the
-// lease that was granted.
+// (402 or 501 on 0) gets DefaultPMPLease; one that refuses a lease longer
+// than an hour with 402 gets an hour, then a permanent one. The returned
+// mapping holds the lease that was granted.
 func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 	lease := uint32(req.Lease / time.Second)
 	add := func(lease uint32) error {
@@ -198,6 +203,15 @@ func (u *UPnP) Add(ctx context.Context, req Request) (Mapping, error) {
 	case (code == UPnPInvalidArgs || code == 501) && lease == 0:
 		lease = uint32(DefaultPMPLease / time.Second)
 		err = add(lease)
+	case code == UPnPInvalidArgs && lease > leaseLadderShort:
+		// Routers with a lease limit answer 402 for a longer lease
+		// (TP-Link and others): the lease ladder, a finite lease first
+		// (it lapses if natdoctor is gone), a permanent one last.
+		for _, l := range []uint32{leaseLadderShort, 0} {
+			if lease, err = l, add(l); UPnPCode(err) != UPnPInvalidArgs {
+				break
+			}
+		}
 	}
 	if c := UPnPCode(err); (c == UPnPConflictInMappingEntry || c == UPnPActionNotAuthorized) && u.local.IsValid() && req.InternalAddr != u.local {
 		// miniupnpd and others answer 718 or 606 in "secure mode", which

@@ -83,6 +83,7 @@ type Router struct {
 	BulkListMax    atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
 	BulkListCap    atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
 	OnlyPermanent  atomic.Bool  // refuse finite UPnP leases with 725
+	MaxLease       atomic.Int64 // non-zero: refuse finite UPnP leases longer than this many seconds with 402
 	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
 	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing

@@ -304,6 +304,9 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		case r.OnlyPermanent.Load() && lease != 0:
 			r.fault(w, 725, "OnlyPermanentLeasesSupported")
 			return
+		case r.MaxLease.Load() > 0 && lease != 0 && int64(lease) > r.MaxLease.Load():
+			r.fault(w, 402, "Invalid Args")
+			return
 		case int32(key.Port) < r.RefuseBelow.Load():
 			r.fault(w, 606, "Action not authorized")
 			return
