@@ -322,6 +322,13 @@ func (m *Mapper) verify(ctx context.Context, steps []Step) error {
 			continue
 		}
 		got, ok := have[s.key()]
+		if !ok {
+			// Some routers hold mappings their listing never shows:
+			// ask for this one by name before calling it lost.
+			if m1, err := m.Lister.Get(ctx, s.Request.Protocol, s.Request.ExternalPort); err == nil {
+				got, ok = m1, true
+			}
+		}
 		if !ok || got.InternalAddr != s.Request.InternalAddr || got.InternalPort != s.Request.InternalPort {
 			s.Err = fmt.Errorf("the router accepted the mapping but does not hold it (%w)", ErrNoSuchMapping)
 			bad = s.Err

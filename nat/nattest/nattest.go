@@ -29,6 +29,7 @@ type Key struct {
 
 // Entry is a mapping held by the fake router.
 type Entry struct {
+	unlisted       bool // added while UnlistedAdds: listings leave it out
 	InternalClient string
 	InternalPort   uint16
 	Description    string
@@ -87,6 +88,7 @@ type Router struct {
 	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
 	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing
+	UnlistedAdds   atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
 	BodyPadding    atomic.Int64 // pad SOAP replies with this many bytes
 	EndlessHeader  atomic.Bool  // answer SOAP with a header line that never ends
 	Trickle        atomic.Bool  // answer SOAP one byte at a time, slowly

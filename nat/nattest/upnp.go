@@ -322,7 +322,7 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		}
 		if !r.ForgetAdds.Load() {
 			r.entries[key] = Entry{InternalClient: a["NewInternalClient"], InternalPort: port("NewInternalPort"),
-				Description: a["NewPortMappingDescription"], Lease: uint32(lease), Enabled: a["NewEnabled"] == "1"}
+				Description: a["NewPortMappingDescription"], Lease: uint32(lease), Enabled: a["NewEnabled"] == "1", unlisted: r.UnlistedAdds.Load()}
 		}
 		r.mu.Unlock()
 		r.reply(w, action)
@@ -376,7 +376,7 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 			"NewEnabled", boolStr(e.Enabled), "NewPortMappingDescription", e.Description, "NewLeaseDuration", strconv.Itoa(int(e.Lease)))
 	case "GetGenericPortMappingEntry":
 		idx, err := strconv.Atoi(strings.TrimSpace(a["NewPortMappingIndex"]))
-		keys := r.sortedKeys()
+		keys := r.listedKeys()
 		if err != nil || idx < 0 || idx >= len(keys) {
 			switch code := r.EndOfTable.Load(); code {
 			case 0, 713:
@@ -414,7 +414,7 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		for p := int(end); p >= int(start) && (n == 0 || count < n); p-- {
 			k := Key{proto, uint16(p)}
 			e, ok := r.entries[k]
-			if !ok {
+			if !ok || e.unlisted {
 				continue
 			}
 			entry := fmt.Sprintf("<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>%d</p:NewExternalPort><p:NewProtocol>%s</p:NewProtocol><p:NewInternalPort>%d</p:NewInternalPort><p:NewInternalClient>%s</p:NewInternalClient><p:NewEnabled>%s</p:NewEnabled><p:NewDescription>%s</p:NewDescription><p:NewLeaseTime>%d</p:NewLeaseTime></p:PortMappingEntry>",
@@ -435,6 +435,20 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 	default:
 		r.fault(w, 401, "Invalid Action")
 	}
+}
+
+// listedKeys are the keys a listing shows.
+func (r *Router) listedKeys() []Key {
+	var out []Key
+	for _, k := range r.sortedKeys() {
+		r.mu.Lock()
+		e := r.entries[k]
+		r.mu.Unlock()
+		if !e.unlisted {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (r *Router) sortedKeys() []Key {
