@@ -265,6 +265,10 @@ func (m *Mapper) Add(ctx context.Context, steps []Step) error {
 			s.Granted = &g
 		}
 		if err != nil {
+			var ue *UPnPError
+			if s.Action == ActionAdd && s.Known && errors.As(err, &ue) && ue.Code == UPnPConflictInMappingEntry {
+				ue.Unowned = true // the lookup just now found the port free
+			}
 			s.Err = err
 			failed.Store(true)
 		}

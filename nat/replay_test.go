@@ -539,3 +539,44 @@ func TestReplayUnlistedMappings(t *testing.T) {
 		t.Fatalf("the fake listed %d: the test proves nothing", len(ms))
 	}
 }
+
+// TestReplayPolicyRefusalAs718: routers refuse a port by policy with 606,
+// some with 718 (ConflictInMappingEntry) although no host holds it. On the
+// pfSense capture refusing ports below 1024 with 718, natdoctor says the
+// router refuses the port, not that another host has it, and leaves the
+// router as it was.
+func TestReplayPolicyRefusalAs718(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "pfsense-2.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int32{606, 718} {
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		r.RefuseBelow.Store(1024)
+		r.RefuseCode.Store(code)
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &nat.Mapper{Router: l, Lister: l, Verify: true}
+		ctx := context.Background()
+		steps, err := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
+		if err == nil {
+			err = m.Add(ctx, steps)
+		}
+		msg := fmt.Sprint(err)
+		if err == nil || strings.Contains(msg, "already mapped to another host") || !strings.Contains(msg, "polic") {
+			t.Errorf("refused with %d: %v", code, err)
+		}
+		if len(r.Entries()) != 0 {
+			t.Errorf("refused with %d: left %v", code, r.Entries())
+		}
+	}
+}

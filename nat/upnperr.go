@@ -52,6 +52,10 @@ type UPnPError struct {
 	Code        int
 	Description string
 	Action      string
+	// Unowned: the router answered 718 (ConflictInMappingEntry) for a
+	// port its table showed free just before, so no other host holds it:
+	// the router refuses the port by policy, as others say with 606.
+	Unowned bool
 }
 
 // Name returns the code's name in the IGD specification.
@@ -71,7 +75,11 @@ func (e *UPnPError) Error() string {
 	case UPnPActionNotAuthorized:
 		msg += " (the router refuses this by policy: ports below 1024, or a mapping for another address in secure mode)"
 	case UPnPConflictInMappingEntry:
-		msg += " (the port is already mapped to another host)"
+		if e.Unowned {
+			msg += " (but no mapping of the port was there: the router refuses it by policy, as others answer 606)"
+		} else {
+			msg += " (the port is already mapped to another host)"
+		}
 	case UPnPConflictWithOtherMechanisms:
 		msg += " (the port is used by a static forward or the router's own services)"
 	}

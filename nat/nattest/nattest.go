@@ -86,6 +86,7 @@ type Router struct {
 	OnlyPermanent  atomic.Bool  // refuse finite UPnP leases with 725
 	MaxLease       atomic.Int64 // non-zero: refuse finite UPnP leases longer than this many seconds with 402
 	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
+	RefuseCode     atomic.Int32 // non-zero: the fault RefuseBelow answers with instead of 606 (718 seen)
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
 	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing
 	UnlistedAdds   atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
