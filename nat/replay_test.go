@@ -580,3 +580,47 @@ func TestReplayPolicyRefusalAs718(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayAddRefusals: 501 (ActionFailed, routers whose table is full
+// say no more), 728 and 729 on the tenth port of a range (pfSense
+// capture): the add fails naming the port and a cause in plain words, and
+// the router is left as it was.
+func TestReplayAddRefusals(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "pfsense-2.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		code int32
+		says string
+	}{{501, "full mapping table"}, {728, "table is full"}, {729, "static forward"}} {
+		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
+		r.Silent.Store(true)
+		r.FailAddPort.Store(42009) // 21 and 42000-42008 go through, 42009 is refused
+		r.FailAddCode.Store(tc.code)
+		r.Set("TCP", 8080, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 8080, Enabled: true})
+		cfg := testConfig(r)
+		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.Lister()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &nat.Mapper{Router: l, Lister: l, Verify: true}
+		ctx := context.Background()
+		pairs, _ := nat.ParsePorts([]string{"42009-42010"})
+		steps, err := m.PlanAdd(ctx, nat.Requests(append(ftpPairs(t)[:10], pairs...), []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
+		if err == nil {
+			err = m.Add(ctx, steps)
+		}
+		if err == nil || !strings.Contains(err.Error(), "42009") || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%d: %v", tc.code, err)
+		}
+		if e := r.Entries(); len(e) != 1 {
+			t.Errorf("%d: the router holds %v, want only the other host's 8080", tc.code, e)
+		}
+	}
+}

@@ -82,6 +82,12 @@ func (e *UPnPError) Error() string {
 		}
 	case UPnPConflictWithOtherMechanisms:
 		msg += " (the port is used by a static forward or the router's own services)"
+	case 501:
+		if e.Action == "AddPortMapping" {
+			msg += " (the router gives no reason; a full mapping table is the usual one: natdoctor list shows what other hosts hold)"
+		}
+	case 728:
+		msg += " (the router's mapping table is full: natdoctor list shows what other hosts hold)"
 	}
 	return msg
 }

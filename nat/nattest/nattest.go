@@ -88,6 +88,7 @@ type Router struct {
 	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
 	RefuseCode     atomic.Int32 // non-zero: the fault RefuseBelow answers with instead of 606 (718 seen)
 	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
+	FailAddCode    atomic.Int32 // non-zero: the fault FailAddPort answers with instead of 501
 	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing
 	UnlistedAdds   atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
 	BodyPadding    atomic.Int64 // pad SOAP replies with this many bytes

@@ -315,6 +315,10 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 			r.fault(w, 606, "Action not authorized")
 			return
 		case int32(key.Port) == r.FailAddPort.Load():
+			if c := r.FailAddCode.Load(); c != 0 {
+				r.fault(w, int(c), "refused")
+				return
+			}
 			r.fault(w, 501, "Action Failed")
 			return
 		}
