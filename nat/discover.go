@@ -32,6 +32,9 @@ const (
 type Config struct {
 	// Gateway is the router. Zero means: discover it (DiscoverGateway).
 	Gateway netip.Addr
+	// standby is where the UPnP IGD answers when that is not the gateway
+	// (set by discovery: a CARP pair answers from its own address).
+	standby netip.Addr
 	// Local is this host's address toward the gateway. Zero means: ask the
 	// routing table (LocalAddrFor).
 	Local netip.Addr
@@ -154,6 +157,14 @@ func (c *Config) resolve() error {
 		c.Local = local
 	}
 	return nil
+}
+
+// upnpHost is the address the UPnP IGD's URLs must be on.
+func (c *Config) upnpHost() netip.Addr {
+	if c.standby.IsValid() {
+		return c.standby
+	}
+	return c.Gateway
 }
 
 // ResolveAddrs fills in the gateway (from the routing table) and this

@@ -441,3 +441,36 @@ func TestDiscoverTrustCachedService(t *testing.T) {
 		t.Error("without TrustCachedService the description was not read")
 	}
 }
+
+// TestDiscoverCARPStandby: a CARP pair (pfSense, OPNsense) takes M-SEARCH
+// on the shared gateway address and answers from its own, with a Location
+// on its own address. No IGD answers from the gateway itself, so natdoctor
+// uses this one, says so, and its mappings go through it.
+func TestDiscoverCARPStandby(t *testing.T) {
+	var vip netip.Addr
+	r := nattest.New(t, func(r *nattest.Router) {
+		a := r.Addr.As4()
+		vip = netip.AddrFrom4([4]byte{a[0], a[1], a[2], a[3] ^ 0x01}) // same /24
+		r.SSDPAlias = vip
+	})
+	cfg := testConfig(r)
+	cfg.Gateway = vip // the shared address; NAT-PMP there gets no answer
+	cfg.PMPTimeout, cfg.UPnPTimeout, cfg.PatientTimeout = 500*time.Millisecond, 5*time.Second, 5*time.Second
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil || d.UPnP.Status != nat.StatusOK || d.UPnP.Device == nil {
+		t.Fatalf("discover: %v %+v", err, d.UPnP)
+	}
+	if said := strings.Join(d.UPnP.Device.Workarounds, " "); !strings.Contains(said, "not from the gateway") || !strings.Contains(said, r.Addr.String()) {
+		t.Errorf("workarounds %q: the standby's use is not said", said)
+	}
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 42000, InternalAddr: d.LocalAddr, InternalPort: 42000, Lease: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries()) != 1 {
+		t.Errorf("the router holds %v", r.Entries())
+	}
+}

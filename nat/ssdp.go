@@ -71,6 +71,18 @@ func ParseSSDPResponse(b []byte) (SSDPResponse, error) {
 	return r, nil
 }
 
+// standbyOf reports whether r could be the gateway's CARP or VRRP peer:
+// an IPv4 neighbour in the gateway's /24 whose Location is on itself.
+func standbyOf(gw netip.Addr, r SSDPResponse) bool {
+	a := r.From.Addr()
+	h, ok := locationHost(r.Location)
+	if !ok || h != a || !a.Is4() || !gw.Is4() {
+		return false
+	}
+	p, err := gw.Prefix(24)
+	return err == nil && p.Contains(a)
+}
+
 // locationHost returns the address of an http URL's host, if it is an IP.
 func locationHost(u *url.URL) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(u.Hostname())
@@ -88,9 +100,13 @@ func searchRequest(st string, host string) []byte {
 // searchIGD asks for an Internet Gateway Device, by multicast (when
 // multicast is set) and by unicast to the gateway, and returns the first
 // answer that comes from the gateway and names a Location on it. Answers
-// from other hosts are ignored and described in ignored. It returns as soon
-// as the gateway has answered.
+// from other hosts are ignored and described in ignored, but for one from
+// the gateway's /24 whose Location is on itself: if the gateway never
+// answers, that one is returned (a CARP or VRRP pair answers from its own
+// address, not the shared one). It returns as soon as the gateway has
+// answered.
 func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast bool) (found SSDPResponse, ignored []string, err error) {
+	var standby SSDPResponse // an IGD next to the gateway, used only if the gateway stays silent
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
 	if err != nil {
 		return found, nil, fmt.Errorf("SSDP: %w", err)
@@ -126,6 +142,9 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if expired(ctx) {
+				if standby.From.IsValid() {
+					return standby, ignored, nil
+				}
 				if errors.Is(ctx.Err(), context.Canceled) {
 					return found, ignored, ctx.Err()
 				}
@@ -150,6 +169,10 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 		switch {
 		case perr != nil:
 			note(perr.Error())
+		case r.From.Addr() != gw && standbyOf(gw, r) && !standby.From.IsValid():
+			// Kept in case the gateway itself never answers: a CARP
+			// pair answers from its own address.
+			standby = r
 		case r.From.Addr() != gw:
 			note(fmt.Sprintf("an IGD on another host than the gateway %s (Location %s)", gw, r.Location))
 		default:

@@ -197,7 +197,9 @@ func openUPnP(ctx context.Context, cfg *Config, once <-chan struct{}) (*UPnP, []
 	}
 	if cached {
 		cctx, cancel := context.WithTimeout(ctx, cfg.UPnPTimeout/3)
-		u, err := openLocation(cctx, cfg, c, start)
+		ccfg := *cfg
+		ccfg.standby = c.Host
+		u, err := openLocation(cctx, &ccfg, c, start)
 		cancel()
 		if err == nil {
 			cfg.tracef("UPnP: the cached Location %s answered (%v)", c.Location, time.Since(start).Round(time.Millisecond))
@@ -237,9 +239,18 @@ func searchAndOpen(ctx context.Context, cfg *Config, once <-chan struct{}, start
 	}
 	cfg.tracef("SSDP: %s answered, Location %s, ST %s (%v)", found.From, found.Location, found.ST, time.Since(start).Round(time.Millisecond))
 	c := locationCache{Gateway: cfg.Gateway, Location: found.Location.String(), Server: found.Server}
-	u, err := openLocation(ctx, cfg, c, start)
+	ocfg := *cfg
+	if a := found.From.Addr(); a != cfg.Gateway {
+		c.Host, ocfg.standby = a, a
+	}
+	u, err := openLocation(ctx, &ocfg, c, start)
 	if err != nil {
 		return nil, ignored, err
+	}
+	if c.Host.IsValid() {
+		u.Device.Workarounds = append(u.Device.Workarounds, fmt.Sprintf("the UPnP IGD answers from %s, not from the gateway %s, and no IGD answered from the gateway: "+
+			"natdoctor uses it, as a CARP or VRRP pair (pfSense, OPNsense) answers from its own address; if %s is another device "+
+			"(an access point, a second router), its mappings do nothing for connections from the internet", c.Host, cfg.Gateway, c.Host))
 	}
 	c.Service = u.cacheEntry()
 	writeLocationCache(cfg.LocationCache, c)
@@ -270,7 +281,7 @@ func serviceFromCache(cfg *Config, c locationCache) (*UPnP, error) {
 	if err != nil || ctl.Scheme != "http" {
 		return nil, fmt.Errorf("%w: cached control URL %q", ErrMalformed, s.ControlURL)
 	}
-	if h, ok := locationHost(ctl); !ok || h != cfg.Gateway {
+	if h, ok := locationHost(ctl); !ok || h != cmp.Or(c.Host, cfg.Gateway) {
 		return nil, fmt.Errorf("cached control URL %s is not on the gateway %s", ctl, cfg.Gateway)
 	}
 	sc := soap.NewSOAPClient(*ctl)
@@ -302,7 +313,7 @@ func openLocation(ctx context.Context, cfg *Config, c locationCache, start time.
 	if err != nil || loc.Scheme != "http" {
 		return nil, fmt.Errorf("%w: Location %q", ErrMalformed, c.Location)
 	}
-	if h, ok := locationHost(loc); !ok || h != cfg.Gateway {
+	if h, ok := locationHost(loc); !ok || h != cfg.upnpHost() {
 		return nil, fmt.Errorf("Location %s points away from the gateway %s", loc, cfg.Gateway)
 	}
 	root, err := fetchDescription(ctx, cfg.HTTPClient, loc)
@@ -331,6 +342,9 @@ type locationCache struct {
 	Gateway  netip.Addr `json:"gateway"`
 	Location string     `json:"location"`
 	Server   string     `json:"server,omitempty"`
+	// Host is where the IGD answers when that is not the gateway (a CARP
+	// pair's own address).
+	Host netip.Addr `json:"host,omitzero"`
 	// Service is the service opened there, for TrustCachedService.
 	Service *cachedService `json:"service,omitempty"`
 }
@@ -435,7 +449,7 @@ func pickService(ctx context.Context, root *goupnp.RootDevice, loc *url.URL, cfg
 	var usable []candidate
 	for _, c := range cands {
 		ctl := c.sc.SOAPClient.EndpointURL
-		if h, ok := locationHost(&ctl); !ok || h != cfg.Gateway {
+		if h, ok := locationHost(&ctl); !ok || h != cfg.upnpHost() {
 			why = append(why, fmt.Sprintf("%s control URL %s is not on the gateway", c.urn, ctl.String()))
 			continue
 		}

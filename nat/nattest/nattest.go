@@ -72,6 +72,10 @@ type Router struct {
 	// but for the captured address (the fake's instead); the mapping
 	// table answers the actions the capture does not hold.
 	Replay *Capture
+	// SSDPAlias (setup), when valid, is a second address (a CARP pair's
+	// shared one) where the router takes M-SEARCH too, answering from its
+	// own address: use it as the gateway.
+	SSDPAlias netip.Addr
 	// DownControls (setup) are control URL paths whose service is not
 	// connected: GetStatusInfo says Disconnected, the external address
 	// is 0.0.0.0 (the idle one of two WAN connections).
@@ -165,6 +169,14 @@ func New(t testing.TB, setup ...func(*Router)) *Router {
 	r.http.Start()
 	go r.servePMP()
 	go r.serveSSDP()
+	if r.SSDPAlias.IsValid() {
+		alias, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.SSDPAlias, 1900)))
+		if err != nil {
+			t.Fatalf("nattest: SSDP alias: %v", err)
+		}
+		t.Cleanup(func() { alias.Close() })
+		go r.serveSSDPAlias(alias)
+	}
 	t.Cleanup(r.Close)
 	return r
 }

@@ -65,6 +65,26 @@ func (r *Router) replaySSDP(to netip.AddrPort) {
 	_, _ = c.WriteToUDPAddrPort(msg, to)
 }
 
+// serveSSDPAlias takes M-SEARCH on the alias and answers from the
+// router's own address, as the active member of a CARP pair does.
+func (r *Router) serveSSDPAlias(alias *net.UDPConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := alias.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(string(buf[:n]), "M-SEARCH * HTTP/1.1\r\n") {
+			continue
+		}
+		r.SSDPRequests.Add(1)
+		resp := "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
+			"USN: uuid:fake::urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
+			"SERVER: FreeBSD/14.0 UPnP/1.1 MiniUPnPd/2.3.3\r\nLOCATION: " + r.Location() + "\r\n\r\n"
+		_, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from)
+	}
+}
+
 func (r *Router) igdVersion() string {
 	if r.IGDv1 {
 		return "1"
