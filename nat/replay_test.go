@@ -342,6 +342,13 @@ func TestReplayPicksTheConnectedService(t *testing.T) {
 // public), on a real device's descriptions.
 func withReply(t *testing.T, device, action, raw string) *nattest.Capture {
 	t.Helper()
+	return withFile(t, device, filepath.Join("soap", action+".http"), func([]byte) []byte { return []byte(raw) })
+}
+
+// withFile copies a capture directory and rewrites one file of it (made
+// when absent) with edit.
+func withFile(t *testing.T, device, rel string, edit func([]byte) []byte) *nattest.Capture {
+	t.Helper()
 	src := filepath.Join("nattest", "testdata", "replay", device)
 	dst := filepath.Join(t.TempDir(), device)
 	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
@@ -359,10 +366,11 @@ func withReply(t *testing.T, device, action, raw string) *nattest.Capture {
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 	})
 	if err == nil {
-		err = os.MkdirAll(filepath.Join(dst, "soap"), 0o755)
+		err = os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dst, "soap", action+".http"), []byte(raw), 0o644)
+		old, _ := os.ReadFile(filepath.Join(dst, rel))
+		err = os.WriteFile(filepath.Join(dst, rel), edit(old), 0o644)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -622,5 +630,20 @@ func TestReplayAddRefusals(t *testing.T) {
 		if e := r.Entries(); len(e) != 1 {
 			t.Errorf("%d: the router holds %v, want only the other host's 8080", tc.code, e)
 		}
+	}
+}
+
+// TestReplayEmptyURLBase: a description with an empty URLBase (hand-made
+// on the pfSense capture): URLs resolve against the Location, as if there
+// were none.
+func TestReplayEmptyURLBase(t *testing.T) {
+	c := withFile(t, "pfsense-2.5", filepath.Join("http", "rootDesc.xml"), func(b []byte) []byte {
+		return []byte(strings.Replace(string(b), "<specVersion>", "<URLBase></URLBase><specVersion>", 1))
+	})
+	if !strings.Contains(string(c.Files["/rootDesc.xml"].Body), "<URLBase></URLBase>") {
+		t.Fatal("the description was not edited: the test proves nothing")
+	}
+	if out := replayFlow(t, c); !strings.HasPrefix(out.outcome, "works") {
+		t.Error(out.outcome)
 	}
 }
