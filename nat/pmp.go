@@ -62,7 +62,7 @@ func (e *PMPError) Error() string {
 	case PMPNotAuthorized:
 		msg += " (the router refuses this mapping by policy, or port mapping is disabled)"
 	case PMPNetworkFailure:
-		msg += " (the router has no external address yet)"
+		msg += " (the router has no usable external address: its internet line is down, or its own WAN address is private, as behind a second router or the provider's NAT, double NAT)"
 	case PMPOutOfResources:
 		msg += " (the router's mapping table is full)"
 	}
