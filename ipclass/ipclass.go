@@ -1,8 +1,9 @@
-// Package ipclass says what kind of IPv4 address an address is: public,
-// private (RFC 1918), shared (RFC 6598, carrier-grade NAT), loopback,
-// link-local, reserved (RFC 5737 documentation, RFC 2544 benchmarking,
-// multicast, future use) or unspecified. It is a leaf: the router side
-// (nat), the FTP side (probe) and the reflector all use it.
+// Package ipclass says what kind of address an address is: public,
+// private (RFC 1918; IPv6 unique local, RFC 4193), shared (RFC 6598,
+// carrier-grade NAT), loopback, link-local, reserved (RFC 5737 and RFC 3849
+// documentation, RFC 2544 benchmarking, multicast, future use) or
+// unspecified. It is a leaf: the router side (nat), the FTP side (probe)
+// and the reflector all use it.
 package ipclass
 
 import "net/netip"
@@ -34,10 +35,13 @@ var (
 		netip.MustParsePrefix("203.0.113.0/24"),
 		netip.MustParsePrefix("224.0.0.0/4"),
 		netip.MustParsePrefix("240.0.0.0/4"),
+		netip.MustParsePrefix("2001:db8::/32"), // RFC 3849 documentation
+		netip.MustParsePrefix("ff00::/8"),      // multicast
+		netip.MustParsePrefix("100::/64"),      // RFC 6666 discard
 	}
 )
 
-// Of classifies an IPv4 address.
+// Of classifies an address, IPv4 or IPv6.
 func Of(a netip.Addr) Class {
 	a = a.Unmap()
 	switch {

@@ -12,6 +12,8 @@ func TestOf(t *testing.T) {
 		"127.0.0.1": Loopback, "169.254.1.1": LinkLocal, "0.0.0.0": Unspecified,
 		"192.0.2.1": Reserved, "198.51.100.7": Reserved, "203.0.113.9": Reserved, "198.18.0.1": Reserved,
 		"224.0.0.1": Reserved, "240.0.0.1": Reserved, "::ffff:10.0.0.1": Private,
+		"2a01:4f8::1": Public, "fd00::1": Private, "fe80::1": LinkLocal, "::1": Loopback, "::": Unspecified,
+		"2001:db8::2": Reserved, "ff02::c": Reserved,
 	} {
 		if got := Of(netip.MustParseAddr(a)); got != want {
 			t.Errorf("%s: %s, want %s", a, got, want)

@@ -41,6 +41,14 @@ var (
 	RouterLANAddr  = netip.MustParseAddr("10.0.1.1")
 	ServerAddr     = netip.MustParseAddr("10.0.1.2")
 	DefaultHostLAN = netip.MustParseAddr("10.0.1.253") // the AirPort's default host
+
+	// IPv6 with Options.IPv6: documentation prefixes (RFC 3849), inside the
+	// namespaces only. The router routes them and translates nothing.
+	WAN6       = netip.MustParseAddr("2001:db8:1::1")   // router, internet side
+	Outside6   = netip.MustParseAddr("2001:db8:1::2")   // the outside host
+	RouterLAN6 = netip.MustParseAddr("2001:db8:2::1")   // router, LAN side
+	Server6    = netip.MustParseAddr("2001:db8:2::2")   // the server's global address
+	Other6     = netip.MustParseAddr("2001:db8:2::253") // the other LAN host
 )
 
 // Fixed facts of the lab's services.
@@ -96,6 +104,11 @@ type Options struct {
 	// Server is the FTP server the server host runs: PureFTPd (""),
 	// Vsftpd, ProFTPD or Pyftpdlib.
 	Server string
+	// IPv6 gives every link an IPv6 prefix too; the router forwards IPv6
+	// and its firewall drops inbound connections unless OpenIPv6 opens
+	// them (pinholes made by hand in the router, as users do).
+	IPv6     bool
+	OpenIPv6 []string // "tcp:22", "udp:51820": inbound IPv6 to the server allowed
 }
 
 // ReverseDNSDelay is how long the server's resolver waits with
@@ -302,6 +315,27 @@ func (l *Lab) buildNetwork() {
 		l.must("ip", "-n", h.host.NS, "link", "set", "eth0", "up")
 		l.must("ip", "-n", h.host.NS, "route", "add", "default", "via", RouterLANAddr.String())
 	}
+	if l.Opts.IPv6 {
+		l.buildIPv6()
+	}
+}
+
+// buildIPv6 adds the IPv6 prefixes (nodad: usable at once) and routes.
+func (l *Lab) buildIPv6() {
+	l.t.Helper()
+	r := l.Router.NS
+	l.must("ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	l.must("ip", "-n", r, "-6", "addr", "add", WAN6.String()+"/64", "dev", "wan", "nodad")
+	l.must("ip", "-n", r, "-6", "addr", "add", RouterLAN6.String()+"/64", "dev", "br0", "nodad")
+	l.must("ip", "-n", l.Outside.NS, "-6", "addr", "add", Outside6.String()+"/64", "dev", "eth0", "nodad")
+	l.must("ip", "-n", l.Outside.NS, "-6", "route", "add", "2001:db8:2::/64", "via", WAN6.String())
+	for _, h := range []struct {
+		host *Host
+		addr netip.Addr
+	}{{l.Server, Server6}, {l.Other, Other6}} {
+		l.must("ip", "-n", h.host.NS, "-6", "addr", "add", h.addr.String()+"/64", "dev", "eth0", "nodad")
+		l.must("ip", "-n", h.host.NS, "-6", "route", "add", "default", "via", RouterLAN6.String())
+	}
 }
 
 // rules is the router's nftables ruleset: NAT out of the WAN, a forward
@@ -325,6 +359,9 @@ table inet filter {
     iifname "br0" oifname "br0" accept
     ct status dnat jump defaulthost_forward
     jump miniupnpd
+    jump pinholes
+  }
+  chain pinholes {
   }
   chain defaulthost_forward {
   }
@@ -340,7 +377,7 @@ table inet nat {
   chain postrouting {
     type nat hook postrouting priority 100; policy accept;
     jump postrouting_miniupnpd
-    oifname "wan" masquerade
+    oifname "wan" meta nfproto ipv4 masquerade
   }
   chain defaulthost {
   }
@@ -364,6 +401,10 @@ func (l *Lab) loadRules() {
 	l.t.Helper()
 	l.nft(rules)
 	l.SetDefaultHost(l.Opts.DefaultHost || l.Opts.DefaultHostIsServer)
+	for _, o := range l.Opts.OpenIPv6 {
+		proto, port, _ := strings.Cut(o, ":")
+		l.nft(fmt.Sprintf("add rule inet filter pinholes iifname \"wan\" ip6 daddr %s %s dport %s accept\n", Server6, proto, port))
+	}
 	if l.Opts.SilentGateway {
 		l.nft(`add rule inet filter silent iifname "br0" udp dport { 1900, 5351 } drop` + "\n")
 	}

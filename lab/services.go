@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,12 @@ func (l *Lab) StartServices(h *Host, services ...string) {
 			key := filepath.Join(dir, "ssh_host_ed25519_key")
 			l.must("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "natdoctor-lab-"+h.Name, "-f", key)
 			cfg := filepath.Join(dir, "sshd_config")
-			conf := fmt.Sprintf("Port %d\nListenAddress 0.0.0.0\nHostKey %s\nPidFile %s\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n",
-				SSHPort, key, filepath.Join(dir, "sshd.pid"))
+			listen := "ListenAddress 0.0.0.0\n"
+			if l.Opts.IPv6 {
+				listen += "ListenAddress ::\n"
+			}
+			conf := fmt.Sprintf("Port %d\n%sHostKey %s\nPidFile %s\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n",
+				SSHPort, listen, key, filepath.Join(dir, "sshd.pid"))
 			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 				l.t.Fatal(err)
 			}
@@ -65,7 +70,11 @@ func (l *Lab) StartServices(h *Host, services ...string) {
 			if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("natdoctor lab "+h.Name+"\n"), 0o644); err != nil {
 				l.t.Fatal(err)
 			}
-			l.runOn(h, fmt.Sprintf("tcp:%d", HTTPPort), "/usr/bin/python3", "-m", "http.server", fmt.Sprint(HTTPPort), "--bind", "0.0.0.0", "--directory", www)
+			bind := "0.0.0.0"
+			if l.Opts.IPv6 {
+				bind = "::" // both families (net.ipv6.bindv6only is 0)
+			}
+			l.runOn(h, fmt.Sprintf("tcp:%d", HTTPPort), "/usr/bin/python3", "-m", "http.server", fmt.Sprint(HTTPPort), "--bind", bind, "--directory", www)
 		case SvcHTTPS:
 			key, cert := filepath.Join(dir, "https.key"), filepath.Join(dir, "https.crt")
 			l.must("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
@@ -196,4 +205,23 @@ func (l *Lab) ReachUDP(t testing.TB, port int, want *Host) ServiceClient {
 		}
 	}
 	return c
+}
+
+// ReachSSH6 runs ssh-keyscan from the outside host against host want's
+// global IPv6 address; OK when the key is want's.
+func (l *Lab) ReachSSH6(t testing.TB, addr netip.Addr, want *Host) ServiceClient {
+	t.Helper()
+	out, _ := l.Outside.Run("ssh-keyscan", "-6", "-T", fmt.Sprint(serviceTimeout), "-t", "ed25519", "-p", fmt.Sprint(SSHPort), addr.String())
+	c := ServiceClient{Client: "ssh-keyscan -6 " + addr.String(), Output: firstLine(out, "ssh-ed25519")}
+	c.OK = strings.Contains(out, l.SSHHostKey(want))
+	return c
+}
+
+// ReachHTTP6 runs curl from the outside host against addr over IPv6; OK
+// when the page is want's.
+func (l *Lab) ReachHTTP6(t testing.TB, addr netip.Addr, want *Host) ServiceClient {
+	t.Helper()
+	url := fmt.Sprintf("http://[%s]:%d/", addr, HTTPPort)
+	out, _ := l.Outside.Run("curl", "-6", "-s", "-m", fmt.Sprint(serviceTimeout), "--noproxy", "*", url)
+	return ServiceClient{Client: "curl -6 " + url, Output: firstLine(out, ""), OK: strings.Contains(out, "natdoctor lab "+want.Name)}
 }

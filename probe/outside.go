@@ -130,7 +130,7 @@ type canaryListener struct {
 }
 
 func listenCanary(addr netip.AddrPort) (*canaryListener, error) {
-	ln, err := net.Listen("tcp4", addr.String())
+	ln, err := net.Listen(network("tcp", addr.Addr()), addr.String())
 	if err != nil {
 		return nil, err
 	}

@@ -220,14 +220,14 @@ func AskUDP(ctx context.Context, addr netip.AddrPort, payload string, wait time.
 func PortFree(local netip.Addr, t service.Transport, port uint16) bool {
 	ap := netip.AddrPortFrom(local, port).String()
 	if t == service.UDP {
-		c, err := net.ListenPacket("udp4", ap)
+		c, err := net.ListenPacket(network("udp", local), ap)
 		if err != nil {
 			return false
 		}
 		c.Close()
 		return true
 	}
-	ln, err := net.Listen("tcp4", ap)
+	ln, err := net.Listen(network("tcp", local), ap)
 	if err != nil {
 		return false
 	}
@@ -258,7 +258,7 @@ func ListenCanary(local netip.Addr, t service.Transport, port uint16, udpNonce s
 		c.tcp, c.nonce = ln, ln.nonce
 		return c, nil
 	}
-	pc, err := net.ListenPacket("udp4", addr.String())
+	pc, err := net.ListenPacket(network("udp", local), addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -418,4 +418,14 @@ func ProbeOf(port uint16, a Answer) PortProbe {
 		p.Status = Error
 	}
 	return p
+}
+
+// network is "tcp4" or "tcp6" (base "tcp" or "udp") for a's family: a
+// listener of one family only, so that an IPv4 canary is not also an
+// IPv6 one.
+func network(base string, a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return base + "4"
+	}
+	return base + "6"
 }

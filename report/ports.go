@@ -19,6 +19,8 @@ const PortsSchema = "natdoctor.check/v1"
 // PortsObservations are what natdoctor check saw: the router, and each
 // port from the LAN and from outside.
 type PortsObservations struct {
+	// Family is "ipv6" for a check over IPv6 ("" is IPv4).
+	Family       string         `json:"family,omitempty"`
 	Discovery    *nat.Discovery `json:"discovery,omitempty"`
 	DiscoveryErr string         `json:"discovery_error,omitempty"`
 	// DiscoveryError is DiscoveryErr typed.
@@ -116,9 +118,14 @@ func (r *PortsReport) HasErrors() bool {
 func BuildPorts(o *PortsObservations) *PortsReport {
 	r := &PortsReport{Schema: PortsSchema, Observations: o, Findings: []Finding{}, NotChecked: []string{}, Unchecked: []Unchecked{}}
 	b := portsBuilder{builder: builder{o: &Observations{Discovery: o.Discovery, DiscoveryErr: o.DiscoveryErr, DiscoveryError: o.DiscoveryError, Server: o.Server}}, po: o}
-	b.router()
+	if o.Family == "ipv6" {
+		b.skip("router", "router: "+o.DiscoveryErr)
+		b.ipv6Firewall()
+	} else {
+		b.router()
+		b.defaultHost()
+	}
 	b.reflector()
-	b.defaultHost()
 	for i := range o.Ports {
 		r.Ports = append(r.Ports, b.port(&o.Ports[i]))
 	}

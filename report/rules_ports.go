@@ -22,6 +22,8 @@ const (
 	CodePortViaDefaultHost = "port-via-default-host"
 	CodeUDPUnverified      = "udp-unverified"
 	CodeTLSUntrusted       = "tls-certificate-untrusted"
+	CodeIPv6Filtered       = "ipv6-port-filtered"
+	CodeIPv6FirewallOpen   = "ipv6-firewall-open"
 )
 
 var _ = catalogue([]Entry{
@@ -57,6 +59,12 @@ var _ = catalogue([]Entry{
 	{Code: CodeUDPUnverified, Severity: SevWarning,
 		Example: "51820/udp (wireguard): mapped to this host, but the service answers no stranger, so the way in is not verified",
 		Fix:     "connect a real client from outside once"},
+	{Code: CodeIPv6Filtered, Severity: SevError,
+		Example: "from outside over IPv6, 22/tcp (ssh) does not reach 2001:db8:2::2 (timeout): the router's IPv6 firewall drops it",
+		Fix:     "allow the port for this host's stable address in the router's IPv6 firewall"},
+	{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
+		Example: "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
+		Fix:     "turn the router's IPv6 firewall on, and allow only the ports you serve"},
 	{Code: CodeTLSUntrusted, Severity: SevWarning,
 		Example: "443/tcp (https): from outside, the certificate CN=nas is not trusted (self-signed)",
 		Fix:     "a certificate from a public CA (Let's Encrypt) for the name clients use"},
@@ -91,6 +99,19 @@ func (b *portsBuilder) defaultHost() {
 			Explanation: "natdoctor mapped a free port to this host for a moment and listened there; from outside the connection did not arrive. " +
 				"The router sends inbound connections elsewhere (its default host, or DMZ) instead of following its mappings.",
 			Fix: "Turn the default host off, or point it at " + po.Server.String() + ", in " + b.o.routerPlace("dmz") + ". Then check again.",
+		})
+	}
+}
+
+// ipv6Firewall reports an IPv6 firewall that lets everything in: a free
+// port of this host reached its canary from outside.
+func (b *portsBuilder) ipv6Firewall() {
+	if u := b.po.Unmapped; u != nil && u.Status == probe.OK {
+		b.add(Finding{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
+			Summary:     "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
+			Evidence:    map[string]any{"port": u.Port, "outcome": u.Outcome, "address": b.po.Server.String()},
+			Explanation: "natdoctor listened on a random free port and the reflector reached it over IPv6: every service of this host is reachable from the internet over IPv6, also those meant for the LAN.",
+			Fix:         "Turn the router's IPv6 firewall on (\"block inbound\"), and allow only the ports you serve, for this host's stable address.",
 		})
 	}
 }
@@ -280,6 +301,17 @@ func (b *portsBuilder) silentUDP(p *PortObservation, where string) (string, stri
 // canary that heard nothing).
 func (b *portsBuilder) unreachable(p *PortObservation, where string) (string, string) {
 	seen := p.Outside.Outcome
+	if b.po.Family == "ipv6" {
+		b.add(Finding{Code: CodeIPv6Filtered, Severity: SevError,
+			Summary:  fmt.Sprintf("from outside over IPv6, %s does not reach %s (%s): the router's IPv6 firewall drops it", p, b.po.Server, seen),
+			Evidence: b.evidence(p),
+			Explanation: "Over IPv6 the router translates nothing: the server's own address is reachable from the internet once the router's firewall lets the port in. " +
+				"The service answers on the LAN, but from outside nothing arrives.",
+			Fix: fmt.Sprintf("Allow %d/%s for %s in the router's IPv6 firewall (a pinhole: \"IPv6 port sharing\" or \"IPv6 firewall rules\"). "+
+				"Use the host's stable address, not a temporary (privacy) one, and check this host's own firewall too.", p.External, p.Transport, b.po.Server),
+		})
+		return PortUnreachable, "does not answer from outside over IPv6"
+	}
 	switch where {
 	case "none":
 		b.notMapped(p, seen)

@@ -30,6 +30,7 @@ type checkOptions struct {
 	reflector    string
 	reflTokenEnv string
 	name         string
+	ipv6         bool
 
 	opts doctor.PortsOptions
 }
@@ -81,6 +82,7 @@ Exits 0 when no finding is an error, 1 when one is, 2 for bad usage.`,
 	f.StringVar(&o.reflector, "reflector", "", "`URL` of a natdoctor reflector outside the network")
 	f.StringVar(&o.reflTokenEnv, "reflector-token-env", "", "the reflector's token is in environment variable `VAR`")
 	f.StringVar(&o.name, "name", "", "the `NAME` clients use, that TLS certificates must carry (default: check the chain only)")
+	f.BoolVar(&o.ipv6, "ipv6", false, "check over IPv6: the server's global IPv6 address, through the reflector's IPv6 address (needs --reflector http://[ADDRESS]:PORT)")
 	completeServices(cmd)
 	return cmd
 }
@@ -129,11 +131,16 @@ func (o *checkOptions) parse(args []string) error {
 	if len(ports) > maxCheckPorts {
 		return usageErrorf("%d ports: check at most %d at once", len(ports), maxCheckPorts)
 	}
-	opts := doctor.PortsOptions{NAT: g.natConfig(), Ports: ports, Name: o.name}
+	opts := doctor.PortsOptions{NAT: g.natConfig(), Ports: ports, Name: o.name, IPv6: o.ipv6}
 	if o.server != "" {
 		a, err := netip.ParseAddr(o.server)
-		if err != nil || !a.Is4() {
-			return usageErrorf("--server %q is not an IPv4 address", o.server)
+		switch {
+		case o.ipv6 && (err != nil || !a.Is6() || a.Is4In6()):
+			return usageErrorf("--server %q is not an IPv6 address (with --ipv6)", o.server)
+		case o.ipv6 && (a.IsLinkLocalUnicast() || a.Zone() != ""):
+			return usageErrorf("--server %s is a link-local address: give the server's global IPv6 address, the one clients use", o.server)
+		case !o.ipv6 && (err != nil || !a.Is4()):
+			return usageErrorf("--server %q is not an IPv4 address (an IPv6 one needs --ipv6)", o.server)
 		}
 		opts.Server = a
 	}
@@ -151,6 +158,14 @@ func (o *checkOptions) parse(args []string) error {
 			return &usageError{err: err}
 		}
 		opts.Reflector = rc
+	}
+	if o.ipv6 {
+		if opts.Reflector == nil {
+			return usageErrorf("--ipv6 needs --reflector http://[ADDRESS]:PORT: over IPv6 only the view from outside tells")
+		}
+		if a, err := netip.ParseAddr(opts.Reflector.Base.Hostname()); err != nil || !a.Is6() || a.Is4In6() {
+			return usageErrorf("--ipv6: the reflector %s has no IPv6 address in its URL: give it as http://[ADDRESS]:PORT", o.reflector)
+		}
 	}
 	o.opts = opts
 	return nil

@@ -360,3 +360,60 @@ func TestLabCheckDoubleNAT(t *testing.T) {
 		t.Errorf("the reflector refuses a shared source, so nothing is checked from outside: %+v %+v", r.Unchecked, r.Ports)
 	}
 }
+
+// TestLabCheckIPv6: the same question over IPv6, where the router
+// translates nothing and its firewall drops inbound connections unless a
+// port is opened for the server (a pinhole made in the router by hand).
+// Real clients on the outside host (ssh-keyscan -6, curl -6) decide; the
+// reflector runs with --allow-private, as the lab's prefixes are
+// documentation ones. The last row is "IPv4 impossible (carrier-grade
+// NAT), IPv6 works".
+func TestLabCheckIPv6(t *testing.T) {
+	lab.Skip(t)
+	for _, tc := range []struct {
+		name string
+		opts lab.Options
+		ok   bool
+	}{
+		{"IPv6, the router's firewall drops inbound", lab.Options{IPv6: true, NoOtherFTP: true}, false},
+		{"IPv6, 22 and 80 opened for the server", lab.Options{IPv6: true, NoOtherFTP: true, OpenIPv6: []string{"tcp:22", "tcp:80"}}, true},
+		{"IPv4 behind carrier-grade NAT, IPv6 opened", lab.Options{IPv6: true, CGNAT: true, NoOtherFTP: true, OpenIPv6: []string{"tcp:22", "tcp:80"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.Start(t, tc.opts)
+			l.StartReflector(t, "--allow-private")
+			l.StartServices(l.Server, lab.SvcSSH, lab.SvcHTTP)
+			ssh, web := l.ReachSSH6(t, lab.Server6, l.Server), l.ReachHTTP6(t, lab.Server6, l.Server)
+			if ssh.OK != tc.ok || web.OK != tc.ok {
+				t.Fatalf("lab: clients %v %v, want ok=%v", ssh, web, tc.ok)
+			}
+			refl6 := fmt.Sprintf("http://[%s]:%d", lab.Outside6, lab.ReflectorPort)
+			out, errOut, code := l.Server.Natdoctor(t, "check", "ssh", "http", "--ipv6", "--reflector", refl6, "--json")
+			var r report.PortsReport
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("check --ipv6 --json: %v\n%s\n%s", err, out, errOut)
+			}
+			want, wantCode, wantFinding := report.PortReachable, exitOK, ""
+			if !tc.ok {
+				want, wantCode, wantFinding = report.PortUnreachable, exitProblem, report.CodeIPv6Filtered
+			}
+			for _, p := range r.Ports {
+				if p.Status != want || (wantFinding != "" && !slices.Contains(p.Findings, wantFinding)) {
+					t.Errorf("%s: %s %v, want %s %s (clients: %v %v)", p.Port, p.Status, p.Findings, want, wantFinding, ssh, web)
+				}
+			}
+			if code != wantCode || r.Observations.Server != lab.Server6 || r.Observations.Family != "ipv6" {
+				t.Errorf("exit %d (want %d), server %v, family %q\n%s", code, wantCode, r.Observations.Server, r.Observations.Family, out)
+			}
+			if tc.opts.CGNAT {
+				// Over IPv4 the same ports are impossible from the internet.
+				out, _, code := l.Server.Natdoctor(t, "check", "ssh", "http", "--reflector", fmt.Sprintf("http://%s:%d", l.OutsideIP(), lab.ReflectorPort), "--json")
+				var r4 report.PortsReport
+				if err := json.Unmarshal([]byte(out), &r4); err != nil || code != exitProblem || len(r4.Findings) == 0 || r4.Findings[0].Code != report.CodeDoubleNAT {
+					t.Errorf("IPv4 behind CGNAT: exit %d, %v, findings %v", code, err, r4.Findings)
+				}
+			}
+		})
+	}
+}

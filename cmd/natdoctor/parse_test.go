@@ -163,10 +163,21 @@ func TestCheckParses(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"check"}, {"check", "22/sctp"}, {"check", "0"}, {"check", "--service", "gopher"},
 		{"check", "22", "ssh"}, {"check", "22", "--server", "::1"}, {"check", "22", "--reflector", "ftp://x"},
-		{"check", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17"}} {
+		{"check", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17"},
+		{"check", "22", "--ipv6"}, {"check", "22", "--ipv6", "--reflector", "http://192.0.2.1:8021"},
+		{"check", "22", "--ipv6", "--reflector", "http://[2001:db8::1]:8021", "--server", "10.0.1.2"},
+		{"check", "22", "--ipv6", "--reflector", "http://[2001:db8::1]:8021", "--server", "fe80::1%eth0"},
+		{"check", "22", "--server", "2001:db8::2"}} {
 		if o, code, _ := parsed(t, newCmdCheck, bad...); code != exitUsage || o != nil {
 			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
 		}
+	}
+}
+
+func TestCheckIPv6Parses(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdCheck, "check", "ssh", "--ipv6", "--reflector", "http://[2001:db8:1::2]:8021", "--server", "2001:db8:2::2")
+	if code != exitOK || o == nil || !o.opts.IPv6 || o.opts.Server != netip.MustParseAddr("2001:db8:2::2") {
+		t.Fatalf("exit %d %+v: %s", code, o, errOut)
 	}
 }
 

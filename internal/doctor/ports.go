@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -27,9 +29,16 @@ type PortsOptions struct {
 	Name string
 	// Timeout bounds each check on the LAN (a dial, a first line, a
 	// handshake, a UDP answer).
-	Timeout  time.Duration
+	Timeout time.Duration
+	// IPv6 checks the ports over IPv6: the server's global IPv6 address,
+	// from outside through the reflector's IPv6 address. The router
+	// translates nothing there, it filters, so no mapping is looked up.
+	IPv6     bool
 	Progress func(step string)
 }
+
+// notAskedIPv6 is why an IPv6 check asks the router nothing.
+const notAskedIPv6 = "not asked over IPv6: the router does not translate IPv6, it filters, so there is no mapping to look up (natdoctor does not ask about firewall pinholes yet)"
 
 func (o *PortsOptions) progress(s string) {
 	if o.Progress != nil {
@@ -47,8 +56,15 @@ func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations 
 	o.Timeout = cmp.Or(o.Timeout, 3*time.Second)
 	obs := &report.PortsObservations{}
 	defer func() { obs.Elapsed = time.Since(start) }()
-	addrErr := o.NAT.ResolveAddrs()
-	local := o.NAT.Local
+	var addrErr error
+	var local netip.Addr
+	if o.IPv6 {
+		obs.Family = "ipv6"
+		local, addrErr = localTowards(o.Reflector)
+	} else {
+		addrErr = o.NAT.ResolveAddrs()
+		local = o.NAT.Local
+	}
 	obs.Server = cmp.Or(o.Server, local)
 	obs.ThisHost = obs.Server.IsValid() && (obs.Server == local || isLocalAddr(obs.Server))
 	for _, p := range o.Ports {
@@ -59,6 +75,13 @@ func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations 
 	discovered := make(chan struct{})
 	go func() {
 		defer close(discovered)
+		if o.IPv6 {
+			obs.DiscoveryErr, obs.MappingsErr = notAskedIPv6, notAskedIPv6
+			if addrErr != nil {
+				obs.DiscoveryErr = addrErr.Error()
+			}
+			return
+		}
 		d = discoverPorts(ctx, &o, obs, mappings, addrErr)
 	}()
 	// The discovery goroutine writes the router's part of obs and
@@ -373,3 +396,22 @@ func askRouterAnswers(ctx context.Context, o *PortsOptions, obs *report.PortsObs
 }
 
 func asRelayError(err error, target **reflector.RelayError) bool { return errors.As(err, target) }
+
+// localTowards is this host's address toward the reflector's, from the
+// routing table (a UDP socket that is connected, and sends nothing).
+func localTowards(rc *reflector.Client) (netip.Addr, error) {
+	if rc == nil {
+		return netip.Addr{}, errors.New("an IPv6 check needs --reflector")
+	}
+	host := rc.Base.Hostname()
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.Is6() || ip.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("the reflector %s has no IPv6 address in its URL: give it as http://[ADDRESS]:PORT", rc.Base.Host)
+	}
+	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 9)))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no IPv6 route to the reflector %s: %w", ip, err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), nil
+}
