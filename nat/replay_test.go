@@ -152,16 +152,16 @@ func loadCorpus(t *testing.T) []*nattest.Capture {
 }
 
 // replayRouter starts the fake router as the captured device.
-func replayRouter(t *testing.T, c *nattest.Capture) *nattest.Router {
+func replayRouter(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) *nattest.Router {
 	t.Helper()
 	v2 := slices.ContainsFunc(mapsValues(c.Files), func(f nattest.File) bool {
 		return strings.Contains(string(f.Body), "device:InternetGatewayDevice:2")
 	})
-	return nattest.New(t, func(r *nattest.Router) {
+	return nattest.New(t, append([]func(*nattest.Router){func(r *nattest.Router) {
 		r.Replay = c
 		r.IGDv1 = !v2
 		r.Silent.Store(!c.Meta.NATPMP) // these devices speak UPnP only
-	})
+	}}, setup...)...)
 }
 
 func mapsValues(m map[string]nattest.File) []nattest.File {
@@ -394,19 +394,8 @@ func faultReply(body string) string {
 // router) and the external address.
 func TestReplaySOAPShapes(t *testing.T) {
 	add := func(t *testing.T, c *nattest.Capture) error {
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil || d.UPnP.Device == nil {
-			t.Fatalf("discover: %v", err)
-		}
-		l, err := d.Lister()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalAddr: d.LocalAddr, InternalPort: 21, Lease: time.Hour})
+		_, d, l := replayed(t, c)
+		_, err := l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalAddr: d.LocalAddr, InternalPort: 21, Lease: time.Hour})
 		return err
 	}
 	for _, tc := range []struct{ name, fault string }{
@@ -423,14 +412,7 @@ func TestReplaySOAPShapes(t *testing.T) {
 	t.Run("reply elements without a namespace", func(t *testing.T) {
 		body := `<?xml version="1.0"?><Envelope><Body><GetExternalIPAddressResponse><NewExternalIPAddress>11.0.0.9</NewExternalIPAddress></GetExternalIPAddressResponse></Body></Envelope>`
 		c := withReply(t, "pfsense-2.5", "GetExternalIPAddress", "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"+body)
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, d, _ := replayed(t, c)
 		if got := d.UPnP.ExternalAddr.String(); got != "11.0.0.9" {
 			t.Errorf("external address %q (%s), want 11.0.0.9", got, d.UPnP.Error)
 		}
@@ -447,21 +429,11 @@ func TestReplayEndOfTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, code := range []int32{713, 714, 402} {
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		r.EndOfTable.Store(code)
-		r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
-		r.Set("TCP", 42000, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 42000, Enabled: true})
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := d.Lister()
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, _, l := replayed(t, c, func(r *nattest.Router) {
+			r.EndOfTable.Store(code)
+			r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+			r.Set("TCP", 42000, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 42000, Enabled: true})
+		})
 		ms, err := l.List(context.Background())
 		if err != nil || len(ms) != 2 {
 			t.Errorf("end of table as %d: %d mappings, %v", code, len(ms), err)
@@ -487,19 +459,9 @@ func TestReplayLeaseLadder(t *testing.T) {
 		{limit: 3600, ask: 2 * time.Hour, want: time.Hour, adds: 2},
 		{limit: 60, ask: 2 * time.Hour, want: 0, adds: 3},
 	} {
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		r.MaxLease.Store(tc.limit)
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := d.Lister()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, d, l := replayed(t, c, func(r *nattest.Router) {
+			r.MaxLease.Store(tc.limit)
+		})
 		before := r.Actions()["AddPortMapping"]
 		m, err := l.Add(context.Background(), nat.Request{Protocol: nat.TCP, ExternalPort: 42000, InternalAddr: d.LocalAddr, InternalPort: 42000, Lease: tc.ask})
 		if err != nil || m.Lease != tc.want || r.Actions()["AddPortMapping"]-before != tc.adds {
@@ -521,19 +483,7 @@ func TestReplayUnlistedMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := nattest.New(t, func(r *nattest.Router) { r.Replay = c })
-	r.Silent.Store(true)
-	r.UnlistedAdds.Store(true)
-	cfg := testConfig(r)
-	cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-	d, err := nat.Discover(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := d.Lister()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, d, l := replayed(t, c, func(r *nattest.Router) { r.UnlistedAdds.Store(true) })
 	m := &nat.Mapper{Router: l, Lister: l, Verify: true}
 	ctx := context.Background()
 	steps, err := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
@@ -559,20 +509,10 @@ func TestReplayPolicyRefusalAs718(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, code := range []int32{606, 718} {
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		r.RefuseBelow.Store(1024)
-		r.RefuseCode.Store(code)
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := d.Lister()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, d, l := replayed(t, c, func(r *nattest.Router) {
+			r.RefuseBelow.Store(1024)
+			r.RefuseCode.Store(code)
+		})
 		m := &nat.Mapper{Router: l, Lister: l, Verify: true}
 		ctx := context.Background()
 		steps, err := m.PlanAdd(ctx, nat.Requests(ftpPairs(t), []nat.Protocol{nat.TCP}, d.LocalAddr, time.Hour, ""))
@@ -602,21 +542,11 @@ func TestReplayAddRefusals(t *testing.T) {
 		code int32
 		says string
 	}{{501, "full mapping table"}, {728, "table is full"}, {729, "static forward"}} {
-		r := nattest.New(t, func(r *nattest.Router) { r.Replay, r.IGDv1 = c, true })
-		r.Silent.Store(true)
-		r.FailAddPort.Store(42009) // 21 and 42000-42008 go through, 42009 is refused
-		r.FailAddCode.Store(tc.code)
-		r.Set("TCP", 8080, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 8080, Enabled: true})
-		cfg := testConfig(r)
-		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
-		d, err := nat.Discover(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := d.Lister()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, d, l := replayed(t, c, func(r *nattest.Router) {
+			r.FailAddPort.Store(42009) // 21 and 42000-42008 go through, 42009 is refused
+			r.FailAddCode.Store(tc.code)
+			r.Set("TCP", 8080, nattest.Entry{InternalClient: "10.0.1.253", InternalPort: 8080, Enabled: true})
+		})
 		m := &nat.Mapper{Router: l, Lister: l, Verify: true}
 		ctx := context.Background()
 		pairs, _ := nat.ParsePorts([]string{"42009-42010"})
@@ -646,4 +576,22 @@ func TestReplayEmptyURLBase(t *testing.T) {
 	if out := replayFlow(t, c); !strings.HasPrefix(out.outcome, "works") {
 		t.Error(out.outcome)
 	}
+}
+
+// replayed starts the fake router as c (an IGD v1 unless c describes an
+// IGD v2), silent on NAT-PMP and PCP, with setup, and discovers it.
+func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) (*nattest.Router, *nat.Discovery, nat.Lister) {
+	t.Helper()
+	r := replayRouter(t, c, setup...)
+	cfg := testConfig(r)
+	cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Lister()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, d, l
 }

@@ -234,9 +234,7 @@ func (rf *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, wait := rf.rates.allow(src); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		rf.fail(w, http.StatusTooManyRequests, "too many requests from %s; try again in %d s", src, secs)
+		rf.tooMany(w, "requests", src, wait)
 		return
 	}
 	switch r.URL.Path {
@@ -269,29 +267,60 @@ func (rf *Server) serveCheck(w http.ResponseWriter, r *http.Request, src netip.A
 		rf.fail(w, http.StatusBadRequest, "ask for 1 to %d ports (and send at most 64 bytes)", MaxCheckPorts)
 		return
 	}
-	for _, p := range req.Ports {
-		if p == 0 {
-			rf.fail(w, http.StatusBadRequest, "port 0")
-			return
-		}
-	}
-	select {
-	case rf.checks <- struct{}{}:
-		defer func() { <-rf.checks }()
-	default:
-		rf.fail(w, http.StatusServiceUnavailable, "busy, try again")
+	if !rf.portsValid(w, req.Ports) {
 		return
 	}
-	out := checkResponse{Source: src, Checks: make([]PortCheck, len(req.Ports))}
-	var wg sync.WaitGroup
-	for i, p := range req.Ports {
-		wg.Go(func() {
-			out.Checks[i] = rf.checkOne(r.Context(), netip.AddrPortFrom(src, p), req.Send)
-		})
+	release, ok := rf.checkSlot(w)
+	if !ok {
+		return
 	}
-	wg.Wait()
+	defer release()
+	out := checkResponse{Source: src, Checks: eachPort(src, req.Ports, func(a netip.AddrPort) PortCheck {
+		return rf.checkOne(r.Context(), a, req.Send)
+	})}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// tooMany answers 429 with Retry-After.
+func (rf *Server) tooMany(w http.ResponseWriter, what string, src netip.Addr, wait time.Duration) {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	rf.fail(w, http.StatusTooManyRequests, "too many %s from %s; try again in %d s", what, src, secs)
+}
+
+// portsValid refuses port 0.
+func (rf *Server) portsValid(w http.ResponseWriter, ports []uint16) bool {
+	for _, p := range ports {
+		if p == 0 {
+			rf.fail(w, http.StatusBadRequest, "port 0")
+			return false
+		}
+	}
+	return true
+}
+
+// checkSlot takes one of the MaxChecksAtOnce slots, or answers 503.
+func (rf *Server) checkSlot(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case rf.checks <- struct{}{}:
+		return func() { <-rf.checks }, true
+	default:
+		rf.fail(w, http.StatusServiceUnavailable, "busy, try again")
+		return nil, false
+	}
+}
+
+// eachPort runs f for every port of src at once and returns the results
+// in the ports' order.
+func eachPort[T any](src netip.Addr, ports []uint16, f func(netip.AddrPort) T) []T {
+	out := make([]T, len(ports))
+	var wg sync.WaitGroup
+	for i, p := range ports {
+		wg.Go(func() { out[i] = f(netip.AddrPortFrom(src, p)) })
+	}
+	wg.Wait()
+	return out
 }
 
 func (rf *Server) checkOne(ctx context.Context, addr netip.AddrPort, send string) PortCheck {

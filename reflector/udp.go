@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
-	"sync"
 	"time"
 )
 
@@ -90,37 +87,25 @@ func (rf *Server) serveUDP(w http.ResponseWriter, r *http.Request, src netip.Add
 		rf.fail(w, http.StatusBadRequest, "ask for 1 to %d ports with a nonce of %d to %d hex digits", MaxUDPPorts, minNonceLen, maxNonceLen)
 		return
 	}
-	for _, p := range req.Ports {
-		if p == 0 {
-			rf.fail(w, http.StatusBadRequest, "port 0")
-			return
-		}
+	if !rf.portsValid(w, req.Ports) {
+		return
 	}
 	if n := udpBytes(len(req.Ports), req.Nonce); n > len(body) {
 		rf.fail(w, http.StatusBadRequest, "the datagrams (%d bytes) would be larger than the request (%d bytes): pad it", n, len(body))
 		return
 	}
 	if ok, wait := rf.udp.allowN(src, len(req.Ports)*UDPDatagrams); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		rf.fail(w, http.StatusTooManyRequests, "too many datagrams for %s; try again in %d s", src, secs)
+		rf.tooMany(w, "datagrams", src, wait)
 		return
 	}
-	select {
-	case rf.checks <- struct{}{}:
-		defer func() { <-rf.checks }()
-	default:
-		rf.fail(w, http.StatusServiceUnavailable, "busy, try again")
+	release, ok := rf.checkSlot(w)
+	if !ok {
 		return
 	}
-	out := udpResponse{Source: src, Checks: make([]UDPCheck, len(req.Ports))}
-	var wg sync.WaitGroup
-	for i, p := range req.Ports {
-		wg.Go(func() {
-			out.Checks[i] = rf.udpOne(r.Context(), netip.AddrPortFrom(src, p), UDPPayload(req.Nonce))
-		})
-	}
-	wg.Wait()
+	defer release()
+	out := udpResponse{Source: src, Checks: eachPort(src, req.Ports, func(a netip.AddrPort) UDPCheck {
+		return rf.udpOne(r.Context(), a, UDPPayload(req.Nonce))
+	})}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }

@@ -50,18 +50,9 @@ func sevMark(s Severity) string {
 // WriteText writes the report for people: the verdict, the path a
 // connection from outside takes, then findings by severity with fixes.
 func (r *Report) WriteText(w io.Writer, color bool) error {
-	c := func(code, s string) string {
-		if !color {
-			return s
-		}
-		return code + s + reset
-	}
+	c := colorizer(color)
 	var b strings.Builder
-	vc := green
-	if !r.Healthy {
-		vc = red
-	}
-	fmt.Fprintf(&b, "%s\n\n", c(bold+vc, "natdoctor: "+r.Verdict))
+	writeVerdict(&b, r.Verdict, r.Healthy, c)
 	b.WriteString("Path of a connection from outside:\n")
 	for _, h := range r.Path {
 		mark := statusMark(string(h.Status))
@@ -69,14 +60,39 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		fmt.Fprintf(&b, "  %s %-44s %s\n", c(col, mark), h.Name, c(dim, h.Detail))
 	}
 	writeFindings(&b, r.Findings, c)
-	if len(r.NotChecked) > 0 {
-		b.WriteString("\nNot checked:\n")
-		for _, n := range r.NotChecked {
-			fmt.Fprintf(&b, "  - %s\n", n)
-		}
-	}
+	writeNotChecked(&b, r.NotChecked)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// colorizer wraps text in an ANSI colour when color is set.
+func colorizer(color bool) func(code, s string) string {
+	return func(code, s string) string {
+		if !color {
+			return s
+		}
+		return code + s + reset
+	}
+}
+
+// writeVerdict writes the verdict line, green when healthy.
+func writeVerdict(b *strings.Builder, verdict string, healthy bool, c func(code, s string) string) {
+	vc := green
+	if !healthy {
+		vc = red
+	}
+	fmt.Fprintf(b, "%s\n\n", c(bold+vc, "natdoctor: "+verdict))
+}
+
+// writeNotChecked lists the checks that did not run.
+func writeNotChecked(b *strings.Builder, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	b.WriteString("\nNot checked:\n")
+	for _, n := range items {
+		fmt.Fprintf(b, "  - %s\n", n)
+	}
 }
 
 func writeFindings(b *strings.Builder, fs []Finding, c func(code, s string) string) {

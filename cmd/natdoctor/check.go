@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -145,17 +144,9 @@ func (o *checkOptions) parse(args []string) error {
 		opts.Server = a
 	}
 	if o.reflector != "" {
-		token := ""
-		if o.reflTokenEnv != "" {
-			t, ok := os.LookupEnv(o.reflTokenEnv)
-			if !ok {
-				return usageErrorf("environment variable %s is not set", o.reflTokenEnv)
-			}
-			token = t
-		}
-		rc, err := reflector.NewClient(o.reflector, token)
+		rc, err := reflectorClient(o.reflector, o.reflTokenEnv)
 		if err != nil {
-			return &usageError{err: err}
+			return err
 		}
 		opts.Reflector = rc
 	}

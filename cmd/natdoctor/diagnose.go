@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/natdoctor/natdoctor/internal/doctor"
 	"github.com/natdoctor/natdoctor/probe"
-	"github.com/natdoctor/natdoctor/reflector"
 	"github.com/natdoctor/natdoctor/report"
 )
 
@@ -134,17 +132,9 @@ func (o *diagnoseOptions) parse() error {
 		opts.Config = c
 	}
 	if o.reflector != "" {
-		token := ""
-		if o.reflTokenEnv != "" {
-			t, ok := os.LookupEnv(o.reflTokenEnv)
-			if !ok {
-				return usageErrorf("environment variable %s is not set", o.reflTokenEnv)
-			}
-			token = t
-		}
-		rc, err := reflector.NewClient(o.reflector, token)
+		rc, err := reflectorClient(o.reflector, o.reflTokenEnv)
 		if err != nil {
-			return &usageError{err: err}
+			return err
 		}
 		opts.Reflector = rc
 	}

@@ -122,3 +122,22 @@ func runReflector(ctx context.Context, o *reflectorOptions) error {
 	}
 	return nil
 }
+
+// reflectorClient is the client of --reflector URL, with the token from
+// the environment variable tokenEnv when one is named; bad input is a
+// usage error.
+func reflectorClient(url, tokenEnv string) (*reflector.Client, error) {
+	token := ""
+	if tokenEnv != "" {
+		t, ok := os.LookupEnv(tokenEnv)
+		if !ok {
+			return nil, usageErrorf("environment variable %s is not set", tokenEnv)
+		}
+		token = t
+	}
+	rc, err := reflector.NewClient(url, token)
+	if err != nil {
+		return nil, &usageError{err: err}
+	}
+	return rc, nil
+}
