@@ -17,6 +17,7 @@ import (
 const (
 	SSHPort        = 22
 	HTTPPort       = 80
+	HTTPAltPort    = 8080
 	HTTPSPort      = 443
 	UDPEchoPort    = 7777  // answers each datagram with the host's name and the datagram
 	UDPSilentPort  = 51820 // WireGuard's port: takes datagrams, answers none
@@ -28,6 +29,7 @@ const (
 const (
 	SvcSSH       = "ssh"        // OpenSSH's sshd, with a host key of its own
 	SvcHTTP      = "http"       // python3 -m http.server
+	SvcHTTPAlt   = "http-8080"  // the same on HTTPAltPort
 	SvcHTTPS     = "https"      // openssl s_server -www, self-signed
 	SvcUDPEcho   = "udp-echo"   // socat, echoing datagrams after the host's name (as a game server's query port names itself)
 	SvcUDPSilent = "udp-silent" // socat, writing datagrams to a file, answering none
@@ -62,7 +64,11 @@ func (l *Lab) StartServices(h *Host, services ...string) {
 				l.t.Fatal(err)
 			}
 			l.runOn(h, fmt.Sprintf("tcp:%d", SSHPort), SSHDaemonPath, "-D", "-e", "-f", cfg)
-		case SvcHTTP:
+		case SvcHTTP, SvcHTTPAlt:
+			port := HTTPPort
+			if s == SvcHTTPAlt {
+				port = HTTPAltPort
+			}
 			www := filepath.Join(dir, "www")
 			if err := os.MkdirAll(www, 0o755); err != nil {
 				l.t.Fatal(err)
@@ -74,7 +80,7 @@ func (l *Lab) StartServices(h *Host, services ...string) {
 			if l.Opts.IPv6 {
 				bind = "::" // both families (net.ipv6.bindv6only is 0)
 			}
-			l.runOn(h, fmt.Sprintf("tcp:%d", HTTPPort), "/usr/bin/python3", "-m", "http.server", fmt.Sprint(HTTPPort), "--bind", bind, "--directory", www)
+			l.runOn(h, fmt.Sprintf("tcp:%d", port), "/usr/bin/python3", "-m", "http.server", fmt.Sprint(port), "--bind", bind, "--directory", www)
 		case SvcHTTPS:
 			key, cert := filepath.Join(dir, "https.key"), filepath.Join(dir, "https.crt")
 			l.must("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
@@ -217,11 +223,11 @@ func (l *Lab) ReachSSH6(t testing.TB, addr netip.Addr, want *Host) ServiceClient
 	return c
 }
 
-// ReachHTTP6 runs curl from the outside host against addr over IPv6; OK
+// ReachHTTP6 runs curl from the outside host against addr:port over IPv6; OK
 // when the page is want's.
-func (l *Lab) ReachHTTP6(t testing.TB, addr netip.Addr, want *Host) ServiceClient {
+func (l *Lab) ReachHTTP6(t testing.TB, addr netip.Addr, port int, want *Host) ServiceClient {
 	t.Helper()
-	url := fmt.Sprintf("http://[%s]:%d/", addr, HTTPPort)
+	url := fmt.Sprintf("http://[%s]:%d/", addr, port)
 	out, _ := l.Outside.Run("curl", "-6", "-s", "-m", fmt.Sprint(serviceTimeout), "--noproxy", "*", url)
 	return ServiceClient{Client: "curl -6 " + url, Output: firstLine(out, ""), OK: strings.Contains(out, "natdoctor lab "+want.Name)}
 }

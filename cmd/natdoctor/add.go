@@ -74,6 +74,9 @@ slow down as their table grows.`,
 
 // runAdd plans the mappings, adds them all or none, and shows the steps.
 func runAdd(ctx context.Context, o *addOptions) error {
+	if o.ipv6 {
+		return runAddIPv6(ctx, o)
+	}
 	g, pairs := o.g, o.pairs
 	if !o.dryRun {
 		unlock, err := lockMappings(ctx, g)

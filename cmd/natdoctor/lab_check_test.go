@@ -384,7 +384,7 @@ func TestLabCheckIPv6(t *testing.T) {
 			l := lab.Start(t, tc.opts)
 			l.StartReflector(t, "--allow-private")
 			l.StartServices(l.Server, lab.SvcSSH, lab.SvcHTTP)
-			ssh, web := l.ReachSSH6(t, lab.Server6, l.Server), l.ReachHTTP6(t, lab.Server6, l.Server)
+			ssh, web := l.ReachSSH6(t, lab.Server6, l.Server), l.ReachHTTP6(t, lab.Server6, lab.HTTPPort, l.Server)
 			if ssh.OK != tc.ok || web.OK != tc.ok {
 				t.Fatalf("lab: clients %v %v, want ok=%v", ssh, web, tc.ok)
 			}
@@ -415,5 +415,53 @@ func TestLabCheckIPv6(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLabPinholes: add --ipv6 opens the router's IPv6 firewall for this
+// host (UPnP WANIPv6FirewallControl on the real miniupnpd), remove --ipv6
+// closes it again. curl -6 from the outside host decides, and check --ipv6
+// agrees with it at each step.
+func TestLabPinholes(t *testing.T) {
+	lab.Skip(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{IPv6: true, NoOtherFTP: true})
+	l.StartReflector(t, "--allow-private")
+	l.StartServices(l.Server, lab.SvcHTTPAlt)
+	refl6 := fmt.Sprintf("http://[%s]:%d", lab.Outside6, lab.ReflectorPort)
+	status := func(step string, wantOK bool) {
+		t.Helper()
+		c := l.ReachHTTP6(t, lab.Server6, lab.HTTPAltPort, l.Server)
+		if c.OK != wantOK {
+			t.Fatalf("%s: %s ok=%v, want %v", step, c.Client, c.OK, wantOK)
+		}
+		out, _, _ := l.Server.Natdoctor(t, "check", "8080", "--ipv6", "--reflector", refl6, "--json")
+		var r report.PortsReport
+		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Ports) != 1 {
+			t.Fatalf("%s: check --ipv6: %v\n%s", step, err, out)
+		}
+		if got := r.Ports[0].Status == report.PortReachable; got != wantOK {
+			t.Errorf("%s: curl -6 ok=%v, check --ipv6 says %s %v", step, wantOK, r.Ports[0].Status, r.Ports[0].Findings)
+		}
+	}
+	status("before", false)
+	out, errOut, code := l.Server.Natdoctor(t, "add", "--ipv6", "8080", "--lease", "10m")
+	if code != exitOK || !strings.Contains(out, "pinhole") {
+		t.Fatalf("add --ipv6 8080: exit %d\n%s%s", code, out, errOut)
+	}
+	status("after add --ipv6", true)
+	// Port 21: miniupnpd opens no UPnP pinhole below 1024; natdoctor says
+	// why, and leaves 8080 as it is.
+	out, errOut, code = l.Server.Natdoctor(t, "add", "--ipv6", "21")
+	if code != exitProblem || !strings.Contains(out+errOut, "below port 1024") {
+		t.Errorf("add --ipv6 21: exit %d\n%s%s", code, out, errOut)
+	}
+	status("after the refused 21", true)
+	if out, errOut, code := l.Server.Natdoctor(t, "remove", "--ipv6", "8080"); code != exitOK {
+		t.Fatalf("remove --ipv6 8080: exit %d\n%s%s", code, out, errOut)
+	}
+	status("after remove --ipv6", false)
+	if chain := l.Router.MustRun(t, "nft", "list", "chain", "inet", "filter", "miniupnpd"); strings.Contains(chain, "accept") {
+		t.Errorf("a pinhole is left:\n%s", chain)
 	}
 }

@@ -22,6 +22,7 @@ type mapFlags struct {
 	via            string
 	force          bool
 	services       []string
+	ipv6           bool
 
 	svcPorts []service.Port // --service, parsed
 }
@@ -39,6 +40,7 @@ func (f *mapFlags) register(fs *pflag.FlagSet, verb, forceHelp string) {
 	}
 	fs.StringVar(&f.via, "via", "auto", "port-mapping protocol `"+strings.Join(nat.ViaChoices(), "|")+"`")
 	fs.BoolVar(&f.force, "force", false, forceHelp)
+	fs.BoolVar(&f.ipv6, "ipv6", false, verb+" IPv6 firewall pinholes for this host's global IPv6 address instead (UPnP WANIPv6FirewallControl)")
 	fs.StringArrayVar(&f.services, "service", nil, verb+" the ports of service `NAME` too, each with its own protocol ("+strings.Join(service.Names(), ", ")+"); repeatable")
 }
 
@@ -124,6 +126,9 @@ func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
 		return nil, netip.Addr{}, usageErrorf("--via %q: want %s", f.via, strings.Join(nat.ViaChoices(), ", "))
 	}
 	var to netip.Addr
+	if f.ipv6 && f.to != "" {
+		return nil, netip.Addr{}, usageErrorf("--ipv6 and --to: a router opens IPv6 pinholes only for the address that asks; run natdoctor on that host")
+	}
 	if f.to != "" {
 		if to, err = netip.ParseAddr(f.to); err != nil || !to.Is4() {
 			return nil, netip.Addr{}, usageErrorf("--to %q is not an IPv4 address", f.to)
@@ -217,3 +222,6 @@ func leaseText(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// netipZero is the zero address, for requests whose target is filled in later.
+var netipZero netip.Addr

@@ -52,6 +52,9 @@ the budget is 7s plus 0.3s per mapping.`,
 
 // runRemove removes this host's mappings of the ports and shows the steps.
 func runRemove(ctx context.Context, o *removeOptions) error {
+	if o.ipv6 {
+		return runRemoveIPv6(ctx, o)
+	}
 	g, pairs := o.g, o.pairs
 	unlock, err := lockMappings(ctx, g)
 	if err != nil {
