@@ -247,3 +247,8 @@ func soapClient(u *url.URL, hc *http.Client) *soap.SOAPClient {
 	sc.HTTPClient = *hc
 	return sc
 }
+
+// Update renews the pinhole id for lease.
+func (p *Pinholer) Update(ctx context.Context, id uint16, lease time.Duration) error {
+	return soapError("UpdatePinhole", p.fw.UpdatePinholeCtx(ctx, id, uint32(lease/time.Second)))
+}

@@ -47,9 +47,6 @@ It runs until stopped; each request to the router is bounded on its own.`,
 			if o.pairs, o.to, err = o.parse(args); err != nil {
 				return err
 			}
-			if o.ipv6 {
-				return usageErrorf("keep --ipv6 is not built yet: open the pinholes with add --ipv6 and a long --lease")
-			}
 			if o.lease < 0 || o.check < 0 {
 				return usageErrorf("--lease and --check must not be negative")
 			}
@@ -70,6 +67,9 @@ It runs until stopped; each request to the router is bounded on its own.`,
 
 // runKeep adds the mappings and keeps them alive until ctx ends.
 func runKeep(ctx context.Context, o *keepOptions) error {
+	if o.ipv6 {
+		return runKeepIPv6(ctx, o)
+	}
 	g, pairs := o.g, o.pairs
 	host := o.to
 	if !host.IsValid() {

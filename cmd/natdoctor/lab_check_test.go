@@ -465,3 +465,62 @@ func TestLabPinholes(t *testing.T) {
 		t.Errorf("a pinhole is left:\n%s", chain)
 	}
 }
+
+// TestLabKeepPinholes: keep --ipv6 opens the pinhole, opens it again after
+// the router restarts (miniupnpd forgets its pinholes), and closes it on
+// SIGTERM. curl -6 from the outside host decides each step.
+func TestLabKeepPinholes(t *testing.T) {
+	lab.Skip(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{IPv6: true, NoOtherFTP: true})
+	l.StartServices(l.Server, lab.SvcHTTPAlt)
+	bin := lab.Natdoctor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := l.Server.Command(ctx, bin, "keep", "--ipv6", "8080", "--lease", "2m", "--check", "1s")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	reach := func(want bool, within time.Duration) bool {
+		deadline := time.Now().Add(within)
+		for {
+			if l.ReachHTTP6(t, lab.Server6, lab.HTTPAltPort, l.Server).OK == want {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(200 * time.Millisecond) // polling what a real client sees, bounded by within
+		}
+	}
+	if !reach(true, time.Minute) {
+		t.Fatalf("keep --ipv6 did not open 8080:\n%s", stderr.String())
+	}
+	// A router restart: miniupnpd stops (its pinholes go with it), then
+	// starts afresh and knows none of them.
+	l.StopRouterDaemon()
+	if !reach(false, 10*time.Second) {
+		t.Fatalf("the stopped router kept the pinhole: the test proves nothing")
+	}
+	l.StartRouterDaemon()
+	if !reach(true, time.Minute) {
+		t.Fatalf("keep --ipv6 did not open 8080 again after the router restarted:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("keep --ipv6 after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if !reach(false, 10*time.Second) {
+		t.Errorf("the pinhole stays after SIGTERM:\n%s", stderr.String())
+	}
+	for _, ev := range []string{"added", "lost", "restored", "removed"} {
+		if !strings.Contains(stderr.String(), ev) {
+			t.Errorf("no %q event:\n%s", ev, stderr.String())
+		}
+	}
+}

@@ -196,3 +196,98 @@ func writePinholes(g *globalOptions, dry bool, steps []pinholeStep, opErr error)
 	}
 	return opErr
 }
+
+// pinholeCallTimeout bounds one request of keep --ipv6.
+const pinholeCallTimeout = 10 * time.Second
+
+// runKeepIPv6 opens the pinholes and, at every --check, renews each
+// (UpdatePinhole: one request, which also shows it still exists); one the
+// router lost (a restart) is opened again. On SIGINT or SIGTERM it closes
+// them, unless --leave.
+func runKeepIPv6(ctx context.Context, o *keepOptions) error {
+	g := o.g
+	reqs, err := pinholePorts(&o.mapFlags, o.pairs)
+	if err != nil {
+		return err
+	}
+	lease := max(o.lease, time.Minute)
+	check := o.check
+	if check <= 0 {
+		check = nat.DefaultCheckInterval
+	}
+	logf := func(kind, format string, args ...any) {
+		e := nat.KeepEvent{Time: time.Now(), Kind: kind, Detail: fmt.Sprintf(format, args...)}
+		if g.JSON {
+			_ = writeJSONLine(g.IO.Out, e)
+			return
+		}
+		fmt.Fprintf(g.IO.ErrOut, "%s %-16s %s\n", e.Time.Format(time.RFC3339), e.Kind, e.Detail)
+	}
+	var p *nat.Pinholer
+	holes := make([]*nat.Pinhole, len(reqs))
+	bounded := func(f func(context.Context) error) error {
+		cctx, cancel := context.WithTimeout(ctx, pinholeCallTimeout)
+		defer cancel()
+		return f(cctx)
+	}
+	round := func(first bool) {
+		if p == nil {
+			if err := bounded(func(c context.Context) (err error) { p, err = openPinholer(c, g); return err }); err != nil {
+				logf("router-down", "the router's IPv6 firewall service: %v", err)
+				return
+			}
+		}
+		for i, r := range reqs {
+			if h := holes[i]; h != nil {
+				err := bounded(func(c context.Context) error { return p.Update(c, h.ID, lease) })
+				if err == nil {
+					continue
+				}
+				logf("lost", "%s %d, pinhole %d: %v", r.Protocol, r.ExternalPort, h.ID, err)
+				holes[i] = nil
+			}
+			var ph nat.Pinhole
+			err := bounded(func(c context.Context) (err error) { ph, err = p.Add(c, r.Protocol, r.ExternalPort, lease); return err })
+			if err != nil {
+				logf("add-failed", "%s %d: %v", r.Protocol, r.ExternalPort, err)
+				p = nil // open the service afresh next time: the router may have restarted elsewhere
+				return
+			}
+			holes[i] = &ph
+			kind := "restored"
+			if first {
+				kind = "added"
+			}
+			logf(kind, "%s %d -> [%s]:%d, pinhole %d, lease %v", r.Protocol, r.ExternalPort, ph.Addr, ph.Port, ph.ID, lease)
+		}
+	}
+	round(true)
+	t := time.NewTicker(check)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			round(false)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	if o.leave || p == nil {
+		return nil
+	}
+	for i, h := range holes {
+		if h == nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pinholeCallTimeout)
+		err := p.Delete(cctx, h.ID)
+		cancel()
+		if err != nil {
+			logf("remove-failed", "%s %d, pinhole %d: %v", reqs[i].Protocol, reqs[i].ExternalPort, h.ID, err)
+			continue
+		}
+		logf("removed", "%s %d, pinhole %d", reqs[i].Protocol, reqs[i].ExternalPort, h.ID)
+	}
+	return nil
+}
