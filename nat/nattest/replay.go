@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -188,7 +189,10 @@ func (c *Capture) ssdpReply(host string) string {
 }
 
 // serve writes f, the captured address replaced by the fake's.
-func (c *Capture) serve(w http.ResponseWriter, f File, rewrite func(string, string) string) {
+func (c *Capture) serve(w http.ResponseWriter, req *http.Request, f File, rewrite func(string, string) string) {
+	// Read the request to its end first: a connection closed with unread
+	// bytes is reset, and the client may lose the answer to it.
+	_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 1<<16))
 	body := rewrite(string(f.Body), c.captured)
 	if !f.Raw {
 		w.Header().Set("Content-Type", f.ContentType)
@@ -206,6 +210,9 @@ func (c *Capture) serve(w http.ResponseWriter, f File, rewrite func(string, stri
 	}
 	defer conn.Close()
 	_, _ = io.WriteString(conn, fixLength(body))
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite() // the answer ends here; close gently
+	}
 }
 
 // fixLength makes a raw capture's Content-Length match its body after the

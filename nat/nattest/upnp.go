@@ -118,7 +118,7 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	case r.Replay != nil && req.Method == http.MethodGet:
 		if f, ok := r.Replay.Files[req.URL.Path]; ok {
 			r.DescriptionRequests.Add(1)
-			r.Replay.serve(w, f, r.rewrite)
+			r.Replay.serve(w, req, f, r.rewrite)
 			return
 		}
 		http.NotFound(w, req)
@@ -150,7 +150,7 @@ func (r *Router) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	r.actionsMu.Unlock()
 	if r.Replay != nil {
 		if f, ok := r.Replay.Replies[action]; ok {
-			r.Replay.serve(w, f, r.rewrite)
+			r.Replay.serve(w, req, f, r.rewrite)
 			return
 		}
 	}
