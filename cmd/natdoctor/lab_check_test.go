@@ -450,6 +450,9 @@ func TestLabPinholes(t *testing.T) {
 		t.Fatalf("add --ipv6 8080: exit %d\n%s%s", code, out, errOut)
 	}
 	status("after add --ipv6", true)
+	if out, _, code := l.Server.Natdoctor(t, "list", "--ipv6", "--json"); code != exitOK || !strings.Contains(out, `"port": 8080`) {
+		t.Errorf("list --ipv6: exit %d\n%s", code, out)
+	}
 	// Port 21: miniupnpd opens no UPnP pinhole below 1024; natdoctor says
 	// why, and leaves 8080 as it is.
 	out, errOut, code = l.Server.Natdoctor(t, "add", "--ipv6", "21")

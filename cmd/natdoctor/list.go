@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 type listOptions struct {
 	g    *globalOptions
 	page int
+	ipv6 bool
 }
 
 // newCmdList returns list; runF, when set, runs in place of runList.
@@ -45,12 +47,16 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 		},
 	}
 	cmd.Flags().IntVar(&o.page, "page-size", 100, "`N` mappings asked for per IGD v2 list request (1-1000)")
+	cmd.Flags().BoolVar(&o.ipv6, "ipv6", false, "list the IPv6 pinholes natdoctor opened (a router cannot enumerate its pinholes)")
 	return cmd
 }
 
 // runList asks the router for every mapping and shows them.
 func runList(ctx context.Context, o *listOptions) error {
 	g := o.g
+	if o.ipv6 {
+		return listPinholes(g)
+	}
 	cfg := g.natConfig()
 	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
 	cfg.UPnPTimeout = mapDiscoveryTimeout
@@ -93,4 +99,33 @@ func runList(ctx context.Context, o *listOptions) error {
 			leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
 	}
 	return tw.Flush()
+}
+
+// listPinholes shows the pinholes add and keep --ipv6 opened and kept: an
+// IGD v2 router has no action that lists its pinholes, so natdoctor's own
+// record is what there is to show.
+func listPinholes(g *globalOptions) error {
+	saved, err := nat.SavedPinholes()
+	if err != nil {
+		return err
+	}
+	var ps []nat.Pinhole
+	for _, p := range saved {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool {
+		return ps[i].Port < ps[j].Port || ps[i].Port == ps[j].Port && ps[i].Protocol < ps[j].Protocol
+	})
+	if g.JSON {
+		return writeJSON(g.IO.Out, map[string]any{"pinholes": ps, "complete": false,
+			"note": "the pinholes natdoctor opened and kept; a router cannot enumerate the others"})
+	}
+	tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTO\tPORT\tADDRESS\tID\tLEASE\tOPENED")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%v\t%s\n", p.Protocol, p.Port, p.Addr, p.ID, p.Lease, p.Created.Format(time.RFC3339))
+	}
+	tw.Flush()
+	fmt.Fprintln(g.IO.ErrOut, "These are the pinholes natdoctor opened (add --ipv6); a router cannot list its pinholes, so others are not shown.")
+	return nil
 }
