@@ -60,27 +60,34 @@ func openPinholer(ctx context.Context, g *globalOptions) (*nat.Pinholer, error) 
 	return p, nil
 }
 
+// pinholeSession is what add and remove --ipv6 start with: the ports, the
+// mapping lock, the router's IPv6 firewall service and the pinholes kept.
+func pinholeSession(ctx context.Context, g *globalOptions, f *mapFlags, pairs []nat.PortPair) (reqs []nat.Request, p *nat.Pinholer, saved map[string]nat.Pinhole, unlock func(), err error) {
+	if reqs, err = pinholePorts(f, pairs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if unlock, err = lockMappings(ctx, g); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if p, err = openPinholer(ctx, g); err == nil {
+		saved, err = nat.SavedPinholes()
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, nil, nil, err
+	}
+	return reqs, p, saved, unlock, nil
+}
+
 // runAddIPv6 opens a pinhole per port, all or none, and keeps their IDs
 // for remove --ipv6.
 func runAddIPv6(ctx context.Context, o *addOptions) error {
 	g := o.g
-	reqs, err := pinholePorts(&o.mapFlags, o.pairs)
-	if err != nil {
-		return err
-	}
-	unlock, err := lockMappings(ctx, g)
+	reqs, p, saved, unlock, err := pinholeSession(ctx, g, &o.mapFlags, o.pairs)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	p, err := openPinholer(ctx, g)
-	if err != nil {
-		return err
-	}
-	saved, err := nat.SavedPinholes()
-	if err != nil {
-		return err
-	}
 	var steps []pinholeStep
 	var made []nat.Pinhole
 	var failed error
@@ -127,23 +134,11 @@ func runAddIPv6(ctx context.Context, o *addOptions) error {
 // runRemoveIPv6 closes the pinholes an earlier add --ipv6 opened.
 func runRemoveIPv6(ctx context.Context, o *removeOptions) error {
 	g := o.g
-	reqs, err := pinholePorts(&o.mapFlags, o.pairs)
-	if err != nil {
-		return err
-	}
-	unlock, err := lockMappings(ctx, g)
+	reqs, p, saved, unlock, err := pinholeSession(ctx, g, &o.mapFlags, o.pairs)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	p, err := openPinholer(ctx, g)
-	if err != nil {
-		return err
-	}
-	saved, err := nat.SavedPinholes()
-	if err != nil {
-		return err
-	}
 	var steps []pinholeStep
 	var errs []error
 	for _, r := range reqs {
