@@ -43,9 +43,12 @@ type PortsObservations struct {
 	Unmapped *probe.PortProbe `json:"unmapped_canary,omitempty"`
 	// MappedCanary is a port mapped to this host for the run, dialled from
 	// outside, when a port mapped here did not reach here.
-	MappedCanary *probe.PortProbe  `json:"mapped_canary,omitempty"`
-	Ports        []PortObservation `json:"ports"`
-	Elapsed      time.Duration     `json:"elapsed_ns"`
+	MappedCanary *probe.PortProbe `json:"mapped_canary,omitempty"`
+	// Pinholes are the IPv6 pinholes natdoctor opened for the server and
+	// kept (add --ipv6), by "tcp/22"; a router cannot list them.
+	Pinholes map[string]nat.Pinhole `json:"pinholes_opened,omitempty"`
+	Ports    []PortObservation      `json:"ports"`
+	Elapsed  time.Duration          `json:"elapsed_ns"`
 }
 
 // PortObservation is one port, from each side.
@@ -199,7 +202,9 @@ func (b *portsBuilder) mappingOf(p *PortObservation) string {
 }
 
 func (b *portsBuilder) thisHostIsDefault() bool {
-	return b.po.Unmapped != nil && b.po.Unmapped.Status == probe.OK
+	// Over IPv6 there is no default host: a free port reaching this host
+	// is a firewall that lets everything in (ipv6-firewall-open).
+	return b.po.Family != "ipv6" && b.po.Unmapped != nil && b.po.Unmapped.Status == probe.OK
 }
 
 // mappingsFailHere: a port mapped to this host for the run did not reach
@@ -208,6 +213,14 @@ func (b *portsBuilder) thisHostIsDefault() bool {
 func (b *portsBuilder) mappingsFailHere() bool {
 	c := b.po.MappedCanary
 	return c != nil && c.Status == probe.Failed
+}
+
+// udpFlag is " --udp" for a UDP port, for the mapping verbs' command lines.
+func udpFlag(p *PortObservation) string {
+	if p.Transport == service.UDP {
+		return " --udp"
+	}
+	return ""
 }
 
 func portArg(p *PortObservation) string {

@@ -157,3 +157,31 @@ func TestPortsNotChecked(t *testing.T) {
 		t.Errorf("JSON: %v %v", err, back["schema"])
 	}
 }
+
+func TestPortsIPv6Rules(t *testing.T) {
+	v6 := func(ports ...PortObservation) *PortsObservations {
+		return &PortsObservations{Family: "ipv6", Server: addr("2001:db8:2::2"), ThisHost: true, Reflector: "http://[2001:db8:1::2]:8021",
+			PublicAddr: addr("2001:db8:2::2"), DiscoveryErr: "not asked over IPv6", MappingsErr: "not asked over IPv6",
+			Unmapped: &probe.PortProbe{Port: 52000, Status: probe.Failed, Outcome: probe.TimedOut}, Ports: ports}
+	}
+	dropped := PortObservation{Port: sshPort, Inside: sshHere, Outside: answer(probe.Answer{Outcome: probe.TimedOut})}
+	r := BuildPorts(v6(dropped))
+	if got := portCodes(r); !slices.Equal(got, []string{CodeIPv6Filtered}) || !r.HasErrors() || !strings.Contains(r.Findings[0].Fix, "natdoctor add --ipv6 22") {
+		t.Errorf("dropped: %v %q", got, r.Findings[0].Fix)
+	}
+	if !slices.ContainsFunc(r.Unchecked, func(u Unchecked) bool { return u.Check == "router" }) {
+		t.Errorf("the router is not checked over IPv6, and must say so: %+v", r.Unchecked)
+	}
+	o := v6(dropped)
+	o.Pinholes = map[string]nat.Pinhole{"tcp/22": {ID: 3, Protocol: nat.TCP, Port: 22, Addr: addr("2001:db8:2::2")}}
+	r = BuildPorts(o)
+	if f := r.Findings[0]; f.Code != CodeIPv6Filtered || !strings.Contains(f.Fix, "this host's firewall") || !strings.Contains(f.Summary, "opened a pinhole") {
+		t.Errorf("dropped behind a kept pinhole: %+v", f)
+	}
+	o = v6(PortObservation{Port: sshPort, Inside: sshHere, Outside: answer(sshHere)})
+	o.Unmapped = &probe.PortProbe{Port: 52000, Status: probe.OK, Outcome: probe.ThisHost}
+	r = BuildPorts(o)
+	if got := portCodes(r); !slices.Equal(got, []string{CodeIPv6FirewallOpen}) || r.Ports[0].Status != PortReachable || r.HasErrors() {
+		t.Errorf("open firewall: %v %+v", got, r.Ports)
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/natdoctor/natdoctor/check"
 	"github.com/natdoctor/natdoctor/probe"
@@ -302,14 +303,22 @@ func (b *portsBuilder) silentUDP(p *PortObservation, where string) (string, stri
 func (b *portsBuilder) unreachable(p *PortObservation, where string) (string, string) {
 	seen := p.Outside.Outcome
 	if b.po.Family == "ipv6" {
-		b.add(Finding{Code: CodeIPv6Filtered, Severity: SevError,
+		f := Finding{Code: CodeIPv6Filtered, Severity: SevError,
 			Summary:  fmt.Sprintf("from outside over IPv6, %s does not reach %s (%s): the router's IPv6 firewall drops it", p, b.po.Server, seen),
 			Evidence: b.evidence(p),
 			Explanation: "Over IPv6 the router translates nothing: the server's own address is reachable from the internet once the router's firewall lets the port in. " +
 				"The service answers on the LAN, but from outside nothing arrives.",
-			Fix: fmt.Sprintf("Allow %d/%s for %s in the router's IPv6 firewall (a pinhole: \"IPv6 port sharing\" or \"IPv6 firewall rules\"). "+
-				"Use the host's stable address, not a temporary (privacy) one, and check this host's own firewall too.", p.External, p.Transport, b.po.Server),
-		})
+			Fix: fmt.Sprintf("Open it: natdoctor add --ipv6 %d%s (UPnP), or allow %d/%s for %s in the router's IPv6 firewall settings (\"IPv6 port sharing\", \"IPv6 firewall rules\"). "+
+				"Use the host's stable address, not a temporary (privacy) one.", p.External, udpFlag(p), p.External, p.Transport, b.po.Server),
+		}
+		if ph, ok := b.po.Pinholes[fmt.Sprintf("%s/%d", p.Transport, p.External)]; ok {
+			f.Summary = fmt.Sprintf("from outside over IPv6, %s does not reach %s (%s), though natdoctor opened a pinhole for it", p, b.po.Server, seen)
+			f.Evidence["pinhole"] = fmt.Sprintf("id %d, opened %s, lease %v", ph.ID, ph.Created.Format(time.RFC3339), ph.Lease)
+			f.Explanation = "natdoctor opened a pinhole for the port (add --ipv6), yet from outside nothing arrives: this host's own firewall drops it, or the pinhole's lease ran out."
+			f.Fix = fmt.Sprintf("Allow %d/%s in this host's firewall (ufw allow %d/%s; nft or ip6tables), and keep the pinhole open with natdoctor keep --ipv6 %d%s.",
+				p.External, p.Transport, p.External, p.Transport, p.External, udpFlag(p))
+		}
+		b.add(f)
 		return PortUnreachable, "does not answer from outside over IPv6"
 	}
 	switch where {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,7 @@ func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations 
 			if addrErr != nil {
 				obs.DiscoveryErr = addrErr.Error()
 			}
+			obs.Pinholes = keptPinholes(obs.Server)
 			return
 		}
 		d = discoverPorts(ctx, &o, obs, mappings, addrErr)
@@ -414,4 +416,20 @@ func localTowards(rc *reflector.Client) (netip.Addr, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), nil
+}
+
+// keptPinholes are the pinholes natdoctor opened for server, by
+// "tcp/22" (nothing when none are kept or the record cannot be read).
+func keptPinholes(server netip.Addr) map[string]nat.Pinhole {
+	saved, err := nat.SavedPinholes()
+	if err != nil {
+		return nil
+	}
+	out := map[string]nat.Pinhole{}
+	for _, ph := range saved {
+		if ph.Addr.WithZone("") == server.WithZone("") {
+			out[fmt.Sprintf("%s/%d", strings.ToLower(string(ph.Protocol)), ph.Port)] = ph
+		}
+	}
+	return out
 }
