@@ -66,6 +66,9 @@ type PortObservation struct {
 	// Router is what the router's own LAN address answers on the port,
 	// asked when the outside answer was not the server's.
 	Router *probe.Answer `json:"router_answer,omitempty"`
+	// FTP is the FTP walk from outside, when an FTP server answered (no
+	// login: check takes no account; diagnose walks the rest).
+	FTP *probe.FTPResult `json:"ftp_from_outside,omitempty"`
 }
 
 // listening reports whether a service listens on the server's port: yes,

@@ -77,8 +77,13 @@ func (w *WalkReport) HasErrors() bool {
 // TLS, login, confinement, the advertised address, the passive ports
 // against expected (nil: not known).
 func JudgeWalk(r *probe.FTPResult, expected *probe.PortRange) *WalkReport {
+	return judgeWalkFrom(r, expected, "from here")
+}
+
+// judgeWalkFrom is JudgeWalk for a walk made from where.
+func judgeWalkFrom(r *probe.FTPResult, expected *probe.PortRange, where string) *WalkReport {
 	o := &Observations{Inside: r, Passive: expected, FTPPort: uint16(portNumber(r.Target)), Credentials: r.LoginUser != ""}
-	b := builder{o: o, walkFrom: "from here"}
+	b := builder{o: o, walkFrom: where}
 	b.server()
 	order(b.findings)
 	w := &WalkReport{Findings: append([]Finding{}, b.findings...), Unchecked: append([]Unchecked{}, b.unchecked...)}

@@ -182,9 +182,15 @@ func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
 			})
 		}
 		sum := "reachable from outside: " + answerWords(out)
-		if strings.HasPrefix(p.Inside.Banner, "220") && p.Transport == service.TCP {
-			// An FTP greeting: the control port is half of FTP.
-			sum += fmt.Sprintf("; an FTP server: natdoctor diagnose --ftp-port %d checks its login and passive ports", p.Internal)
+		if p.FTP != nil {
+			// An FTP server: the control port is half of FTP. Its walk
+			// from outside is judged with diagnose's server rules.
+			w := judgeWalkFrom(p.FTP, nil, "from outside")
+			b.findings = append(b.findings, w.Findings...)
+			for _, u := range w.Unchecked {
+				b.skip(u.Check, fmt.Sprintf("%s: %s", p, u.Why))
+			}
+			sum += fmt.Sprintf("; an FTP server: natdoctor diagnose --ftp-port %d --user NAME logs in and checks its passive ports", p.Internal)
 		}
 		return PortReachable, sum
 	case out.Reached():

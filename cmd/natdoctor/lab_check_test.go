@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/natdoctor/natdoctor/lab"
+	"github.com/natdoctor/natdoctor/probe"
 	"github.com/natdoctor/natdoctor/report"
 )
 
@@ -525,5 +526,33 @@ func TestLabKeepPinholes(t *testing.T) {
 		if !strings.Contains(stderr.String(), ev) {
 			t.Errorf("no %q event:\n%s", ev, stderr.String())
 		}
+	}
+}
+
+// TestLabCheckFTP: check of port 21 walks the FTP server from outside as
+// far as it can without an account (greeting, FEAT, AUTH TLS) and judges
+// it with diagnose's server rules; lftp, curl and ftplib on the outside
+// host log in and list, so the port is reachable and no error is found.
+func TestLabCheckFTP(t *testing.T) {
+	lab.Skip(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{ForcePassiveIP: true, NoOtherFTP: true})
+	refl := l.StartReflector(t)
+	mapAllUPnP(t, l)
+	if j := l.Judge(t, lab.JudgeOptions{}); j.LenientFails() {
+		t.Fatalf("lab: clients fail: %v", j)
+	}
+	out, errOut, code := l.Server.Natdoctor(t, "check", "ftp", "--reflector", refl, "--json")
+	var r report.PortsReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("check ftp --json: %v\n%s\n%s", err, out, errOut)
+	}
+	p := r.Observations.Ports[0]
+	if code != exitOK || r.Ports[0].Status != report.PortReachable || p.FTP == nil || p.FTP.Reached != probe.OK {
+		t.Fatalf("exit %d, port %+v, walk %+v\n%s", code, r.Ports[0], p.FTP, out)
+	}
+	if !slices.ContainsFunc(r.Findings, func(f report.Finding) bool { return strings.HasPrefix(f.Code, "ftp-") }) ||
+		!strings.Contains(r.Ports[0].Summary, "natdoctor diagnose") {
+		t.Errorf("the FTP server's walk is not judged: %v %q", r.Findings, r.Ports[0].Summary)
 	}
 }

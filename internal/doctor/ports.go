@@ -115,6 +115,7 @@ func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations 
 		obs.Reflector = o.Reflector.Base.String()
 		o.progress("checking the ports from outside")
 		fromOutside(ctx, &o, obs, local, canaries, nonce)
+		ftpFromOutside(ctx, &o, obs)
 	}
 	merge()
 	if o.Reflector != nil && obs.ReflectorErr == "" && d != nil && obs.ThisHost && needMappedCanary(obs) {
@@ -432,4 +433,22 @@ func keptPinholes(server netip.Addr) map[string]nat.Pinhole {
 		}
 	}
 	return out
+}
+
+// ftpFromOutside walks, through the reflector, every TCP port where an FTP
+// server greeted on the LAN and the same server answered from outside: the
+// greeting, FEAT and AUTH TLS (no login: check takes no account).
+func ftpFromOutside(ctx context.Context, o *PortsOptions, obs *report.PortsObservations) {
+	var wg sync.WaitGroup
+	for i := range obs.Ports {
+		p := &obs.Ports[i]
+		if p.Transport != service.TCP || p.Canary || !strings.HasPrefix(p.Inside.Banner, "220") || p.Outside == nil ||
+			p.Outside.Outcome != probe.Answered || !probe.Same(p.Inside, *p.Outside) {
+			continue
+		}
+		wg.Go(func() {
+			p.FTP = probe.OutsideFTP(ctx, o.Reflector, obs.PublicAddr, p.External, probe.FTPOptions{ReplyTimeout: o.Timeout, TLS: probe.TLSAuto})
+		})
+	}
+	wg.Wait()
 }
