@@ -226,7 +226,11 @@ func (c *PCP) header(b []byte, op uint8, lifetime uint32) {
 func (c *PCP) exchange(ctx context.Context, op string, req []byte, match func(pcpResponse) bool) (pcpResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, remaining(ctx, c.timeout))
 	defer cancel()
-	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0)))
+	network := "udp4"
+	if !c.local.Unmap().Is4() {
+		network = "udp6" // PCP over IPv6: a MAP for this host's IPv6 address opens the router's firewall
+	}
+	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.local, 0)))
 	if err != nil {
 		return pcpResponse{}, fmt.Errorf("PCP %s: %w", op, err)
 	}
@@ -345,6 +349,9 @@ func (c *PCP) mapRequestOpt(ctx context.Context, op string, proto Protocol, inte
 	binary.BigEndian.PutUint16(p[18:20], externalPort)
 	zero := netip.IPv4Unspecified().As16() // no suggested external address
 	zero[10], zero[11] = 0xff, 0xff
+	if !c.local.Unmap().Is4() {
+		zero = netip.IPv6Unspecified().As16()
+	}
 	copy(p[20:36], zero[:])
 	return c.exchange(ctx, op, req, func(r pcpResponse) bool {
 		return r.Opcode == pcpOpMap && r.Nonce == nonce && r.Protocol == ianaProto && r.InternalPort == internalPort

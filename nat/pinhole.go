@@ -2,6 +2,7 @@ package nat
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -29,7 +30,11 @@ import (
 
 // Pinhole is an inbound IPv6 opening the router made.
 type Pinhole struct {
-	ID         uint16        `json:"id"`
+	// Method is how it was opened: upnp (named by ID) or pcp (a MAP for
+	// this host's IPv6 address, named by its nonce, which natdoctor derives
+	// again from its key).
+	Method     Method        `json:"method"`
+	ID         uint16        `json:"id,omitempty"`
 	Protocol   Protocol      `json:"protocol"`
 	Addr       netip.Addr    `json:"address"`
 	Port       uint16        `json:"port"`
@@ -42,7 +47,8 @@ type Pinhole struct {
 // WANIPv6FirewallControl service, over IPv6 (the router checks that a
 // pinhole's address is the caller's own).
 type Pinholer struct {
-	fw *internetgateway2.WANIPv6FirewallControl1
+	fw  *internetgateway2.WANIPv6FirewallControl1
+	pcp *PCP // for ports the router refuses over UPnP (below 1024), when PCP answers
 	// Local is this host's global IPv6 address, the pinholes' target.
 	Local      netip.Addr
 	ControlURL string
@@ -91,7 +97,15 @@ func OpenPinholer(ctx context.Context, cfg Config, d *Discovery, gw6 netip.Addr)
 		return nil, err
 	}
 	sc := goupnp.ServiceClient{SOAPClient: soapClient(u, cfg.HTTPClient)}
-	return &Pinholer{fw: &internetgateway2.WANIPv6FirewallControl1{ServiceClient: sc}, Local: local, ControlURL: u.String()}, nil
+	ph := &Pinholer{fw: &internetgateway2.WANIPv6FirewallControl1{ServiceClient: sc}, Local: local, ControlURL: u.String()}
+	key := cfg.PCPKey
+	if key == nil {
+		key, _ = LoadPCPKey() // without a kept key, a PCP pinhole could not be closed later
+	}
+	if key != nil && !gw6.IsLinkLocalUnicast() {
+		ph.pcp = NewPCP(gw6.WithZone(""), local, cmp.Or(cfg.CallTimeout, DefaultCallTimeout), key)
+	}
+	return ph, nil
 }
 
 // Add opens a pinhole from anywhere to port of this host.
@@ -103,17 +117,32 @@ func (p *Pinholer) Add(ctx context.Context, proto Protocol, port uint16, lease t
 	secs := uint32(lease / time.Second)
 	id, err := p.fw.AddPinholeCtx(ctx, "", 0, p.Local.WithZone("").String(), port, num, secs)
 	if err := soapError("AddPinhole", err); err != nil {
-		if UPnPCode(err) == UPnPActionNotAuthorized && port < 1024 {
-			return Pinhole{}, fmt.Errorf("%w (routers refuse IPv6 pinholes below port 1024 over UPnP, as miniupnpd does; PCP can open them, which natdoctor does not speak over IPv6 yet: open it in the router's IPv6 firewall settings)", err)
+		if UPnPCode(err) != UPnPActionNotAuthorized || port >= 1024 {
+			return Pinhole{}, err
 		}
-		return Pinhole{}, err
+		// Routers refuse UPnP pinholes below 1024 (miniupnpd does); PCP
+		// may open them (a MAP for this host's IPv6 address).
+		if p.pcp == nil {
+			return Pinhole{}, fmt.Errorf("%w (routers refuse IPv6 pinholes below port 1024 over UPnP, as miniupnpd does, and PCP cannot be asked here: open it in the router's IPv6 firewall settings)", err)
+		}
+		m, perr := p.pcp.Add(ctx, Request{Protocol: proto, ExternalPort: port, InternalAddr: p.Local, InternalPort: port, Lease: lease})
+		if perr != nil {
+			return Pinhole{}, fmt.Errorf("%w (routers refuse IPv6 pinholes below port 1024 over UPnP, as miniupnpd does); over PCP: %v; open it in the router's IPv6 firewall settings", err, perr)
+		}
+		return Pinhole{Method: MethodPCP, Protocol: proto, Addr: p.Local, Port: port, Lease: m.Lease, Created: time.Now(), ControlURL: "pcp://[" + p.pcp.gw.String() + "]"}, nil
 	}
-	return Pinhole{ID: id, Protocol: proto, Addr: p.Local, Port: port, Lease: lease, Created: time.Now(), ControlURL: p.ControlURL}, nil
+	return Pinhole{Method: MethodUPnP, ID: id, Protocol: proto, Addr: p.Local, Port: port, Lease: lease, Created: time.Now(), ControlURL: p.ControlURL}, nil
 }
 
-// Delete closes the pinhole id.
-func (p *Pinholer) Delete(ctx context.Context, id uint16) error {
-	return soapError("DeletePinhole", p.fw.DeletePinholeCtx(ctx, id))
+// Delete closes the pinhole ph.
+func (p *Pinholer) Delete(ctx context.Context, ph Pinhole) error {
+	if ph.Method == MethodPCP {
+		if p.pcp == nil {
+			return errors.New("PCP cannot be asked here, so the PCP pinhole stays until its lease runs out")
+		}
+		return p.pcp.Delete(ctx, ph.Protocol, ph.Port, ph.Port)
+	}
+	return soapError("DeletePinhole", p.fw.DeletePinholeCtx(ctx, ph.ID))
 }
 
 // FirewallStatus says whether the router's IPv6 firewall is on and lets
@@ -248,7 +277,14 @@ func soapClient(u *url.URL, hc *http.Client) *soap.SOAPClient {
 	return sc
 }
 
-// Update renews the pinhole id for lease.
-func (p *Pinholer) Update(ctx context.Context, id uint16, lease time.Duration) error {
-	return soapError("UpdatePinhole", p.fw.UpdatePinholeCtx(ctx, id, uint32(lease/time.Second)))
+// Update renews the pinhole ph for lease.
+func (p *Pinholer) Update(ctx context.Context, ph Pinhole, lease time.Duration) error {
+	if ph.Method == MethodPCP {
+		if p.pcp == nil {
+			return errors.New("PCP cannot be asked here")
+		}
+		_, err := p.pcp.Add(ctx, Request{Protocol: ph.Protocol, ExternalPort: ph.Port, InternalAddr: p.Local, InternalPort: ph.Port, Lease: lease})
+		return err
+	}
+	return soapError("UpdatePinhole", p.fw.UpdatePinholeCtx(ctx, ph.ID, uint32(lease/time.Second)))
 }

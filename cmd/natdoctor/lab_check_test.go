@@ -428,7 +428,7 @@ func TestLabPinholes(t *testing.T) {
 	t.Parallel()
 	l := lab.Start(t, lab.Options{IPv6: true, NoOtherFTP: true})
 	l.StartReflector(t, "--allow-private")
-	l.StartServices(l.Server, lab.SvcHTTPAlt)
+	l.StartServices(l.Server, lab.SvcHTTPAlt, lab.SvcHTTP)
 	refl6 := fmt.Sprintf("http://[%s]:%d", lab.Outside6, lab.ReflectorPort)
 	status := func(step string, wantOK bool) {
 		t.Helper()
@@ -454,13 +454,25 @@ func TestLabPinholes(t *testing.T) {
 	if out, _, code := l.Server.Natdoctor(t, "list", "--ipv6", "--json"); code != exitOK || !strings.Contains(out, `"port": 8080`) {
 		t.Errorf("list --ipv6: exit %d\n%s", code, out)
 	}
-	// Port 21: miniupnpd opens no UPnP pinhole below 1024; natdoctor says
-	// why, and leaves 8080 as it is.
-	out, errOut, code = l.Server.Natdoctor(t, "add", "--ipv6", "21")
-	if code != exitProblem || !strings.Contains(out+errOut, "below port 1024") {
-		t.Errorf("add --ipv6 21: exit %d\n%s%s", code, out, errOut)
+	// Port 80: miniupnpd opens no UPnP pinhole below 1024 (606); PCP, a
+	// MAP for the server's IPv6 address, does.
+	web := func(want bool) {
+		t.Helper()
+		if c := l.ReachHTTP6(t, lab.Server6, lab.HTTPPort, l.Server); c.OK != want {
+			t.Errorf("%s ok=%v, want %v", c.Client, c.OK, want)
+		}
 	}
-	status("after the refused 21", true)
+	web(false)
+	out, errOut, code = l.Server.Natdoctor(t, "add", "--ipv6", "80")
+	if code != exitOK || !strings.Contains(out, "by PCP") {
+		t.Errorf("add --ipv6 80: exit %d\n%s%s", code, out, errOut)
+	}
+	web(true)
+	status("with 80 open too", true)
+	if out, errOut, code := l.Server.Natdoctor(t, "remove", "--ipv6", "80"); code != exitOK {
+		t.Errorf("remove --ipv6 80: exit %d\n%s%s", code, out, errOut)
+	}
+	web(false)
 	if out, errOut, code := l.Server.Natdoctor(t, "remove", "--ipv6", "8080"); code != exitOK {
 		t.Fatalf("remove --ipv6 8080: exit %d\n%s%s", code, out, errOut)
 	}

@@ -16,6 +16,7 @@ import (
 // pinholeStep is one pinhole of add or remove --ipv6, as printed.
 type pinholeStep struct {
 	Action   string        `json:"action"` // add, remove, absent, failed
+	Method   nat.Method    `json:"method,omitempty"`
 	Protocol nat.Protocol  `json:"protocol"`
 	Port     uint16        `json:"port"`
 	Address  string        `json:"address"`
@@ -103,7 +104,7 @@ func runAddIPv6(ctx context.Context, o *addOptions) error {
 			steps = append(steps, st)
 			break
 		}
-		st.ID = ph.ID
+		st.ID, st.Method, st.Lease = ph.ID, ph.Method, ph.Lease
 		steps = append(steps, st)
 		made = append(made, ph)
 	}
@@ -112,7 +113,7 @@ func runAddIPv6(ctx context.Context, o *addOptions) error {
 		var undo []error
 		for _, ph := range made {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			undo = append(undo, p.Delete(cctx, ph.ID))
+			undo = append(undo, p.Delete(cctx, ph))
 			cancel()
 		}
 		if err := errors.Join(undo...); err != nil {
@@ -151,7 +152,7 @@ func runRemoveIPv6(ctx context.Context, o *removeOptions) error {
 			continue
 		}
 		st.ID = ph.ID
-		if err := p.Delete(ctx, ph.ID); err != nil && nat.UPnPCode(err) != 704 { // 704: no such pinhole (expired)
+		if err := p.Delete(ctx, ph); err != nil && nat.UPnPCode(err) != 704 { // 704: no such pinhole (expired)
 			st.Action, st.Error = "failed", err.Error()
 			errs = append(errs, fmt.Errorf("%s %d: %w", r.Protocol, r.ExternalPort, err))
 		} else {
@@ -178,8 +179,11 @@ func writePinholes(g *globalOptions, dry bool, steps []pinholeStep, opErr error)
 	}
 	for _, s := range steps {
 		line := fmt.Sprintf("%-7s %s %d -> [%s]:%d", s.Action, s.Protocol, s.Port, s.Address, s.Port)
-		if s.ID != 0 {
+		switch {
+		case s.ID != 0:
 			line += fmt.Sprintf(", pinhole %d", s.ID)
+		case s.Method == nat.MethodPCP:
+			line += ", pinhole by PCP"
 		}
 		if s.Lease > 0 {
 			line += ", lease " + s.Lease.String()
@@ -234,7 +238,7 @@ func runKeepIPv6(ctx context.Context, o *keepOptions) error {
 		}
 		for i, r := range reqs {
 			if h := holes[i]; h != nil {
-				err := bounded(func(c context.Context) error { return p.Update(c, h.ID, lease) })
+				err := bounded(func(c context.Context) error { return p.Update(c, *h, lease) })
 				if err == nil {
 					continue
 				}
@@ -276,7 +280,7 @@ func runKeepIPv6(ctx context.Context, o *keepOptions) error {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pinholeCallTimeout)
-		err := p.Delete(cctx, h.ID)
+		err := p.Delete(cctx, *h)
 		cancel()
 		if err != nil {
 			logf("remove-failed", "%s %d, pinhole %d: %v", reqs[i].Protocol, reqs[i].ExternalPort, h.ID, err)
