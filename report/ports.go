@@ -132,6 +132,9 @@ func BuildPorts(o *PortsObservations) *PortsReport {
 		b.defaultHost()
 	}
 	b.reflector()
+	if !o.Server.IsValid() {
+		b.skip("server", "server: no address for it: "+o.DiscoveryErr)
+	}
 	for i := range o.Ports {
 		r.Ports = append(r.Ports, b.port(&o.Ports[i]))
 	}

@@ -185,3 +185,15 @@ func TestPortsIPv6Rules(t *testing.T) {
 		t.Errorf("open firewall: %v %+v", got, r.Ports)
 	}
 }
+
+// TestPortsNothingChecked: no router, no reflector, no server address: the
+// report is not healthy, and it says what was not checked.
+func TestPortsNothingChecked(t *testing.T) {
+	r := BuildPorts(&PortsObservations{DiscoveryErr: "no IPv4 default gateway", MappingsErr: "no router", Ports: []PortObservation{{Port: sshPort}}})
+	if !r.HasErrors() || r.Findings[0].Code != CodeNotVerified || r.Ports[0].Status != PortUnverified {
+		t.Errorf("nothing checked: %+v %+v", r.Findings, r.Ports)
+	}
+	if !slices.ContainsFunc(r.Unchecked, func(u Unchecked) bool { return u.Check == "outside" }) {
+		t.Errorf("not checked: %+v", r.Unchecked)
+	}
+}

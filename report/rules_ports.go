@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,8 +161,10 @@ func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
 		return b.noOutside(p, where)
 	}
 	if out.Outcome == probe.Broken {
+		// Not checked from outside (the reflector refused, say): what
+		// the router tells stands.
 		b.skip("outside-port", fmt.Sprintf("from outside, %s: %s", p, out.Detail))
-		return PortUnverified, "not checked from outside: " + out.Detail
+		return b.noOutside(p, where)
 	}
 	switch {
 	case out.Outcome == probe.ThisHost || out.Reached() && probe.Same(p.Inside, *out):
@@ -214,7 +217,25 @@ func (b *portsBuilder) noOutside(p *PortObservation, where string) (string, stri
 		return PortUnverified, "mapped to this host and a service holds the port (not checked from outside)"
 	}
 	b.skip("mappings", fmt.Sprintf("router: the mapping of %s is not known: %s", p, b.po.MappingsErr))
+	b.nothingVerified(p)
 	return PortUnverified, "not checked: neither from outside nor on the router"
+}
+
+// nothingVerified adds not-verified, once: a port checked neither from
+// outside nor on the router is not healthy either.
+func (b *portsBuilder) nothingVerified(p *PortObservation) {
+	if slices.ContainsFunc(b.findings, func(f Finding) bool { return f.Code == CodeNotVerified }) {
+		return
+	}
+	fix := "Run check with --reflector URL: a natdoctor reflector on a machine outside your network (see `natdoctor reflector --help`) checks the ports from the internet."
+	if b.po.Discovery == nil && b.po.Family != "ipv6" {
+		fix = "Give the router's address with --gateway IP if this host has no default route, and run check with --reflector URL."
+	}
+	b.add(Finding{Code: CodeNotVerified, Severity: SevError,
+		Summary:     fmt.Sprintf("nothing that was checked shows %s reachable from outside", p),
+		Explanation: "natdoctor could ask neither the router nor a reflector about the port (see \"Not checked\"), so it cannot call it reachable. Exit status 1 tells scripts so.",
+		Fix:         fix,
+	})
 }
 
 func (b *portsBuilder) notMapped(p *PortObservation, seen string) {
