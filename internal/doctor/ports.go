@@ -39,7 +39,7 @@ type PortsOptions struct {
 }
 
 // notAskedIPv6 is why an IPv6 check asks the router nothing.
-const notAskedIPv6 = "not asked over IPv6: the router does not translate IPv6, it filters, so there is no mapping to look up (natdoctor does not ask about firewall pinholes yet)"
+const notAskedIPv6 = "not asked over IPv6: the router does not translate IPv6, it filters, so there is no mapping to look up, and a router cannot list its pinholes (those natdoctor opened are in pinholes_opened)"
 
 func (o *PortsOptions) progress(s string) {
 	if o.Progress != nil {
@@ -50,7 +50,7 @@ func (o *PortsOptions) progress(s string) {
 // GatherPorts checks each port: the router's mapping, what answers on the
 // LAN, and what answers from outside. Every port is checked from outside
 // at once (one reflector request for the TCP ports that need nothing
-// sent, one for web servers, one for UDP, a relay per TLS port), so a run
+// sent, one for web servers, one for UDP, a relay per TLS or SSH port), so a run
 // takes about one dial timeout however many ports it checks.
 func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations {
 	start := time.Now()
