@@ -46,10 +46,15 @@ each (to which host, which lease), what answers on the LAN, and, with
 (a default host), the router, or nothing. Where nothing listens on this host,
 natdoctor listens itself with a nonce, so that the way in is checked anyway.
 
-What answers is identified by what the port is for: an SSH or FTP banner, a
-web server's status line, a TLS certificate (subject, expiry, trusted), a UDP
+What answers is identified by what the port is for: an SSH host key, an FTP
+greeting (then the FTP walk from outside, without an account), a web server's
+status line and headers, a TLS certificate (subject, expiry, trusted), a UDP
 reply. A UDP service that answers no stranger (WireGuard) cannot be seen from
 outside: check says what it verified (the router's mapping) and what not.
+
+With --ipv6 the server's global IPv6 address is checked, from outside through
+the reflector's IPv6 address; the router filters IPv6 rather than translates
+it, so no mapping is looked up (natdoctor add --ipv6 opens pinholes).
 
 PORT is 22, 51820/udp, 2222:22 (external:internal), 2222/tcp:22, or a service
 name. Services: ` + serviceList() + `.
@@ -58,7 +63,8 @@ Every port is checked from outside at once: a run takes about one dial timeout.
 Exits 0 when no finding is an error, 1 when one is, 2 for bad usage.`,
 		Example: `  natdoctor check 22 443 51820/udp --reflector http://vps.example.org:8021
   natdoctor check --service ssh --service wireguard --reflector http://vps.example.org:8021
-  natdoctor check 8443:443 --server 10.0.1.5 --json`,
+  natdoctor check 8443:443 --server 10.0.1.5 --json
+  natdoctor check ssh --ipv6 --reflector http://[2001:db8:1::2]:8021`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.parse(args); err != nil {
 				return err
