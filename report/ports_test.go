@@ -197,3 +197,15 @@ func TestPortsNothingChecked(t *testing.T) {
 		t.Errorf("not checked: %+v", r.Unchecked)
 	}
 }
+
+func TestIPv6FirewallFindings(t *testing.T) {
+	if fs := IPv6FirewallFindings(true, true, "2001:db8:2::2"); len(fs) != 0 {
+		t.Errorf("on, pinholes allowed: %v", fs)
+	}
+	if fs := IPv6FirewallFindings(true, false, "2001:db8:2::2"); len(fs) != 1 || fs[0].Code != CodeIPv6PinholesOff || !strings.Contains(fs[0].Fix, "FRITZ!Box") {
+		t.Errorf("pinholes refused: %v", fs)
+	}
+	if fs := IPv6FirewallFindings(false, true, "2001:db8:2::2"); len(fs) != 1 || fs[0].Code != CodeIPv6FirewallOpen {
+		t.Errorf("firewall off: %v", fs)
+	}
+}

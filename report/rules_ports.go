@@ -26,6 +26,7 @@ const (
 	CodeTLSUntrusted       = "tls-certificate-untrusted"
 	CodeIPv6Filtered       = "ipv6-port-filtered"
 	CodeIPv6FirewallOpen   = "ipv6-firewall-open"
+	CodeIPv6PinholesOff    = "ipv6-pinholes-refused"
 )
 
 var _ = catalogue([]Entry{
@@ -67,6 +68,9 @@ var _ = catalogue([]Entry{
 	{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
 		Example: "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
 		Fix:     "turn the router's IPv6 firewall on, and allow only the ports you serve"},
+	{Code: CodeIPv6PinholesOff, Severity: SevWarning,
+		Example: "the router's IPv6 firewall lets no host open pinholes (GetFirewallStatus: InboundPinholeAllowed 0)",
+		Fix:     "allow it for this host in the router (FRITZ!Box: per device)"},
 	{Code: CodeTLSUntrusted, Severity: SevWarning,
 		Example: "443/tcp (https): from outside, the certificate CN=nas is not trusted (self-signed)",
 		Fix:     "a certificate from a public CA (Let's Encrypt) for the name clients use"},
@@ -373,4 +377,30 @@ func (b *portsBuilder) unreachable(p *PortObservation, where string) (string, st
 		Fix:         "Map it: natdoctor add " + portArg(p) + ".",
 	})
 	return PortUnreachable, "does not answer from outside"
+}
+
+// IPv6FirewallFindings judges the router's own word on its IPv6 firewall
+// (UPnP GetFirewallStatus), for discover.
+func IPv6FirewallFindings(enabled, pinholesAllowed bool, host string) []Finding {
+	var fs []Finding
+	switch {
+	case !enabled:
+		fs = append(fs, Finding{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
+			Summary:     "the router says its IPv6 firewall is off: every IPv6 host of the LAN is reachable from the internet on every port",
+			Evidence:    map[string]any{"firewall_enabled": false},
+			Explanation: "Over IPv6 the router translates nothing; without its firewall, each device's services face the internet. natdoctor check --ipv6 shows what is reachable.",
+			Fix:         "Turn the router's IPv6 firewall on (\"block inbound\"), and open only the ports you serve: natdoctor add --ipv6 PORTS.",
+		})
+	case !pinholesAllowed:
+		fs = append(fs, Finding{Code: CodeIPv6PinholesOff, Severity: SevWarning,
+			Summary:     "the router's IPv6 firewall lets no host open pinholes (GetFirewallStatus: InboundPinholeAllowed 0)",
+			Evidence:    map[string]any{"firewall_enabled": true, "inbound_pinhole_allowed": false, "host": host},
+			Explanation: "natdoctor add --ipv6 will be refused until the router allows it; a FRITZ!Box says so until sharing is allowed for the device.",
+			Fix:         "Allow this host to open ports itself in the router's IPv6 settings (FRITZ!Box: Internet > Permit Access > the device > \"Permit independent port sharing\"), or open the ports there by hand.",
+		})
+	}
+	if onBuild != nil {
+		onBuild(&Report{Findings: fs})
+	}
+	return fs
 }

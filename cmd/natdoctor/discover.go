@@ -37,8 +37,42 @@ type discoverOutput struct {
 	ExternalClass nat.AddrClass `json:"external_address_class,omitempty"`
 	DoubleNAT     bool          `json:"double_nat"`
 	AnyProtocol   bool          `json:"any_protocol"`
+	// IPv6Firewall is the router's word on its IPv6 firewall, when this
+	// host has an IPv6 default route and the router a firewall service.
+	IPv6Firewall *ipv6Firewall `json:"ipv6_firewall,omitempty"`
 	// Findings are the router's, judged by diagnose's rules.
 	Findings []report.Finding `json:"findings"`
+}
+
+// ipv6Firewall is GetFirewallStatus's answer, or why it was not asked.
+type ipv6Firewall struct {
+	Enabled         bool   `json:"enabled"`
+	PinholesAllowed bool   `json:"inbound_pinhole_allowed"`
+	Host            string `json:"host,omitempty"`
+	ControlURL      string `json:"control_url,omitempty"`
+	Error           string `json:"error,omitempty"`
+}
+
+// askIPv6Firewall asks the router's WANIPv6FirewallControl service, on the
+// router's IPv6 address, whether its firewall is on and lets hosts open
+// pinholes. Nothing is asked without an IPv6 default route.
+func askIPv6Firewall(ctx context.Context, g *globalOptions, d *nat.Discovery) *ipv6Firewall {
+	if d.UPnP.Device == nil {
+		return nil
+	}
+	gw6, err := nat.DefaultGateway6()
+	if err != nil {
+		return nil
+	}
+	p, err := nat.OpenPinholer(ctx, g.natConfig(), d, gw6)
+	if err != nil {
+		return &ipv6Firewall{Error: err.Error()}
+	}
+	fw := &ipv6Firewall{Host: p.Local.String(), ControlURL: p.ControlURL}
+	if fw.Enabled, fw.PinholesAllowed, err = p.FirewallStatus(ctx); err != nil {
+		fw.Error = err.Error()
+	}
+	return fw
 }
 
 // discoverOptions are discover's flags (the global ones only).
@@ -84,6 +118,9 @@ func runDiscover(ctx context.Context, o *discoverOptions) error {
 		return err
 	}
 	out := discoverOutput{Discovery: d, ExternalAddr: d.ExternalAddr(), AnyProtocol: d.Any(), Findings: report.RouterFindings(d)}
+	if out.IPv6Firewall = askIPv6Firewall(ctx, g, d); out.IPv6Firewall != nil && out.IPv6Firewall.Error == "" {
+		out.Findings = append(out.Findings, report.IPv6FirewallFindings(out.IPv6Firewall.Enabled, out.IPv6Firewall.PinholesAllowed, out.IPv6Firewall.Host)...)
+	}
 	if out.ExternalAddr.IsValid() {
 		out.ExternalClass = nat.ClassifyAddr(out.ExternalAddr)
 	} else if d.NoExternalAddr() {
@@ -141,6 +178,14 @@ func printDiscovery(w io.Writer, out discoverOutput) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", methodName(r.Method), r.Status, ext, detail)
 	}
 	tw.Flush()
+	if fw := out.IPv6Firewall; fw != nil {
+		switch {
+		case fw.Error != "":
+			fmt.Fprintf(w, "IPv6 firewall  not known: %s\n", fw.Error)
+		default:
+			fmt.Fprintf(w, "IPv6 firewall  %s, pinholes %s (for %s, via %s)\n", onOff(fw.Enabled, "on", "off"), onOff(fw.PinholesAllowed, "allowed", "refused"), fw.Host, fw.ControlURL)
+		}
+	}
 	if dev := d.UPnP.Device; dev != nil {
 		if dev.Server != "" {
 			fmt.Fprintf(w, "UPnP stack     %s\n", dev.Server)
@@ -165,4 +210,11 @@ func shortURN(urn string) string {
 		return urn[len(prefix):]
 	}
 	return urn
+}
+
+func onOff(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
 }

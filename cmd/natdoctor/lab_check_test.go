@@ -568,3 +568,26 @@ func TestLabCheckFTP(t *testing.T) {
 		t.Errorf("the FTP server's walk is not judged: %v %q", r.Findings, r.Ports[0].Summary)
 	}
 }
+
+// TestLabDiscoverIPv6Firewall: on a host with an IPv6 default route,
+// discover asks the real miniupnpd's IPv6 firewall service what it allows
+// (miniupnpd: on, pinholes allowed; the rules for other answers are unit
+// tests, as no lab router says otherwise).
+func TestLabDiscoverIPv6Firewall(t *testing.T) {
+	lab.Skip(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{IPv6: true, NoOtherFTP: true})
+	out, errOut, code := l.Server.Natdoctor(t, "discover")
+	if code != exitOK || !strings.Contains(out, "IPv6 firewall  on, pinholes allowed (for "+lab.Server6.String()) {
+		t.Errorf("discover: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, _ = l.Server.Natdoctor(t, "discover", "--json")
+	var res struct {
+		IPv6Firewall *struct {
+			Enabled, PinholesAllowed bool
+		} `json:"ipv6_firewall"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.IPv6Firewall == nil || !res.IPv6Firewall.Enabled {
+		t.Errorf("discover --json: %v %+v\n%s", err, res.IPv6Firewall, out)
+	}
+}

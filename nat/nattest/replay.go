@@ -16,7 +16,9 @@ import (
 // A Capture is a real router as captured by someone who had it: its SSDP
 // reply, its device descriptions (and SCPDs) by HTTP path, and SOAP replies
 // by action. The corpus lives in testdata/replay, one directory per
-// device, with its provenance in device.json.
+// device, with its provenance in device.json. Raw answers are served as
+// captured but for the address, the Content-Length that follows from it,
+// and Connection: close.
 type Capture struct {
 	Name string
 	Meta CaptureMeta
@@ -216,16 +218,27 @@ func (c *Capture) serve(w http.ResponseWriter, req *http.Request, f File, rewrit
 }
 
 // fixLength makes a raw capture's Content-Length match its body after the
-// address was rewritten.
+// address was rewritten, and its Connection header say close: the replay
+// closes the connection after each raw answer (a captured "Keep-Alive"
+// would have the client send its next request into a closed connection).
 func fixLength(raw string) string {
 	head, body, ok := strings.Cut(raw, "\r\n\r\n")
 	if !ok {
 		return raw
 	}
-	return contentLengthRE.ReplaceAllString(head, fmt.Sprintf("${1}%d", len(body))) + "\r\n\r\n" + body
+	head = contentLengthRE.ReplaceAllString(head, fmt.Sprintf("${1}%d", len(body)))
+	if connectionRE.MatchString(head) {
+		head = connectionRE.ReplaceAllString(head, "${1}close")
+	} else {
+		head += "\r\nConnection: close"
+	}
+	return head + "\r\n\r\n" + body
 }
 
-var contentLengthRE = regexp.MustCompile(`(?im)^(content-length:\s*)\d+`)
+var (
+	contentLengthRE = regexp.MustCompile(`(?im)^(content-length:\s*)\d+`)
+	connectionRE    = regexp.MustCompile(`(?im)^(connection:[ \t]*)[^\r\n]*`)
+)
 
 // httpHost is the fake's HTTP host:port.
 func (r *Router) httpHost() string { return strings.TrimPrefix(r.http.URL, "http://") }
