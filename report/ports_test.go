@@ -209,3 +209,25 @@ func TestIPv6FirewallFindings(t *testing.T) {
 		t.Errorf("firewall off: %v", fs)
 	}
 }
+
+// TestPortsSilentTCP: a silent TCP service (a game server) accepting from
+// outside is reachable when the router maps the port here, and not
+// verifiable otherwise: another silent server would look the same.
+func TestPortsSilentTCP(t *testing.T) {
+	mc := service.Port{Transport: service.TCP, External: 25565, Internal: 25565, Kind: service.Plain, Service: "minecraft"}
+	quiet := probe.Answer{Outcome: probe.Answered, Detail: "accepts, says nothing"}
+	r := BuildPorts(portsObs(PortObservation{Port: mc, Mapping: mapping(nat.TCP, 25565, "10.0.1.2"), Inside: quiet, Outside: answer(quiet)}))
+	if r.Ports[0].Status != PortReachable || len(r.Findings) != 0 {
+		t.Errorf("mapped here: %+v %v", r.Ports, portCodes(r))
+	}
+	r = BuildPorts(portsObs(PortObservation{Port: mc, Mapping: mapping(nat.TCP, 25565, "10.0.1.3"), Inside: quiet, Outside: answer(quiet)}))
+	if r.Ports[0].Status != PortUnreachable || !slices.Equal(portCodes(r), []string{CodePortMappedElse}) {
+		t.Errorf("mapped elsewhere: %+v %v", r.Ports, portCodes(r))
+	}
+	o := portsObs(PortObservation{Port: mc, Inside: quiet, Outside: answer(quiet)})
+	o.MappingsKnown, o.MappingsErr = false, "NAT-PMP cannot look mappings up"
+	r = BuildPorts(o)
+	if r.Ports[0].Status != PortUnverified || !slices.Equal(portCodes(r), []string{CodePortUnverified}) || r.HasErrors() {
+		t.Errorf("mapping unknown: %+v %v", r.Ports, portCodes(r))
+	}
+}

@@ -27,6 +27,7 @@ const (
 	CodeIPv6Filtered       = "ipv6-port-filtered"
 	CodeIPv6FirewallOpen   = "ipv6-firewall-open"
 	CodeIPv6PinholesOff    = "ipv6-pinholes-refused"
+	CodePortUnverified     = "port-unverified"
 )
 
 var _ = catalogue([]Entry{
@@ -59,6 +60,9 @@ var _ = catalogue([]Entry{
 		Example: "22/tcp (ssh) reaches this host only because it is the router's default host",
 		Fix:     "`natdoctor add 22`, then turn the default host off",
 		After:   []string{CodeThisHostDefault}},
+	{Code: CodePortUnverified, Severity: SevWarning,
+		Example: "25565/tcp (minecraft) accepts from outside, but the service says nothing, so natdoctor cannot tell which machine accepted",
+		Fix:     "map it to this host, or connect one real client from outside"},
 	{Code: CodeUDPUnverified, Severity: SevWarning,
 		Example: "51820/udp (wireguard): mapped to this host, but the service answers no stranger, so the way in is not verified",
 		Fix:     "connect a real client from outside once"},
@@ -171,6 +175,20 @@ func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
 		return b.noOutside(p, where)
 	}
 	switch {
+	case silentTCP(p) && where == "elsewhere":
+		b.mappedElsewhere(p)
+		return PortUnreachable, "mapped to another machine"
+	case silentTCP(p) && where != "here":
+		// A TCP service that says nothing first (a game server) accepted
+		// from outside: which machine accepted, nothing tells.
+		b.add(Finding{Code: CodePortUnverified, Severity: SevWarning,
+			Summary:  fmt.Sprintf("%s accepts from outside, but the service says nothing, so natdoctor cannot tell which machine accepted", p),
+			Evidence: b.evidence(p),
+			Explanation: "The server's port and the port from outside both accept and stay silent. That is this server when the router maps the port here, " +
+				"but the router's mapping of it is not known to be this host (" + where + ").",
+			Fix: fmt.Sprintf("Map it to this host (natdoctor add %s) and check again, or connect one real client from outside.", portArg(p)),
+		})
+		return PortUnverified, "accepts from outside; the silent service cannot be told apart from another machine's"
 	case out.Outcome == probe.ThisHost || out.Reached() && probe.Same(p.Inside, *out):
 		if where != "here" && b.thisHostIsDefault() {
 			b.add(Finding{Code: CodePortViaDefaultHost, Severity: SevWarning,
@@ -403,4 +421,14 @@ func IPv6FirewallFindings(enabled, pinholesAllowed bool, host string) []Finding 
 		onBuild(&Report{Findings: fs})
 	}
 	return fs
+}
+
+// silentTCP: a TCP port whose service accepted on the LAN and from
+// outside and said nothing either time: nothing tells two such servers
+// apart.
+func silentTCP(p *PortObservation) bool {
+	out := p.Outside
+	return p.Transport == service.TCP && !p.Canary && p.Inside.Outcome == probe.Answered && out != nil && out.Outcome == probe.Answered &&
+		p.Inside.Banner == "" && out.Banner == "" && p.Inside.TLS == nil && out.TLS == nil && p.Inside.HostKey == "" && out.HostKey == "" &&
+		len(p.Inside.Headers) == 0 && len(out.Headers) == 0
 }
