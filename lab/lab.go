@@ -11,7 +11,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -131,7 +130,7 @@ type Lab struct {
 	t        testing.TB
 	mu       sync.Mutex
 	upnpd    *exec.Cmd
-	upnpdLog *bytes.Buffer
+	upnpdLog *lockedBuffer
 	// httpPort is miniupnpd's HTTP port: UPnPHTTPPort until a restart
 	// on another one (RestartRouterDaemonOn).
 	httpPort int
@@ -491,7 +490,7 @@ func (l *Lab) StartRouterDaemon() {
 	if err := os.WriteFile(conf, []byte(l.upnpdConfig()), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
-	var log bytes.Buffer
+	var log lockedBuffer
 	cmd := exec.Command("ip", "netns", "exec", l.Router.NS, "miniupnpd", "-d", "-f", conf, "-P", filepath.Join(l.Dir, "miniupnpd.pid"))
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -619,7 +618,7 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 			"-subj", "/CN=natdoctor-lab", "-keyout", key, "-out", cert)
 		args = append(args, "-Y", strconv.Itoa(l.Opts.FTPTLS), "-2", cert+","+key)
 	}
-	var log bytes.Buffer
+	var log lockedBuffer
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

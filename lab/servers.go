@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,7 +90,7 @@ func (l *Lab) writeServerFile(name, content string) string {
 // runServer starts a server process inside the server host.
 func (l *Lab) runServer(name string, args ...string) {
 	l.t.Helper()
-	var log bytes.Buffer
+	var log lockedBuffer
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.Server.NS, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

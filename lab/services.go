@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -123,7 +124,7 @@ func (l *Lab) SSHFingerprint(h *Host) string {
 // on want (proto:port).
 func (l *Lab) runOn(h *Host, want, name string, args ...string) {
 	l.t.Helper()
-	var log bytes.Buffer
+	var log lockedBuffer // written by the process's copier while a failed test reads it
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Dir = filepath.Join(l.Dir, "svc-"+h.Name)
@@ -230,4 +231,22 @@ func (l *Lab) ReachHTTP6(t testing.TB, addr netip.Addr, port int, want *Host) Se
 	url := fmt.Sprintf("http://[%s]:%d/", addr, port)
 	out, _ := l.Outside.Run("curl", "-6", "-s", "-m", fmt.Sprint(serviceTimeout), "--noproxy", "*", url)
 	return ServiceClient{Client: "curl -6 " + url, Output: firstLine(out, ""), OK: strings.Contains(out, "natdoctor lab "+want.Name)}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -175,10 +175,10 @@ func (b *portsBuilder) judgePort(p *PortObservation) (status, summary string) {
 		return b.noOutside(p, where)
 	}
 	switch {
-	case silentTCP(p) && where == "elsewhere":
+	case silentTCP(p) && where == "elsewhere" && b.po.Family != "ipv6":
 		b.mappedElsewhere(p)
 		return PortUnreachable, "mapped to another machine"
-	case silentTCP(p) && where != "here":
+	case silentTCP(p) && where != "here" && b.po.Family != "ipv6": // over IPv6 the answer came from the server's own address
 		// A TCP service that says nothing first (a game server) accepted
 		// from outside: which machine accepted, nothing tells.
 		b.add(Finding{Code: CodePortUnverified, Severity: SevWarning,
