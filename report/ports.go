@@ -80,10 +80,8 @@ func (p *PortObservation) listening() check.Fact {
 		return check.No
 	case p.Inside.Outcome == probe.Answered:
 		return check.Yes
-	case p.Transport == service.UDP && p.Inside.Outcome == probe.Silent:
-		return check.Unknown
 	}
-	return check.Unknown
+	return check.Unknown // a silent UDP port of another host, or an error
 }
 
 // PortReport is one port's verdict.

@@ -222,6 +222,3 @@ func leaseText(d time.Duration) string {
 	}
 	return d.String()
 }
-
-// netipZero is the zero address, for requests whose target is filled in later.
-var netipZero netip.Addr

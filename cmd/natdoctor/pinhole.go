@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/natdoctor/natdoctor/nat"
@@ -28,7 +29,7 @@ type pinholeStep struct {
 // pinholePorts are the protocol and port of each request: a pinhole opens
 // the server's own port, so EXTERNAL:INTERNAL makes no sense.
 func pinholePorts(f *mapFlags, pairs []nat.PortPair) ([]nat.Request, error) {
-	reqs := f.requests(pairs, netipZero, 0, "")
+	reqs := f.requests(pairs, netip.Addr{}, 0, "") // the target is this host, known once the router is
 	for _, r := range reqs {
 		if r.ExternalPort != r.InternalPort {
 			return nil, usageErrorf("--ipv6: %d:%d: a pinhole opens the server's own port; give PORT, not EXTERNAL:INTERNAL", r.ExternalPort, r.InternalPort)

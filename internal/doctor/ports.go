@@ -310,7 +310,7 @@ func fromOutside(ctx context.Context, o *PortsOptions, obs *report.PortsObservat
 				fail(err)
 				a := probe.Answer{Outcome: probe.Broken, Detail: err.Error()}
 				var re *reflector.RelayError
-				if asRelayError(err, &re) {
+				if errors.As(err, &re) {
 					a = probe.OutsideTCP(re.Reason, "")
 				}
 				p.Outside = &a
@@ -397,8 +397,6 @@ func askRouterAnswers(ctx context.Context, o *PortsOptions, obs *report.PortsObs
 	}
 	wg.Wait()
 }
-
-func asRelayError(err error, target **reflector.RelayError) bool { return errors.As(err, target) }
 
 // localTowards is this host's address toward the reflector's, from the
 // routing table (a UDP socket that is connected, and sends nothing).
