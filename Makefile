@@ -101,5 +101,5 @@ clean:
 
 # The verdict matrix (root): real clients against natdoctor's verdict, per scenario.
 verdicts: lab-deps
-	NATDOCTOR_VERDICTS=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 30m -v -run '^TestLab(Check)?Verdicts$$' ./cmd/natdoctor \
+	NATDOCTOR_VERDICTS=1 NATDOCTOR_LAB=1 $(GO) test -count=1 -timeout 30m -v -run '^TestLab(Check|IPv6)?Verdicts$$' ./cmd/natdoctor \
 		| grep -v -E '^ *(=== (RUN|PAUSE|CONT)|--- PASS|PASS$$|ok )'

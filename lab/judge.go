@@ -2,9 +2,12 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -100,6 +103,9 @@ func (j Judgement) String() string {
 type JudgeOptions struct {
 	Port     int // external control port; 0: 21
 	Listings int // per lenient client; 0: 24 (strict clients do half)
+	// IPv6 connects to the server's global IPv6 address (Server6): the
+	// clients then use EPSV, as every client does over IPv6.
+	IPv6 bool
 }
 
 // Judge runs lftp (strict and lenient), curl and Python's ftplib (lenient
@@ -114,6 +120,19 @@ func (l *Lab) Judge(t testing.TB, o JudgeOptions) Judgement {
 	}
 	strictN := max(o.Listings/2, 1)
 	host := l.WAN().String()
+	if o.IPv6 {
+		// Over IPv6 an EPSV reply carries no address: strict and lenient
+		// clients behave alike, so each client runs once, the three at
+		// once (a dropped port costs each client its timeouts).
+		host = Server6.String()
+		runs := make([]ClientRun, 3)
+		var wg sync.WaitGroup
+		wg.Go(func() { runs[0] = l.judgeLftpCovering(t, host, o.Port, o.Listings) })
+		wg.Go(func() { runs[1] = l.judgeCurl(t, host, o.Port, max(o.Listings/4, 1)) })
+		wg.Go(func() { runs[2] = l.judgeFtplib(t, host, o.Port, true, o.Listings) })
+		wg.Wait()
+		return Judgement{Runs: runs}
+	}
 	return Judgement{Runs: []ClientRun{
 		l.judgeLftpCovering(t, host, o.Port, o.Listings),
 		l.judgeCurl(t, host, o.Port, max(o.Listings/4, 1)),
@@ -167,6 +186,9 @@ func (l *Lab) judgeLftpCovering(t testing.TB, host string, port int, n int) Clie
 // pasvRE matches a PASV reply's port bytes in lftp's debug output.
 var pasvRE = regexp.MustCompile(`227 Entering Passive Mode \(\d+,\d+,\d+,\d+,(\d+),(\d+)\)`)
 
+// epsvRE matches an EPSV reply's port in lftp's debug output (RFC 2428).
+var epsvRE = regexp.MustCompile(`229 [^(]*\(\|\|\|(\d+)\|\)`)
+
 // judgeLftp lists n times in one lftp session, with its debug output, in
 // which every data connection and every silent reconnect shows.
 func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int) ClientRun {
@@ -194,6 +216,10 @@ func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int
 		lo, _ := strconv.Atoi(m[2])
 		r.Ports[hi*256+lo] = true
 	}
+	for _, m := range epsvRE.FindAllStringSubmatch(out, -1) {
+		p, _ := strconv.Atoi(m[1])
+		r.Ports[p] = true
+	}
 	if !r.LoggedIn {
 		r.Note = firstLine(out, "<--- 5", "<--- 4", "**** ")
 	} else if r.DataFailures > 0 || r.Listed < n {
@@ -207,10 +233,15 @@ func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int
 func (l *Lab) judgeCurl(t testing.TB, host string, port int, n int) ClientRun {
 	t.Helper()
 	r := ClientRun{Client: "curl (lenient)", Lenient: true, Listings: n}
-	url := fmt.Sprintf("ftp://%s:%d/", host, port)
+	url := fmt.Sprintf("ftp://%s/", net.JoinHostPort(host, strconv.Itoa(port)))
+	args := []string{"-sS", "--disable-epsv", "--connect-timeout", clientTimeout, "--max-time", "60", "-u", "", url}
+	if strings.Contains(host, ":") {
+		args = slices.Delete(args, 1, 2) // over IPv6 only EPSV can work
+	}
 	user, pw := l.Login()
+	args[len(args)-2] = user + ":" + pw
 	for i := 0; i < n; i++ {
-		out, err := l.Outside.Run("curl", "-sS", "--disable-epsv", "--connect-timeout", clientTimeout, "--max-time", "60", "-u", user+":"+pw, url)
+		out, err := l.Outside.Run("curl", args...)
 		switch {
 		case err == nil && strings.Contains(out, "file1.txt"):
 			r.LoggedIn = true

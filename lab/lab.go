@@ -106,8 +106,13 @@ type Options struct {
 	// IPv6 gives every link an IPv6 prefix too; the router forwards IPv6
 	// and its firewall drops inbound connections unless OpenIPv6 opens
 	// them (pinholes made by hand in the router, as users do).
-	IPv6     bool
-	OpenIPv6 []string // "tcp:22", "udp:51820": inbound IPv6 to the server allowed
+	IPv6 bool
+	// OpenIPv6 allows inbound IPv6 to the server: "tcp:22", "udp:51820",
+	// or "all" (a router whose IPv6 firewall is off).
+	OpenIPv6 []string
+	// ServerIPv4Only keeps the server's FTP server on its IPv4 address
+	// with IPv6 (else it listens on every address of the host).
+	ServerIPv4Only bool
 }
 
 // ReverseDNSDelay is how long the server's resolver waits with
@@ -401,6 +406,10 @@ func (l *Lab) loadRules() {
 	l.nft(rules)
 	l.SetDefaultHost(l.Opts.DefaultHost || l.Opts.DefaultHostIsServer)
 	for _, o := range l.Opts.OpenIPv6 {
+		if o == "all" {
+			l.nft(fmt.Sprintf("add rule inet filter pinholes iifname \"wan\" ip6 daddr %s accept\n", Server6))
+			continue
+		}
 		proto, port, _ := strings.Cut(o, ":")
 		l.nft(fmt.Sprintf("add rule inet filter pinholes iifname \"wan\" ip6 daddr %s %s dport %s accept\n", Server6, proto, port))
 	}
@@ -600,6 +609,9 @@ func (l *Lab) startFTP(h *Host, addr netip.Addr, fortune string, withUser bool) 
 		"-F", filepath.Join(base, "fortune"),
 		"-g", filepath.Join(base, "pure-ftpd.pid"),
 		"-S", addr.String() + ",21"}
+	if l.Opts.IPv6 && h == l.Server && !l.Opts.ServerIPv4Only {
+		args[len(args)-1] = ",21" // every address: IPv4 and IPv6
+	}
 	if l.Opts.ReverseDNS && h == l.Server {
 		l.deadDNS(h)
 	} else {

@@ -92,11 +92,19 @@ func OpenPinholer(ctx context.Context, cfg Config, d *Discovery, gw6 netip.Addr)
 		host += "%25" + z
 	}
 	u := &url.URL{Scheme: "http", Host: "[" + host + "]:" + loc.Port(), Path: cu.Path, RawQuery: cu.RawQuery}
-	local, err := localGlobal6(gw6)
+	local, err := LocalGlobal6(gw6)
 	if err != nil {
 		return nil, err
 	}
-	sc := goupnp.ServiceClient{SOAPClient: soapClient(u, cfg.HTTPClient)}
+	hc := cfg.HTTPClient
+	if stable, _ := StableAddr6(local); stable != local {
+		// The route's source is a privacy address: a pinhole for it
+		// would close when it changes. The router opens pinholes only for
+		// the caller's address, so ask from the stable one.
+		local = stable
+		hc = newHTTPClient(DefaultHTTPTimeout, local)
+	}
+	sc := goupnp.ServiceClient{SOAPClient: soapClient(u, hc)}
 	ph := &Pinholer{fw: &internetgateway2.WANIPv6FirewallControl1{ServiceClient: sc}, Local: local, ControlURL: u.String()}
 	key := cfg.PCPKey
 	if key == nil {
@@ -184,10 +192,10 @@ func parseIPv6Route(r io.Reader) (netip.Addr, error) {
 	return netip.Addr{}, errors.New("no IPv6 default route: this host has no IPv6 internet access")
 }
 
-// localGlobal6 is this host's global IPv6 address toward gw6: the route's
+// LocalGlobal6 is this host's global IPv6 address toward gw6: the route's
 // source, or, toward a link-local router, the first global address of the
 // interface.
-func localGlobal6(gw6 netip.Addr) (netip.Addr, error) {
+func LocalGlobal6(gw6 netip.Addr) (netip.Addr, error) {
 	if gw6.Zone() == "" {
 		c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw6, 9)))
 		if err != nil {

@@ -110,9 +110,19 @@ func (b *cappedBody) Close() error { return b.rc.Close() }
 // no redirects, keep-alive, a timeout per request and caps on headers and
 // bodies (goupnp has none: a 200 MB reply would cost gigabytes).
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	return newHTTPClient(timeout, netip.Addr{})
+}
+
+// newHTTPClient is NewHTTPClient sending from local (zero: the route's
+// source).
+func newHTTPClient(timeout time.Duration, local netip.Addr) *http.Client {
+	d := &net.Dialer{Timeout: timeout}
+	if local.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
 	tr := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: timeout}).DialContext,
+		DialContext:            d.DialContext,
 		MaxResponseHeaderBytes: maxHTTPHeader,
 		ResponseHeaderTimeout:  timeout,
 		MaxIdleConnsPerHost:    upnpMaxIdlePerHost,

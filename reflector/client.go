@@ -43,6 +43,28 @@ func NewClient(base, token string) (*Client, error) {
 	}}, nil
 }
 
+// Over returns a copy of c that connects over network only, "tcp4" or
+// "tcp6" (a name with A and AAAA records must not switch families between
+// requests), and from local when it is valid: the reflector dials back
+// the address a request comes from, so that must be the address checked
+// (a stable IPv6 address, not a privacy one the routing table prefers).
+func (c *Client) Over(network string, local netip.Addr) *Client {
+	d := &net.Dialer{}
+	if local.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) }
+	cp := *c
+	hc := *c.HTTP
+	if tr, ok := c.HTTP.Transport.(*http.Transport); ok {
+		tr = tr.Clone()
+		tr.DialContext = dial
+		hc.Transport = tr
+	}
+	cp.HTTP, cp.Dial = &hc, dial
+	return &cp
+}
+
 func (c *Client) url(path string) string { return c.Base.JoinPath(path).String() }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {

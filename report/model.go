@@ -86,7 +86,9 @@ type Observations struct {
 	Hairpin          *probe.FTPResult     `json:"hairpin,omitempty"`
 	HairpinStatus    probe.Status         `json:"hairpin_status,omitempty"`
 	Credentials      bool                 `json:"credentials_given"`
-	Elapsed          time.Duration        `json:"elapsed_ns"`
+	// IPv6 are the checks over IPv6 (diagnose --ipv6).
+	IPv6    *IPv6Observations `json:"ipv6,omitempty"`
+	Elapsed time.Duration     `json:"elapsed_ns"`
 }
 
 // MarshalJSON writes the observations as natdoctor.diagnose/v1 has them:
@@ -131,12 +133,14 @@ type Unchecked struct {
 
 // Report is the outcome of diagnose.
 type Report struct {
-	Schema     string    `json:"schema"`
-	Verdict    string    `json:"verdict"`
-	Healthy    bool      `json:"healthy"`
-	Findings   []Finding `json:"findings"`
-	Path       []Hop     `json:"path"`
-	NotChecked []string  `json:"not_checked"`
+	Schema  string `json:"schema"`
+	Verdict string `json:"verdict"`
+	Healthy bool   `json:"healthy"`
+	// Families is the verdict per address family, when IPv6 was checked.
+	Families   []FamilyVerdict `json:"families,omitempty"`
+	Findings   []Finding       `json:"findings"`
+	Path       []Hop           `json:"path"`
+	NotChecked []string        `json:"not_checked"`
 	// Unchecked holds the same items typed: which check, and why.
 	Unchecked    []Unchecked   `json:"not_checked_items"`
 	Observations *Observations `json:"observations"`

@@ -53,6 +53,15 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	c := colorizer(color)
 	var b strings.Builder
 	writeVerdict(&b, r.Verdict, r.Healthy, c)
+	if len(r.Families) > 0 {
+		b.WriteString("By address family:\n")
+		for _, f := range r.Families {
+			mark := familyMark(f.Status)
+			col := map[string]string{"✓": green, "✗": red, "-": dim}[mark]
+			fmt.Fprintf(&b, "  %s %-5s %s\n", c(col, mark), strings.Replace(f.Family, "ipv", "IPv", 1), f.Summary)
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("Path of a connection from outside:\n")
 	for _, h := range r.Path {
 		mark := statusMark(string(h.Status))
@@ -63,6 +72,18 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	writeNotChecked(&b, r.NotChecked)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// familyMark is a family verdict's mark: reachable ✓, not checked -,
+// else ✗.
+func familyMark(status string) string {
+	switch status {
+	case "reachable":
+		return "✓"
+	case "not-checked":
+		return "-"
+	}
+	return "✗"
 }
 
 // colorizer wraps text in an ANSI colour when color is set.
@@ -125,6 +146,13 @@ func WriteFindings(w io.Writer, fs []Finding) error {
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## natdoctor diagnose\n\n**Verdict:** %s\n\n", mdEscape(r.Verdict))
+	if len(r.Families) > 0 {
+		b.WriteString("### By address family\n\n| | family | verdict |\n|---|---|---|\n")
+		for _, f := range r.Families {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", familyMark(f.Status), f.Family, mdCell(f.Summary))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("### Path of a connection from outside\n\n| | hop | detail |\n|---|---|---|\n")
 	for _, h := range r.Path {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", statusMark(string(h.Status)), mdCell(h.Name), mdCell(h.Detail))

@@ -36,6 +36,8 @@ func Build(o *Observations) *Report {
 	if !b.hasErrors() && !verified(o) {
 		b.add(notVerified(o))
 	}
+	ipv4 := slices.Clone(b.findings)
+	b.ipv6()
 	r.Findings = b.findings
 	r.NotChecked = append(r.NotChecked, b.notChecked...)
 	r.Unchecked = append([]Unchecked{}, b.unchecked...)
@@ -43,6 +45,10 @@ func Build(o *Observations) *Report {
 	r.Path = path(o)
 	r.Healthy = !r.HasErrors()
 	r.Verdict = verdict(r)
+	if o.IPv6 != nil {
+		r.Families = families(r, ipv4)
+		r.Verdict = familiesVerdict(r.Families)
+	}
 	if onBuild != nil {
 		onBuild(r)
 	}

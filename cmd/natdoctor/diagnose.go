@@ -26,8 +26,10 @@ type diagnoseOptions struct {
 	publicPort   uint16
 	pasv         string
 	ftpConfig    string
-	reflector    string
+	reflectors   []string
 	reflTokenEnv string
+	ipv6         bool
+	server6      string
 	format       string
 	creds        credFlags
 
@@ -49,6 +51,13 @@ with --reflector, the view from outside: whether port 21 from the internet
 reaches this server (and not the router's default host), whether every
 passive port carries a connection, and whether this host is the default host.
 
+With --ipv6 the server is checked over IPv6 too, at this host's stable global
+IPv6 address (never a temporary, privacy one): the walk on the LAN (EPSV) and,
+through a reflector's IPv6 address, from outside. The router does not
+translate IPv6, it filters; the verdict is then given per address family.
+Give --reflector twice, an IPv4 and an IPv6 URL, or once with a name that has
+both addresses.
+
 Prints a verdict, the path a connection from outside takes (each hop passed,
 failed or not checked), then the findings with their fixes. Checks that
 could not run are listed as not checked, never as passed.
@@ -60,7 +69,8 @@ Finding codes (README explains each):
 ` + wrapWords(strings.Join(report.Codes(), ", "), 78) + `.`,
 		Example: `  natdoctor diagnose --pasv 42000-42010
   FTP_PW=... natdoctor diagnose --reflector http://vps.example.org:8021 --user alice --password-env FTP_PW
-  natdoctor diagnose --ftp-config /etc/pure-ftpd/conf --format markdown`,
+  natdoctor diagnose --ftp-config /etc/pure-ftpd/conf --format markdown
+  natdoctor diagnose --ipv6 --reflector http://203.0.113.7:8021 --reflector http://[2001:db8::7]:8021`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.parse(); err != nil {
@@ -84,7 +94,9 @@ Finding codes (README explains each):
 	f.Uint16Var(&o.publicPort, "public-port", 0, "the control `PORT` clients use from outside, when the router maps another one to --ftp-port (e.g. 2121)")
 	f.StringVar(&o.pasv, "pasv", "", "the server's passive `RANGE`, e.g. 42000-42010")
 	f.StringVar(&o.ftpConfig, "ftp-config", "", "read the passive range and limits from this server configuration `PATH` (default: detect)")
-	f.StringVar(&o.reflector, "reflector", "", "`URL` of a natdoctor reflector outside the network")
+	f.StringArrayVar(&o.reflectors, "reflector", nil, "`URL` of a natdoctor reflector outside the network (twice with --ipv6: its IPv4 and its IPv6 URL)")
+	f.BoolVar(&o.ipv6, "ipv6", false, "check over IPv6 too, and give the verdict per address family")
+	f.StringVar(&o.server6, "server6", "", "the FTP server's global IPv6 `ADDRESS` (with --ipv6; default: this host's stable one)")
 	f.StringVar(&o.reflTokenEnv, "reflector-token-env", "", "the reflector's token is in environment variable `VAR`")
 	f.StringVar(&o.format, "format", "text", "output format `text|json|markdown`")
 	o.creds.register(f)
@@ -113,7 +125,7 @@ func (o *diagnoseOptions) parse() error {
 	if o.server != "" {
 		a, err := netip.ParseAddr(o.server)
 		if err != nil || !a.Is4() {
-			return usageErrorf("--server %q is not an IPv4 address", o.server)
+			return usageErrorf("--server %q is not an IPv4 address (an IPv6 one goes in --server6, with --ipv6)", o.server)
 		}
 		opts.Server = a
 	}
@@ -131,13 +143,23 @@ func (o *diagnoseOptions) parse() error {
 		}
 		opts.Config = c
 	}
-	if o.reflector != "" {
-		rc, err := reflectorClient(o.reflector, o.reflTokenEnv)
-		if err != nil {
-			return err
-		}
-		opts.Reflector = rc
+	if err := o.parseReflectors(&opts); err != nil {
+		return err
 	}
+	if o.server6 != "" {
+		if !o.ipv6 {
+			return usageErrorf("--server6 needs --ipv6")
+		}
+		a, err := netip.ParseAddr(o.server6)
+		switch {
+		case err != nil || !a.Is6() || a.Is4In6():
+			return usageErrorf("--server6 %q is not an IPv6 address", o.server6)
+		case a.IsLinkLocalUnicast() || a.Zone() != "":
+			return usageErrorf("--server6 %s is a link-local address: give the server's global IPv6 address, the one clients use", o.server6)
+		}
+		opts.Server6 = a
+	}
+	opts.IPv6 = o.ipv6
 	mode, err := o.creds.tlsMode()
 	if err != nil {
 		return err
@@ -148,6 +170,43 @@ func (o *diagnoseOptions) parse() error {
 	}
 	opts.FTP = probe.FTPOptions{User: o.creds.user, Password: pw, Anonymous: o.creds.anonymous, TLS: mode}
 	o.check = opts
+	return nil
+}
+
+// parseReflectors sorts the --reflector URLs by family: an address
+// literal is used for its family, a name for IPv4 and, with --ipv6, for
+// IPv6 too (each client held to its family).
+func (o *diagnoseOptions) parseReflectors(opts *doctor.Options) error {
+	if len(o.reflectors) > 2 {
+		return usageErrorf("--reflector given %d times: give at most an IPv4 and an IPv6 URL", len(o.reflectors))
+	}
+	for _, u := range o.reflectors {
+		rc, err := reflectorClient(u, o.reflTokenEnv)
+		if err != nil {
+			return err
+		}
+		a, err := netip.ParseAddr(strings.Trim(rc.Base.Hostname(), "[]"))
+		literal := err == nil
+		v6 := literal && a.Is6() && !a.Is4In6()
+		switch {
+		case v6 && !o.ipv6:
+			return usageErrorf("--reflector %s is an IPv6 address: add --ipv6, or give the reflector's IPv4 URL", u)
+		case v6 && opts.Reflector6 != nil, !v6 && literal && opts.Reflector != nil:
+			return usageErrorf("--reflector: two URLs of one address family; give an IPv4 and an IPv6 one")
+		case v6:
+			opts.Reflector6 = rc
+		case literal:
+			opts.Reflector = rc
+		default: // a name
+			if len(o.reflectors) > 1 {
+				return usageErrorf("--reflector %s is a name: give it once (it is used for both families), or give two address URLs", u)
+			}
+			opts.Reflector = rc.Over("tcp4", netip.Addr{})
+			if o.ipv6 {
+				opts.Reflector6 = rc.Over("tcp6", netip.Addr{})
+			}
+		}
+	}
 	return nil
 }
 

@@ -105,6 +105,39 @@ func TestDiagnoseParses(t *testing.T) {
 	}
 }
 
+// TestDiagnoseIPv6Parses: --reflector twice sorts the URLs by family, a
+// name serves both, and IPv6 input without --ipv6 (or not IPv6) is a
+// usage error before anything is sent.
+func TestDiagnoseIPv6Parses(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdDiagnose, "diagnose", "--ipv6", "--reflector", "http://[2001:db8:1::2]:8021",
+		"--reflector", "http://192.0.2.9:8021", "--server6", "2001:db8:2::2")
+	if code != exitOK || o == nil {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if c := o.check; !c.IPv6 || c.Reflector == nil || c.Reflector.Base.Host != "192.0.2.9:8021" || c.Reflector6 == nil ||
+		c.Reflector6.Base.Host != "[2001:db8:1::2]:8021" || c.Server6 != netip.MustParseAddr("2001:db8:2::2") {
+		t.Errorf("parsed %+v", c)
+	}
+	o, code, _ = parsed(t, newCmdDiagnose, "diagnose", "--ipv6", "--reflector", "http://reflector.example:8021")
+	if code != exitOK || o.check.Reflector == nil || o.check.Reflector6 == nil {
+		t.Errorf("a name: exit %d, %+v", code, o)
+	}
+	for _, bad := range [][]string{
+		{"diagnose", "--reflector", "http://[2001:db8:1::2]:8021"}, // IPv6 without --ipv6
+		{"diagnose", "--server6", "2001:db8:2::2"},
+		{"diagnose", "--ipv6", "--server6", "10.0.1.2"},
+		{"diagnose", "--ipv6", "--server6", "fe80::2%eth0"},
+		{"diagnose", "--ipv6", "--server6", "fe80::2"},
+		{"diagnose", "--ipv6", "--reflector", "http://192.0.2.9:8021", "--reflector", "http://192.0.2.10:8021"},
+		{"diagnose", "--ipv6", "--reflector", "http://a.example", "--reflector", "http://[2001:db8::1]"},
+		{"diagnose", "--ipv6", "--reflector", "http://a", "--reflector", "http://b", "--reflector", "http://c"},
+	} {
+		if o, code, _ := parsed(t, newCmdDiagnose, bad...); code != exitUsage || o != nil {
+			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
+		}
+	}
+}
+
 func TestOtherCommandsParse(t *testing.T) {
 	if o, code, _ := parsed(t, newCmdList, "list", "--page-size", "25"); code != exitOK || o == nil || o.page != 25 {
 		t.Errorf("list: exit %d %+v", code, o)

@@ -58,6 +58,12 @@ type Options struct {
 	DetectConfig func() *probe.FTPConfig
 	FTP          probe.FTPOptions
 	Reflector    *reflector.Client
+	// IPv6 checks the server over IPv6 too, from outside through
+	// Reflector6 (nil: on the LAN only), at Server6 (zero: this host's
+	// stable global IPv6 address).
+	IPv6       bool
+	Reflector6 *reflector.Client
+	Server6    netip.Addr
 	// Progress, when set, is told what is being checked.
 	Progress func(step string)
 }
@@ -82,6 +88,9 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	r.obs.Server = cmp.Or(o.Server, r.local)
 	discovered := r.discover(addrErr)
 	if !r.obs.Server.IsValid() {
+		if o.IPv6 {
+			r.gatherIPv6() // a host with IPv6 only (DS-Lite) still has a server to check
+		}
 		<-discovered
 		return r.obs
 	}
@@ -91,7 +100,12 @@ func Gather(ctx context.Context, o Options) *report.Observations {
 	} else {
 		r.walkOnTheLAN(discovered)
 	}
+	var wg sync.WaitGroup
+	if o.IPv6 {
+		wg.Go(r.gatherIPv6)
+	}
 	r.lookupRest()
+	wg.Wait()
 	return r.obs
 }
 

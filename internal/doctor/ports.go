@@ -62,6 +62,10 @@ func GatherPorts(ctx context.Context, o PortsOptions) *report.PortsObservations 
 	if o.IPv6 {
 		obs.Family = "ipv6"
 		local, addrErr = localTowards(o.Reflector)
+		if addrErr == nil {
+			local, _ = nat.StableAddr6(local)
+			o.Reflector = o.Reflector.Over("tcp6", local) // dial-backs come to the address checked
+		}
 	} else {
 		addrErr = o.NAT.ResolveAddrs()
 		local = o.NAT.Local
