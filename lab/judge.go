@@ -209,7 +209,7 @@ func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int
 	r := ClientRun{Client: modeName("lftp", lenient), Lenient: lenient, Listings: n}
 	r.LoggedIn = strings.Contains(out, "<--- 230")
 	r.Listed = strings.Count(out, "file1.txt")
-	r.DataFailures = strings.Count(out, "Closing aborted data socket")
+	r.DataFailures = strings.Count(out, "Closing aborted data socket") + dataTimeouts(out)
 	r.Ports = map[int]bool{}
 	for _, m := range pasvRE.FindAllStringSubmatch(out, -1) {
 		hi, _ := strconv.Atoi(m[1])
@@ -226,6 +226,24 @@ func (l *Lab) judgeLftp(t testing.TB, host string, port int, lenient bool, n int
 		r.Note = firstLine(out, "**** ")
 	}
 	return r
+}
+
+// dataTimeouts counts the data connections lftp gave up on and retried
+// in a new session ("**** Timeout - reconnecting" right after "Connecting
+// data socket"): over EPSV that is all it says of a dropped passive port.
+func dataTimeouts(out string) int {
+	n, prev := 0, ""
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.Contains(line, "Timeout - reconnecting") && strings.Contains(prev, "Connecting data socket") {
+			n++
+		}
+		prev = line
+	}
+	return n
 }
 
 // judgeCurl lists n times, one curl process each (curl skips a PASV

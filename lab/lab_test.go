@@ -79,3 +79,19 @@ func TestLabDefaultHostCapturesLogin(t *testing.T) {
 		t.Fatalf("after turning the default host off, lftp fails: %v\n%s", err, out)
 	}
 }
+
+// TestDataTimeouts: lftp's silent retry of a dropped EPSV data connection
+// is a failure; a control connection's timeout is not a data failure.
+func TestDataTimeouts(t *testing.T) {
+	out := `---> EPSV
+<--- 229 Extended Passive mode OK (|||42005|)
+---- Connecting data socket to (2001:db8:2::2) port 42005
+**** Timeout - reconnecting
+---- Closing data socket
+---- Connecting to 2001:db8:2::2 (2001:db8:2::2) port 21
+**** Timeout - reconnecting
+`
+	if n := dataTimeouts(out); n != 1 {
+		t.Errorf("dataTimeouts = %d, want 1", n)
+	}
+}

@@ -22,7 +22,9 @@ type ipv6Row struct {
 	// cause6 is the IPv6 finding that names what is wrong ("" when IPv6
 	// works); warns are findings that must be there as well.
 	cause6 string
-	warns  []string
+	// says6 is text the cause's summary must contain (the port it names).
+	says6 string
+	warns []string
 	// v4Class: the lab's outside host sits in the carrier's network with
 	// Options.CGNAT, so IPv4 clients there are no witness; natdoctor is
 	// held to the address class (status "impossible") instead.
@@ -47,6 +49,14 @@ var ipv6Rows = []ipv6Row{
 		setup: func(t *testing.T, l *lab.Lab) { mapAllUPnP(t, l); addPinholes(t, l) }},
 	{name: "IPv6: no pinholes, the router's IPv6 firewall drops inbound", opts: lab.Options{IPv6: true, NoOtherFTP: true},
 		setup: mapAllUPnP, cause6: report.CodeIPv6ControlFiltered},
+	{name: "IPv6: one passive port's pinhole removed", opts: lab.Options{IPv6: true, NoOtherFTP: true},
+		setup: func(t *testing.T, l *lab.Lab) {
+			mapAllUPnP(t, l)
+			addPinholes(t, l)
+			if out, errOut, code := l.Server.Natdoctor(t, "remove", "--ipv6", "42005"); code != exitOK {
+				t.Fatalf("remove --ipv6 42005: exit %d\n%s%s", code, out, errOut)
+			}
+		}, cause6: report.CodeIPv6PassiveFiltered, says6: "TCP 42005"},
 	{name: "IPv6: pinholes for an old privacy address", opts: lab.Options{IPv6: true, NoOtherFTP: true},
 		setup: func(t *testing.T, l *lab.Lab) {
 			mapAllUPnP(t, l)
@@ -139,6 +149,11 @@ func checkIPv6Verdict(t *testing.T, row ipv6Row) {
 	}
 	if (v4Fails || v6Fails || row.v4Class) != (code == exitProblem) || (code != exitOK && code != exitProblem) {
 		problems = append(problems, fmt.Sprintf("exit %d with IPv4 clients failing=%v, IPv6 clients failing=%v", code, v4Fails || row.v4Class, v6Fails))
+	}
+	if row.says6 != "" && !slices.ContainsFunc(r.Findings, func(f report.Finding) bool {
+		return f.Code == row.cause6 && strings.Contains(f.Summary, row.says6)
+	}) {
+		problems = append(problems, fmt.Sprintf("%s does not say %q", row.cause6, row.says6))
 	}
 	for _, w := range row.warns {
 		if !slices.ContainsFunc(r.Findings, func(f report.Finding) bool { return f.Code == w }) {

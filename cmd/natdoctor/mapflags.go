@@ -130,7 +130,11 @@ func (f *mapFlags) parse(args []string) ([]nat.PortPair, netip.Addr, error) {
 		return nil, netip.Addr{}, usageErrorf("--ipv6 and --to: a router opens IPv6 pinholes only for the address that asks; run natdoctor on that host")
 	}
 	if f.to != "" {
-		if to, err = netip.ParseAddr(f.to); err != nil || !to.Is4() {
+		to, err = netip.ParseAddr(f.to)
+		switch {
+		case err == nil && to.Is6() && !to.Is4In6():
+			return nil, netip.Addr{}, usageErrorf("--to %s is an IPv6 address: over IPv6 the router opens pinholes, not mappings, and only for the host that asks; run natdoctor add --ipv6 on %s", f.to, f.to)
+		case err != nil || !to.Is4():
 			return nil, netip.Addr{}, usageErrorf("--to %q is not an IPv4 address", f.to)
 		}
 	}

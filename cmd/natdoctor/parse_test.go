@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,6 +136,17 @@ func TestDiagnoseIPv6Parses(t *testing.T) {
 		if o, code, _ := parsed(t, newCmdDiagnose, bad...); code != exitUsage || o != nil {
 			t.Errorf("%v: exit %d, ran %v", bad, code, o != nil)
 		}
+	}
+}
+
+// TestIPv6WhereIPv4IsMeant: an IPv6 address given to a flag that takes
+// IPv4 says what to do instead, and nothing runs.
+func TestIPv6WhereIPv4IsMeant(t *testing.T) {
+	if o, code, errOut := parsed(t, newCmdDiscover, "discover", "--gateway", "fe80::1%eth0"); code != exitUsage || o != nil || !strings.Contains(errOut, "IPv6 default route") {
+		t.Errorf("--gateway fe80::1%%eth0: exit %d: %s", code, errOut)
+	}
+	if o, code, errOut := parsed(t, newCmdAdd, "add", "21", "--to", "2001:db8::5"); code != exitUsage || o != nil || !strings.Contains(errOut, "add --ipv6 on 2001:db8::5") {
+		t.Errorf("--to 2001:db8::5: exit %d: %s", code, errOut)
 	}
 }
 

@@ -157,7 +157,10 @@ func (g *globalOptions) complete() error {
 	}
 	if g.gatewayFlag != "" {
 		addr, err := netip.ParseAddr(g.gatewayFlag)
-		if err != nil || !addr.Is4() {
+		switch {
+		case err == nil && addr.Is6() && !addr.Is4In6():
+			return usageErrorf("--gateway %s is an IPv6 address: give the router's IPv4 address (NAT-PMP, PCP and UPnP discovery run over IPv4; the router's IPv6 address comes from the IPv6 default route)", g.gatewayFlag)
+		case err != nil || !addr.Is4():
 			return usageErrorf("--gateway %q is not an IPv4 address", g.gatewayFlag)
 		}
 		g.Gateway = addr
