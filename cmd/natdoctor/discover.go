@@ -40,6 +40,9 @@ type discoverOutput struct {
 	// IPv6Firewall is the router's word on its IPv6 firewall, when this
 	// host has an IPv6 default route and the router a firewall service.
 	IPv6Firewall *ipv6Firewall `json:"ipv6_firewall,omitempty"`
+	// UPnPIPv6 is the SSDP search over IPv6, when this host has an IPv6
+	// default route.
+	UPnPIPv6 *upnpIPv6 `json:"upnp_ipv6,omitempty"`
 	// Findings are the router's, judged by diagnose's rules.
 	Findings []report.Finding `json:"findings"`
 }
@@ -51,6 +54,41 @@ type ipv6Firewall struct {
 	Host            string `json:"host,omitempty"`
 	ControlURL      string `json:"control_url,omitempty"`
 	Error           string `json:"error,omitempty"`
+}
+
+// upnpIPv6 is what an SSDP search over IPv6 found.
+type upnpIPv6 struct {
+	Router   string   `json:"router"` // the IPv6 default router asked
+	From     string   `json:"from,omitempty"`
+	Location string   `json:"location,omitempty"`
+	Server   string   `json:"server,omitempty"`
+	Ignored  []string `json:"ignored,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// ssdp6Timeout bounds the SSDP search over IPv6.
+const ssdp6Timeout = 1500 * time.Millisecond
+
+// searchIPv6 asks for the router's IGD over IPv6 (SSDP on [FF02::C] and
+// [FF05::C] and unicast to the IPv6 default router), after the IPv4
+// search, never at the same time. Nothing is asked without an IPv6
+// default route.
+func searchIPv6(ctx context.Context) *upnpIPv6 {
+	gw6, err := nat.DefaultGateway6()
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, ssdp6Timeout)
+	defer cancel()
+	out := &upnpIPv6{Router: gw6.String()}
+	r, ignored, err := nat.SearchIGD6(ctx, gw6)
+	out.Ignored = ignored
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	out.From, out.Location, out.Server = r.From.String(), r.Location.String(), r.Server
+	return out
 }
 
 // askIPv6Firewall asks the router's WANIPv6FirewallControl service, on the
@@ -121,6 +159,7 @@ func runDiscover(ctx context.Context, o *discoverOptions) error {
 	if out.IPv6Firewall = askIPv6Firewall(ctx, g, d); out.IPv6Firewall != nil && out.IPv6Firewall.Error == "" {
 		out.Findings = append(out.Findings, report.IPv6FirewallFindings(out.IPv6Firewall.Enabled, out.IPv6Firewall.PinholesAllowed, out.IPv6Firewall.Host)...)
 	}
+	out.UPnPIPv6 = searchIPv6(ctx)
 	if out.ExternalAddr.IsValid() {
 		out.ExternalClass = nat.ClassifyAddr(out.ExternalAddr)
 	} else if d.NoExternalAddr() {
@@ -184,6 +223,13 @@ func printDiscovery(w io.Writer, out discoverOutput) {
 			fmt.Fprintf(w, "IPv6 firewall  not known: %s\n", fw.Error)
 		default:
 			fmt.Fprintf(w, "IPv6 firewall  %s, pinholes %s (for %s, via %s)\n", onOff(fw.Enabled, "on", "off"), onOff(fw.PinholesAllowed, "allowed", "refused"), fw.Host, fw.ControlURL)
+		}
+	}
+	if u := out.UPnPIPv6; u != nil {
+		if u.Error != "" {
+			fmt.Fprintf(w, "UPnP over IPv6 no answer from %s: %s\n", u.Router, u.Error)
+		} else {
+			fmt.Fprintf(w, "UPnP over IPv6 answered from %s (Location %s)\n", u.From, u.Location)
 		}
 	}
 	if dev := d.UPnP.Device; dev != nil {
