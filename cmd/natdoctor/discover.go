@@ -73,8 +73,8 @@ const ssdp6Timeout = 1500 * time.Millisecond
 // [FF05::C] and unicast to the IPv6 default router), after the IPv4
 // search, never at the same time. Nothing is asked without an IPv6
 // default route.
-func searchIPv6(ctx context.Context) *upnpIPv6 {
-	gw6, err := nat.DefaultGateway6()
+func searchIPv6(ctx context.Context, g *globalOptions) *upnpIPv6 {
+	gw6, err := g.ipv6Router()
 	if err != nil {
 		return nil
 	}
@@ -98,7 +98,7 @@ func askIPv6Firewall(ctx context.Context, g *globalOptions, d *nat.Discovery) *i
 	if d.UPnP.Device == nil {
 		return nil
 	}
-	gw6, err := nat.DefaultGateway6()
+	gw6, err := g.ipv6Router()
 	if err != nil {
 		return nil
 	}
@@ -159,7 +159,7 @@ func runDiscover(ctx context.Context, o *discoverOptions) error {
 	if out.IPv6Firewall = askIPv6Firewall(ctx, g, d); out.IPv6Firewall != nil && out.IPv6Firewall.Error == "" {
 		out.Findings = append(out.Findings, report.IPv6FirewallFindings(out.IPv6Firewall.Enabled, out.IPv6Firewall.PinholesAllowed, out.IPv6Firewall.Host)...)
 	}
-	out.UPnPIPv6 = searchIPv6(ctx)
+	out.UPnPIPv6 = searchIPv6(ctx, g)
 	if out.ExternalAddr.IsValid() {
 		out.ExternalClass = nat.ClassifyAddr(out.ExternalAddr)
 	} else if d.NoExternalAddr() {

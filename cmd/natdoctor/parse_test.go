@@ -150,6 +150,28 @@ func TestIPv6WhereIPv4IsMeant(t *testing.T) {
 	}
 }
 
+// TestIPv6RouterFollowsGateway: with --gateway the routing table's IPv6
+// router is not used (tests give loopback fakes that way, and the
+// machine's own IPv6 router is nobody's to ask); --gateway6 names it.
+func TestIPv6RouterFollowsGateway(t *testing.T) {
+	o, code, errOut := parsed(t, newCmdDiscover, "discover", "--gateway", "127.0.0.1")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if a, err := o.g.ipv6Router(); err == nil || !strings.Contains(err.Error(), "--gateway6") {
+		t.Errorf("ipv6Router with --gateway only = %v, %v", a, err)
+	}
+	o, code, errOut = parsed(t, newCmdDiscover, "discover", "--gateway", "127.0.0.1", "--gateway6", "fe80::1%lo")
+	if a, err := o.g.ipv6Router(); code != exitOK || err != nil || a.String() != "fe80::1%lo" {
+		t.Errorf("--gateway6 fe80::1%%lo: exit %d %s: %v, %v", code, errOut, a, err)
+	}
+	for _, bad := range []string{"10.0.1.1", "fe80::1", "nonsense"} {
+		if o, code, _ := parsed(t, newCmdDiscover, "discover", "--gateway6", bad); code != exitUsage || o != nil {
+			t.Errorf("--gateway6 %s: exit %d", bad, code)
+		}
+	}
+}
+
 func TestOtherCommandsParse(t *testing.T) {
 	if o, code, _ := parsed(t, newCmdList, "list", "--page-size", "25"); code != exitOK || o == nil || o.page != 25 {
 		t.Errorf("list: exit %d %+v", code, o)

@@ -41,7 +41,7 @@ func pinholePorts(f *mapFlags, pairs []nat.PortPair) ([]nat.Request, error) {
 // openPinholer discovers the router over IPv4 (UPnP only) and opens its
 // IPv6 firewall service on its IPv6 address.
 func openPinholer(ctx context.Context, g *globalOptions) (*nat.Pinholer, error) {
-	gw6, err := nat.DefaultGateway6()
+	gw6, err := g.ipv6Router()
 	if err != nil {
 		return nil, err
 	}

@@ -33,8 +33,13 @@ type globalOptions struct {
 	JSON    bool
 	Verbose bool
 
-	gatewayFlag string
-	noColor     bool
+	// Gateway6 is the router's IPv6 address from --gateway6 (invalid:
+	// the IPv6 default route's, unless --gateway was given).
+	Gateway6 netip.Addr
+
+	gatewayFlag  string
+	gateway6Flag string
+	noColor      bool
 	// configure adjusts the router configuration; tests use it to keep
 	// SSDP on loopback.
 	configure func(*nat.Config)
@@ -93,6 +98,7 @@ and probes the server from inside and, through a reflector, from outside.
 	root.CompletionOptions.HiddenDefaultCmd = false
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.gatewayFlag, "gateway", "", "use this router `IP` instead of discovering the default gateway")
+	pf.StringVar(&g.gateway6Flag, "gateway6", "", "the router's IPv6 `ADDRESS` (default: the IPv6 default route's next hop; none when --gateway is given)")
 	pf.DurationVar(&g.Timeout, "timeout", defaultTimeout, "time budget `D` of the whole command")
 	pf.BoolVar(&g.JSON, "json", false, "write machine-readable JSON on stdout")
 	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "trace protocol exchanges on stderr")
@@ -165,6 +171,16 @@ func (g *globalOptions) complete() error {
 		}
 		g.Gateway = addr
 	}
+	if g.gateway6Flag != "" {
+		addr, err := netip.ParseAddr(g.gateway6Flag)
+		switch {
+		case err != nil || !addr.Is6() || addr.Is4In6():
+			return usageErrorf("--gateway6 %q is not an IPv6 address", g.gateway6Flag)
+		case addr.IsLinkLocalUnicast() && addr.Zone() == "":
+			return usageErrorf("--gateway6 %s is link-local: add the interface, e.g. %s%%eth0", g.gateway6Flag, g.gateway6Flag)
+		}
+		g.Gateway6 = addr
+	}
 	return nil
 }
 
@@ -218,4 +234,17 @@ func wrapWords(s string, width int) string {
 		n += len(w)
 	}
 	return b.String()
+}
+
+// ipv6Router is the router's IPv6 address: --gateway6, else the IPv6
+// default route's next hop, but not when --gateway named the router: the
+// routing table's IPv6 router may be another machine than that one.
+func (g *globalOptions) ipv6Router() (netip.Addr, error) {
+	switch {
+	case g.Gateway6.IsValid():
+		return g.Gateway6, nil
+	case g.Gateway.IsValid():
+		return netip.Addr{}, fmt.Errorf("--gateway %s names the router: give its IPv6 address with --gateway6 too", g.Gateway)
+	}
+	return nat.DefaultGateway6()
 }
