@@ -285,6 +285,17 @@ func soapClient(u *url.URL, hc *http.Client) *soap.SOAPClient {
 	return sc
 }
 
+// Packets asks the router how many packets went through the UPnP pinhole
+// ph (GetPinholePackets); an error with UPnP code 704 (miniupnpd: 402)
+// means the router does not have it any more.
+func (p *Pinholer) Packets(ctx context.Context, ph Pinhole) (uint32, error) {
+	if ph.Method != MethodUPnP {
+		return 0, errors.New("PCP cannot tell")
+	}
+	n, err := p.fw.GetPinholePacketsCtx(ctx, ph.ID)
+	return n, soapError("GetPinholePackets", err)
+}
+
 // Update renews the pinhole ph for lease.
 func (p *Pinholer) Update(ctx context.Context, ph Pinhole, lease time.Duration) error {
 	if ph.Method == MethodPCP {

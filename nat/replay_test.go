@@ -3,6 +3,7 @@ package nat_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -202,6 +203,7 @@ func replayFlow(t *testing.T, c *nattest.Capture) (row replayOutcome) {
 	cfg := testConfig(r)
 	cfg.PMPTimeout, cfg.UPnPTimeout = time.Second, 10*time.Second
 	cfg.PatientTimeout = 10 * time.Second
+	cfg.HTTPClient = replayHTTPClient()
 	d, err := nat.Discover(ctx, cfg)
 	if err != nil {
 		row.outcome = "discovery failed: " + err.Error()
@@ -324,6 +326,7 @@ func TestReplayPicksTheConnectedService(t *testing.T) {
 		r.ExternalAddrIs.Store("11.0.0.1")
 		cfg := testConfig(r)
 		cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+		cfg.HTTPClient = replayHTTPClient()
 		d, err := nat.Discover(context.Background(), cfg)
 		if err != nil || d.UPnP.Device == nil {
 			t.Fatalf("discover: %v %+v", err, d)
@@ -585,6 +588,7 @@ func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) 
 	r := replayRouter(t, c, setup...)
 	cfg := testConfig(r)
 	cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
+	cfg.HTTPClient = replayHTTPClient()
 	d, err := nat.Discover(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -595,3 +599,8 @@ func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) 
 	}
 	return r, d, l
 }
+
+// replayHTTPClient bounds each request to a replayed device as natdoctor
+// does a real one: the fake answers at once, and the bound catches a hang,
+// not a slow machine (2 s was missed under CI's load, with the lab beside).
+func replayHTTPClient() *http.Client { return nat.NewHTTPClient(nat.DefaultHTTPTimeout) }

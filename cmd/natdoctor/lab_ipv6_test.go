@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/natdoctor/natdoctor/lab"
+	"github.com/natdoctor/natdoctor/nat"
 	"github.com/natdoctor/natdoctor/report"
 )
 
@@ -214,7 +216,40 @@ func TestLabFTPPinholes(t *testing.T) {
 	if j := l.Judge(t, lab.JudgeOptions{IPv6: true}); j.LenientFails() || j.StrictFails() {
 		t.Errorf("after add --ipv6: %s", j)
 	}
-	out, errOut, code := l.Server.Natdoctor(t, append([]string{"remove", "--ipv6"}, allIPv6Ports...)...)
+	// list --ipv6 asks the router about each UPnP pinhole: miniupnpd
+	// answers for every one it has (its nftables backend counts no
+	// packets: 0 whatever went through, so the count is not asserted).
+	out, errOut, code := l.Server.Natdoctor(t, "list", "--ipv6", "--json")
+	var listed struct {
+		Pinholes []listedPinhole `json:"pinholes"`
+	}
+	if err := json.Unmarshal([]byte(out), &listed); code != exitOK || err != nil || len(listed.Pinholes) != 12 {
+		t.Fatalf("list --ipv6: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	var packets uint32
+	for _, p := range listed.Pinholes {
+		switch {
+		case p.Method == nat.MethodPCP && p.Port == 21 && strings.HasPrefix(p.State, "not asked"):
+		case p.Method == nat.MethodUPnP && p.State == "open" && p.Packets != nil:
+			packets += *p.Packets
+		default:
+			t.Errorf("pinhole %s %d (%s): state %q", p.Protocol, p.Port, p.Method, p.State)
+		}
+	}
+	t.Logf("packets through the passive pinholes, as miniupnpd counts them: %d", packets)
+	// A router restart loses them: list --ipv6 says so, pinhole by pinhole.
+	l.RestartRouterDaemon()
+	out, errOut, _ = l.Server.Natdoctor(t, "list", "--ipv6", "--json")
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatalf("list --ipv6 after a restart: %v\n%s%s", err, out, errOut)
+	}
+	for _, p := range listed.Pinholes {
+		if p.Method == nat.MethodUPnP && !strings.HasPrefix(p.State, "gone") {
+			t.Errorf("after miniupnpd restarted, pinhole %d is %q", p.Port, p.State)
+		}
+	}
+	addPinholes(t, l) // opened again
+	out, errOut, code = l.Server.Natdoctor(t, append([]string{"remove", "--ipv6"}, allIPv6Ports...)...)
 	if code != exitOK {
 		t.Fatalf("remove --ipv6: exit %d\n%s%s", code, out, errOut)
 	}

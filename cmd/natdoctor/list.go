@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -55,7 +56,7 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 func runList(ctx context.Context, o *listOptions) error {
 	g := o.g
 	if o.ipv6 {
-		return listPinholes(g)
+		return listPinholes(ctx, g)
 	}
 	cfg := g.natConfig()
 	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
@@ -101,29 +102,85 @@ func runList(ctx context.Context, o *listOptions) error {
 	return tw.Flush()
 }
 
+// listedPinhole is a kept pinhole and what the router says of it.
+type listedPinhole struct {
+	nat.Pinhole
+	// State is open (the router answered for it), gone (704: the router
+	// lost it, a restart), or "not asked: why".
+	State   string  `json:"state"`
+	Packets *uint32 `json:"packets,omitempty"` // through it, as the router counts
+}
+
+// maxPinholeAsks bounds the GetPinholePackets requests of one list.
+const maxPinholeAsks = 64
+
+// askPinholes asks the router, per UPnP pinhole, how many packets went
+// through it (GetPinholePackets): the answer shows the pinhole still
+// exists. PCP pinholes cannot be asked; nothing is asked when the router's
+// IPv6 firewall service cannot be opened, and each row says why.
+func askPinholes(ctx context.Context, g *globalOptions, ps []listedPinhole) {
+	var p *nat.Pinholer
+	why := ""
+	if slices.ContainsFunc(ps, func(lp listedPinhole) bool { return lp.Method == nat.MethodUPnP }) {
+		var err error
+		if p, err = openPinholer(ctx, g); err != nil {
+			why = err.Error()
+		}
+	}
+	for i := range ps {
+		lp := &ps[i]
+		switch {
+		case lp.Method != nat.MethodUPnP:
+			lp.State = "not asked: PCP cannot tell"
+		case p == nil:
+			lp.State = "not asked: " + why
+		case i >= maxPinholeAsks:
+			lp.State = fmt.Sprintf("not asked: more than %d pinholes", maxPinholeAsks)
+		default:
+			n, err := p.Packets(ctx, lp.Pinhole)
+			switch {
+			case err == nil:
+				lp.State, lp.Packets = "open", &n
+			case nat.UPnPCode(err) == 704, nat.UPnPCode(err) == 402:
+				// 704 NoSuchEntry is the standard's answer; miniupnpd
+				// answers 402 for an ID it does not know (seen after a
+				// restart, for the very request that worked before).
+				lp.State = fmt.Sprintf("gone: the router does not know pinhole %d (%d), e.g. after a restart; natdoctor add --ipv6 (or keep --ipv6) opens it again", lp.ID, nat.UPnPCode(err))
+			default:
+				lp.State = "not known: " + err.Error()
+			}
+		}
+	}
+}
+
 // listPinholes shows the pinholes add and keep --ipv6 opened and kept: an
 // IGD v2 router has no action that lists its pinholes, so natdoctor's own
 // record is what there is to show.
-func listPinholes(g *globalOptions) error {
+func listPinholes(ctx context.Context, g *globalOptions) error {
 	saved, err := nat.SavedPinholes()
 	if err != nil {
 		return err
 	}
-	var ps []nat.Pinhole
+	var ps []listedPinhole
 	for _, p := range saved {
-		ps = append(ps, p)
+		ps = append(ps, listedPinhole{Pinhole: p})
 	}
 	sort.Slice(ps, func(i, j int) bool {
 		return ps[i].Port < ps[j].Port || ps[i].Port == ps[j].Port && ps[i].Protocol < ps[j].Protocol
 	})
+	askPinholes(ctx, g, ps)
 	if g.JSON {
 		return writeJSON(g.IO.Out, map[string]any{"pinholes": ps, "complete": false,
 			"note": "the pinholes natdoctor opened and kept; a router cannot enumerate the others"})
 	}
 	tw := tabwriter.NewWriter(g.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROTO\tPORT\tADDRESS\tID\tLEASE\tOPENED")
+	fmt.Fprintln(tw, "PROTO\tPORT\tADDRESS\tID\tLEASE\tOPENED\tROUTER")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%v\t%s\n", p.Protocol, p.Port, p.Addr, p.ID, p.Lease, p.Created.Format(time.RFC3339))
+		state := p.State
+		if p.Packets != nil {
+			state = fmt.Sprintf("%s, %d packets", p.State, *p.Packets)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%v\t%s\t%s\n", p.Protocol, p.Port, p.Addr, p.ID, p.Lease, p.Created.Format(time.RFC3339), state)
 	}
 	tw.Flush()
 	fmt.Fprintln(g.IO.ErrOut, "These are the pinholes natdoctor opened (add --ipv6); a router cannot list its pinholes, so others are not shown.")
