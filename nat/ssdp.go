@@ -131,36 +131,7 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 	if err := send(); err != nil {
 		return found, nil, fmt.Errorf("SSDP: %w", err)
 	}
-	buf := make([]byte, ssdpMaxDatagram+1)
-	resend := time.Now().Add(300 * time.Millisecond)
-	for packets := 0; packets < ssdpMaxPackets; {
-		dl := resend
-		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-			dl = d
-		}
-		_ = conn.SetReadDeadline(dl)
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if expired(ctx) {
-				if standby.From.IsValid() {
-					return standby, ignored, nil
-				}
-				if errors.Is(ctx.Err(), context.Canceled) {
-					return found, ignored, ctx.Err()
-				}
-				return found, ignored, fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw)
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				_ = send() // one more try, as UDP may drop the first
-				resend = time.Now().Add(600 * time.Millisecond)
-				continue
-			}
-			return found, ignored, fmt.Errorf("SSDP: %w", err)
-		}
-		packets++
-		r, perr := ParseSSDPResponse(buf[:n])
-		r.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	err = readSSDP(ctx, conn, send, func(r SSDPResponse, perr error) bool {
 		note := func(why string) {
 			if len(ignored) < ssdpMaxIgnored {
 				ignored = append(ignored, fmt.Sprintf("%s: %s", r.From, why))
@@ -178,10 +149,73 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 		default:
 			if h, ok := locationHost(r.Location); !ok || h != gw {
 				note(fmt.Sprintf("Location %s points away from the gateway %s", r.Location, gw))
+				return false
+			}
+			found = r
+			return true
+		}
+		return false
+	})
+	switch {
+	case err == nil:
+		return found, ignored, nil
+	case errors.Is(err, errSSDPSilent) && standby.From.IsValid():
+		return standby, ignored, nil
+	case errors.Is(err, errSSDPSilent):
+		return found, ignored, fmt.Errorf("SSDP: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw)
+	case errors.Is(err, errSSDPFlood):
+		return found, ignored, fmt.Errorf("SSDP: %w: too many datagrams and none from the gateway", ErrMalformed)
+	case errors.Is(err, context.Canceled):
+		if standby.From.IsValid() {
+			return standby, ignored, nil
+		}
+		return found, ignored, err
+	}
+	return found, ignored, fmt.Errorf("SSDP: %w", err)
+}
+
+// Outcomes of readSSDP other than the callback's "done".
+var (
+	errSSDPSilent = errors.New("no answer before the deadline")
+	errSSDPFlood  = errors.New("too many datagrams")
+)
+
+// readSSDP reads answers to the M-SEARCHes send sent, sending them again
+// while nothing arrives (UDP may drop the first), and hands each datagram
+// to each until each says it is done (nil). It ends with errSSDPSilent
+// when ctx's deadline passes, ctx.Err() when ctx is cancelled, and
+// errSSDPFlood after ssdpMaxPackets datagrams.
+func readSSDP(ctx context.Context, conn *net.UDPConn, send func() error, each func(r SSDPResponse, perr error) (done bool)) error {
+	buf := make([]byte, ssdpMaxDatagram+1)
+	resend := time.Now().Add(300 * time.Millisecond)
+	for packets := 0; packets < ssdpMaxPackets; {
+		dl := resend
+		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+		_ = conn.SetReadDeadline(dl)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if expired(ctx) {
+				if errors.Is(ctx.Err(), context.Canceled) {
+					return ctx.Err()
+				}
+				return errSSDPSilent
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = send()
+				resend = time.Now().Add(600 * time.Millisecond)
 				continue
 			}
-			return r, ignored, nil
+			return err
+		}
+		packets++
+		r, perr := ParseSSDPResponse(buf[:n])
+		r.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if each(r, perr) {
+			return nil
 		}
 	}
-	return found, ignored, fmt.Errorf("SSDP: %w: too many datagrams and none from the gateway", ErrMalformed)
+	return errSSDPFlood
 }

@@ -56,55 +56,38 @@ func searchIGD6(ctx context.Context, gw6 netip.Addr, port uint16, multicast bool
 	if err := send(); err != nil {
 		return found, nil, fmt.Errorf("SSDP over IPv6: %w", err)
 	}
-	buf := make([]byte, ssdpMaxDatagram+1)
-	resend := time.Now().Add(300 * time.Millisecond)
-	for packets := 0; packets < ssdpMaxPackets; {
-		dl := resend
-		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-			dl = d
-		}
-		_ = conn.SetReadDeadline(dl)
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if expired(ctx) {
-				if errors.Is(ctx.Err(), context.Canceled) {
-					return found, ignored, ctx.Err()
-				}
-				return found, ignored, fmt.Errorf("SSDP over IPv6: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw6)
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				_ = send()
-				resend = time.Now().Add(600 * time.Millisecond)
-				continue
-			}
-			return found, ignored, fmt.Errorf("SSDP over IPv6: %w", err)
-		}
-		packets++
-		r, perr := ParseSSDPResponse(buf[:n])
-		r.From = from
-		var h netip.Addr
-		if r.Location != nil {
-			h, _ = locationHost(r.Location)
-		}
-		switch {
-		case perr != nil:
-			if len(ignored) < ssdpMaxIgnored {
-				ignored = append(ignored, fmt.Sprintf("%s: %v", from, perr))
-			}
-		case r.Location == nil:
-			if len(ignored) < ssdpMaxIgnored {
-				ignored = append(ignored, fmt.Sprintf("%s: no Location", from))
-			}
-		case from.Addr().WithZone("") == gw6.WithZone("") || h.WithZone("") == gw6.WithZone(""):
-			return r, ignored, nil
-		default:
-			if len(ignored) < ssdpMaxIgnored {
-				ignored = append(ignored, fmt.Sprintf("%s: an IGD on another host than the IPv6 router %s (Location %s)", from, gw6, r.Location))
-			}
+	note := func(from netip.AddrPort, why string) {
+		if len(ignored) < ssdpMaxIgnored {
+			ignored = append(ignored, fmt.Sprintf("%s: %s", from, why))
 		}
 	}
-	return found, ignored, fmt.Errorf("SSDP over IPv6: %w: too many datagrams and none from the router", ErrMalformed)
+	err = readSSDP(ctx, conn, send, func(r SSDPResponse, perr error) bool {
+		switch {
+		case perr != nil:
+			note(r.From, perr.Error())
+		case r.Location == nil:
+			note(r.From, "no Location")
+		default:
+			h, _ := locationHost(r.Location)
+			if r.From.Addr().WithZone("") == gw6.WithZone("") || h.WithZone("") == gw6.WithZone("") {
+				found = r
+				return true
+			}
+			note(r.From, fmt.Sprintf("an IGD on another host than the IPv6 router %s (Location %s)", gw6, r.Location))
+		}
+		return false
+	})
+	switch {
+	case err == nil:
+		return found, ignored, nil
+	case errors.Is(err, errSSDPSilent):
+		return found, ignored, fmt.Errorf("SSDP over IPv6: %w (no Internet Gateway Device answered from %s)", ErrNoResponse, gw6)
+	case errors.Is(err, errSSDPFlood):
+		return found, ignored, fmt.Errorf("SSDP over IPv6: %w: too many datagrams and none from the router", ErrMalformed)
+	case errors.Is(err, context.Canceled):
+		return found, ignored, err
+	}
+	return found, ignored, fmt.Errorf("SSDP over IPv6: %w", err)
 }
 
 // interfaceToward names the interface whose address the route toward a

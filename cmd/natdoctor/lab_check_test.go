@@ -220,17 +220,30 @@ func clientWord(ok bool) string {
 
 // printCheckVerdicts prints the check rows' table (make verdicts).
 func printCheckVerdicts() {
+	var names []string
+	for _, row := range checkRows {
+		names = append(names, row.name)
+	}
+	printTable("| scenario | per port: real client (ssh-keyscan, curl -k, socat) / natdoctor | natdoctor exit | findings | verdict |",
+		names, checkTable, "check rows")
+}
+
+// printTable prints one verdict table of make verdicts (NATDOCTOR_VERDICTS=1):
+// header, the rows' lines in the rows' order ("not run" for a row without
+// one), then the counts. A line ends in "| agree |" when the row agreed.
+func printTable(header string, names []string, lines map[string]string, what string) {
 	if os.Getenv("NATDOCTOR_VERDICTS") != "1" {
 		return
 	}
+	cols := strings.Count(header, "|") - 1
 	var b strings.Builder
-	fmt.Fprintln(&b, "| scenario | per port: real client (ssh-keyscan, curl -k, socat) / natdoctor | natdoctor exit | findings | verdict |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|")
+	fmt.Fprintln(&b, header)
+	fmt.Fprintln(&b, "|"+strings.Repeat("---|", cols))
 	n, ok := 0, 0
-	for _, row := range checkRows {
-		line, done := checkTable[row.name]
+	for _, name := range names {
+		line, done := lines[name]
 		if !done {
-			fmt.Fprintf(&b, "| %s | not run | | | skipped |\n", row.name)
+			fmt.Fprintf(&b, "| %s | not run |%s skipped |\n", name, strings.Repeat(" |", cols-3))
 			continue
 		}
 		n++
@@ -239,7 +252,7 @@ func printCheckVerdicts() {
 		}
 		fmt.Fprintln(&b, line)
 	}
-	fmt.Fprintf(&b, "\n%d check rows, %d agree, %d wrong, %d not run\n", n, ok, n-ok, len(checkRows)-n)
+	fmt.Fprintf(&b, "\n%d %s, %d agree, %d wrong, %d not run\n", n, what, ok, n-ok, len(names)-n)
 	fmt.Print(b.String())
 }
 

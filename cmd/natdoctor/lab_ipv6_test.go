@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -178,27 +177,12 @@ func checkIPv6Verdict(t *testing.T, row ipv6Row) {
 
 // printIPv6Verdicts prints the IPv6 rows' table (make verdicts).
 func printIPv6Verdicts() {
-	if os.Getenv("NATDOCTOR_VERDICTS") != "1" {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintln(&b, "| scenario | IPv4 clients (lftp, curl, ftplib) | IPv6 clients (lftp, curl, ftplib; EPSV) | natdoctor IPv4 / IPv6 | exit | findings | verdict |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
-	n, ok := 0, 0
+	var names []string
 	for _, row := range ipv6Rows {
-		line, done := ipv6Table[row.name]
-		if !done {
-			fmt.Fprintf(&b, "| %s | not run | | | | | skipped |\n", row.name)
-			continue
-		}
-		n++
-		if strings.HasSuffix(line, "| agree |") {
-			ok++
-		}
-		fmt.Fprintln(&b, line)
+		names = append(names, row.name)
 	}
-	fmt.Fprintf(&b, "\n%d IPv6 rows, %d agree, %d wrong, %d not run\n", n, ok, n-ok, len(ipv6Rows)-n)
-	fmt.Print(b.String())
+	printTable("| scenario | IPv4 clients (lftp, curl, ftplib) | IPv6 clients (lftp, curl, ftplib; EPSV) | natdoctor IPv4 / IPv6 | exit | findings | verdict |",
+		names, ipv6Table, "IPv6 rows")
 }
 
 // TestLabFTPPinholes: natdoctor add --ipv6 21 42000-42010 opens the real
