@@ -149,11 +149,7 @@ func (b *builder) ipv6() {
 		})
 	}
 	if c := out.Canary; c != nil && c.Unmapped.Status == probe.OK {
-		b.add(Finding{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
-			Summary:     "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
-			Evidence:    map[string]any{"port": c.Unmapped.Port},
-			Explanation: "natdoctor listened on a random free port and the reflector reached it over IPv6: every service of this host is reachable from the internet over IPv6, also those meant for the LAN.",
-			Fix:         "Turn the router's IPv6 firewall on (\"block inbound\"), and allow only the ports you serve, for this host's stable address."})
+		b.add(ipv6FirewallOpen(c.Unmapped, six.Server))
 	}
 }
 

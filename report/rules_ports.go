@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -117,12 +118,18 @@ func (b *portsBuilder) defaultHost() {
 // port of this host reached its canary from outside.
 func (b *portsBuilder) ipv6Firewall() {
 	if u := b.po.Unmapped; u != nil && u.Status == probe.OK {
-		b.add(Finding{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
-			Summary:     "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
-			Evidence:    map[string]any{"port": u.Port, "outcome": u.Outcome, "address": b.po.Server.String()},
-			Explanation: "natdoctor listened on a random free port and the reflector reached it over IPv6: every service of this host is reachable from the internet over IPv6, also those meant for the LAN.",
-			Fix:         "Turn the router's IPv6 firewall on (\"block inbound\"), and allow only the ports you serve, for this host's stable address.",
-		})
+		b.add(ipv6FirewallOpen(*u, b.po.Server))
+	}
+}
+
+// ipv6FirewallOpen is ipv6-firewall-open for a free port u of server that
+// reached natdoctor's canary from outside over IPv6 (check and diagnose).
+func ipv6FirewallOpen(u probe.PortProbe, server netip.Addr) Finding {
+	return Finding{Code: CodeIPv6FirewallOpen, Severity: SevWarning,
+		Summary:     "over IPv6, a port nothing uses reached this host from outside: the router's IPv6 firewall lets everything in",
+		Evidence:    map[string]any{"port": u.Port, "outcome": u.Outcome, "address": server.String()},
+		Explanation: "natdoctor listened on a random free port and the reflector reached it over IPv6: every service of this host is reachable from the internet over IPv6, also those meant for the LAN.",
+		Fix:         "Turn the router's IPv6 firewall on (\"block inbound\"), and allow only the ports you serve, for this host's stable address.",
 	}
 }
 
