@@ -89,6 +89,25 @@ var quirks = []quirk{
 	{"IGD v2 device", func(c *nattest.Capture) bool {
 		return anyFile(c, func(s string) bool { return strings.Contains(s, "device:InternetGatewayDevice:2") })
 	}},
+	{"IGD v1 root with an IGD v2 firewall service (WANIPv6FirewallControl)", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool {
+			return strings.Contains(s, "device:InternetGatewayDevice:1") && strings.Contains(s, "service:WANIPv6FirewallControl:1")
+		})
+	}},
+	{"WANIPConnection and WANPPPConnection both described", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool {
+			return strings.Contains(s, "service:WANIPConnection:") && strings.Contains(s, "service:WANPPPConnection:")
+		})
+	}},
+	{"no default namespace", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return regexp.MustCompile(`<root\s*>`).MatchString(s) })
+	}},
+	{"a Wi-Fi Alliance (WPS) device beside the IGD", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "device:WFADevice:") })
+	}},
+	{"names left blank", func(c *nattest.Capture) bool {
+		return anyFile(c, func(s string) bool { return strings.Contains(s, "<friendlyName></friendlyName>") })
+	}},
 }
 
 // quirksOf are the quirks c's capture shows.
