@@ -73,12 +73,7 @@ func OpenPinholer(ctx context.Context, cfg Config, d *Discovery, gw6 netip.Addr)
 	if err != nil {
 		return nil, err
 	}
-	var ctl string
-	root.Device.VisitServices(func(s *goupnp.Service) {
-		if s.ServiceType == internetgateway2.URN_WANIPv6FirewallControl_1 && ctl == "" {
-			ctl = strings.TrimSpace(s.ControlURL.Str)
-		}
-	})
+	ctl := firewallControl(root)
 	if ctl == "" {
 		return nil, fmt.Errorf("the router's UPnP IGD (%s %s) has no IPv6 firewall service (WANIPv6FirewallControl): open the ports in its IPv6 firewall settings by hand",
 			d.UPnP.Device.Manufacturer, d.UPnP.Device.ModelName)
@@ -158,6 +153,20 @@ func (p *Pinholer) Delete(ctx context.Context, ph Pinhole) error {
 func (p *Pinholer) FirewallStatus(ctx context.Context) (enabled, pinholesAllowed bool, err error) {
 	enabled, pinholesAllowed, err = p.fw.GetFirewallStatusCtx(ctx)
 	return enabled, pinholesAllowed, soapError("GetFirewallStatus", err)
+}
+
+// firewallControl is the control URL of the first WANIPv6FirewallControl
+// service anywhere in root's device tree. It is looked for whatever the
+// root's IGD version: FRITZ!OS describes an IGD v1 root with the IGD v2
+// firewall service in its WANConnectionDevice.
+func firewallControl(root *goupnp.RootDevice) string {
+	var ctl string
+	root.Device.VisitServices(func(s *goupnp.Service) {
+		if strings.TrimSpace(s.ServiceType) == internetgateway2.URN_WANIPv6FirewallControl_1 && ctl == "" {
+			ctl = strings.TrimSpace(s.ControlURL.Str)
+		}
+	})
+	return ctl
 }
 
 // DefaultGateway6 is the next hop of this host's IPv6 default route (Linux:

@@ -2,6 +2,8 @@ package nat
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +42,32 @@ func TestSavedPinholes(t *testing.T) {
 	back, err := SavedPinholes()
 	if err != nil || back["tcp/8080@2001:db8:2::2"].ID != 7 {
 		t.Errorf("read back %v %v", back, err)
+	}
+}
+
+// TestFirewallServiceOnIGDv1Root: AVM's FRITZ!Box describes an IGD v1
+// root device whose WANConnectionDevice holds the IGD v2 firewall service
+// (the captures of the 7590 and the 7430). add --ipv6 finds it there,
+// rather than saying the router has no IPv6 firewall service.
+func TestFirewallServiceOnIGDv1Root(t *testing.T) {
+	for _, c := range []struct{ dev, file, want string }{
+		{"avm-fritzbox-7590", "igddesc.xml", "/igd2upnp/control/WANIPv6Firewall1"},
+		{"avm-fritzbox-7430", "rootDesc.xml", "/igd2upnp/control/WANIPv6Firewall1"},
+		{"pfsense-2.5", "rootDesc.xml", ""}, // IGD v1 without the service
+	} {
+		b, err := os.ReadFile(filepath.Join("nattest", "testdata", "replay", c.dev, "http", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := ParseDeviceDescription(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.dev, err)
+		}
+		if !strings.HasSuffix(root.Device.DeviceType, "InternetGatewayDevice:1") {
+			t.Fatalf("%s: root %s, want an IGD v1 root", c.dev, root.Device.DeviceType)
+		}
+		if got := firewallControl(root); got != c.want {
+			t.Errorf("%s: firewall control URL %q, want %q", c.dev, got, c.want)
+		}
 	}
 }
