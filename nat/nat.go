@@ -154,6 +154,9 @@ var (
 	ErrTooLarge = errors.New("reply too large")
 	// ErrMalformed means a reply could not be parsed.
 	ErrMalformed = errors.New("malformed reply")
+	// ErrListIncomplete: a listing stopped at an answer natdoctor could
+	// not read; the mappings before it are returned with it.
+	ErrListIncomplete = errors.New("the listing stopped early")
 	// ErrNoExternalAddr means the router answered but has no usable
 	// external address: its WAN link is down, or (miniupnpd and others
 	// refuse to map then) its WAN address is private, shared or reserved.

@@ -2,6 +2,7 @@ package nat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -460,6 +461,32 @@ func TestReplayEndOfTable(t *testing.T) {
 		if err != nil || len(ms) != 2 {
 			t.Errorf("end of table as %d: %d mappings, %v", code, len(ms), err)
 		}
+	}
+	// An answer that is no SOAP reply at all, past the end: the listing
+	// keeps what it read and says it stopped early (list shows both).
+	for _, bad := range []struct {
+		name, body string
+		status     int
+	}{
+		{"an HTML page", "<html><body>Error</body></html>", 200},
+		{"an empty envelope", `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body></s:Body></s:Envelope>`, 200},
+		{"a truncated reply", `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:GetGener`, 200},
+		{"HTTP 500 without a fault", "<html>Internal Server Error</html>", 500},
+	} {
+		_, _, l := replayed(t, c, func(r *nattest.Router) {
+			r.EndOfTableBody, r.EndOfTableStatus = bad.body, bad.status
+			r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})
+			r.Set("TCP", 42000, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 42000, Enabled: true})
+		})
+		ms, err := l.List(context.Background())
+		if len(ms) != 2 || !errors.Is(err, nat.ErrListIncomplete) || !strings.Contains(err.Error(), "after 2 entries") {
+			t.Errorf("end of table as %s: %d mappings, %v; want both and ErrListIncomplete", bad.name, len(ms), err)
+		}
+	}
+	// Nothing read before the unreadable answer: no listing to show.
+	_, _, l := replayed(t, c, func(r *nattest.Router) { r.EndOfTableBody = "<html></html>" })
+	if ms, err := l.List(context.Background()); err == nil || errors.Is(err, nat.ErrListIncomplete) || len(ms) != 0 {
+		t.Errorf("unreadable first answer: %d mappings, %v; want a plain error", len(ms), err)
 	}
 }
 

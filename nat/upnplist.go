@@ -254,6 +254,16 @@ func (u *UPnP) listBulkRanges(ctx context.Context, bl bulkLister, want []portSpa
 	return all, nil
 }
 
+// unreadableReply reports whether err is an HTTP answer that is no SOAP
+// reply (a body that is not XML, an HTTP error without a fault), as
+// opposed to no answer at all.
+func unreadableReply(err error) bool {
+	msg := err.Error()
+	return !errors.Is(err, ErrNoResponse) && !errors.Is(err, ErrTooLarge) &&
+		(strings.Contains(msg, "goupnp: error decoding response body") || strings.Contains(msg, "goupnp: SOAP request got HTTP") ||
+			strings.Contains(msg, "goupnp: error unmarshalling out action"))
+}
+
 func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 	var all []Mapping
 	seen := map[string]bool{}
@@ -274,6 +284,12 @@ func (u *UPnP) listGeneric(ctx context.Context) ([]Mapping, error) {
 			// and 402 (InvalidArgs) for the index past the end.
 			if c := UPnPCode(err); c == UPnPSpecifiedArrayIndexInvalid || c == UPnPNoSuchEntryInArray || c == UPnPInvalidArgs {
 				return all, nil
+			}
+			if i > 0 && unreadableReply(err) {
+				// Some routers end the table with an answer that is no
+				// SOAP reply at all. Past entries stand; what follows, if
+				// anything, is unknown, and the caller says so.
+				return all, fmt.Errorf("%w after %d entries: the router's answer for entry %d could not be read (%v)", ErrListIncomplete, i, i, err)
 			}
 			return all, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -73,19 +74,29 @@ func runList(ctx context.Context, o *listOptions) error {
 	}
 	ms, err := l.List(ctx)
 	g.tracef("%d UPnP requests to the router", g.requests.Load())
-	if err != nil {
+	// An incomplete listing is shown for what it holds, and still fails:
+	// the mappings after the unreadable answer, if any, are unknown.
+	incomplete := errors.Is(err, nat.ErrListIncomplete)
+	if err != nil && !incomplete {
 		return err
 	}
 	out := struct {
-		Mappings []mappingJSON `json:"mappings"`
+		Mappings   []mappingJSON `json:"mappings"`
+		Incomplete string        `json:"incomplete,omitempty"`
 	}{Mappings: []mappingJSON{}}
+	if incomplete {
+		out.Incomplete = err.Error()
+	}
 	for _, m := range ms {
 		out.Mappings = append(out.Mappings, toMappingJSON(m, d.LocalAddr))
 	}
 	if g.JSON {
-		return writeJSON(g.IO.Out, out)
+		if werr := writeJSON(g.IO.Out, out); werr != nil {
+			return werr
+		}
+		return err
 	}
-	if len(ms) == 0 {
+	if len(ms) == 0 && !incomplete {
 		fmt.Fprintf(g.IO.Out, "the router at %s holds no port mappings\n", d.Gateway)
 		return nil
 	}
@@ -99,7 +110,13 @@ func runList(ctx context.Context, o *listOptions) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s:%d%s\t%s\t%v\t%s\t\n", m.Protocol, m.ExternalPort, m.InternalClient, m.InternalPort, mark,
 			leaseText(time.Duration(m.LeaseSeconds)*time.Second), m.Enabled, m.Description)
 	}
-	return tw.Flush()
+	if ferr := tw.Flush(); ferr != nil {
+		return ferr
+	}
+	if incomplete {
+		return fmt.Errorf("%w; the router may hold more mappings than these", err)
+	}
+	return nil
 }
 
 // listedPinhole is a kept pinhole and what the router says of it.

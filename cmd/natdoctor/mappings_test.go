@@ -105,6 +105,30 @@ func TestListWithoutUPnPSaysSo(t *testing.T) {
 	}
 }
 
+// TestListIncompleteShowsWhatItReadAndFails: a router that ends its table
+// with an answer that is no SOAP reply. list shows the entries it read,
+// says the listing stopped early, and exits 1, in text and in JSON.
+func TestListIncompleteShowsWhatItReadAndFails(t *testing.T) {
+	r := nattest.New(t, func(r *nattest.Router) {
+		r.IGDv1 = true // no bulk listing: entry by entry
+		r.EndOfTableBody = "<html><body>Error</body></html>"
+	})
+	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true, Description: "ftp"})
+	code, out, errOut := runFake(t, r, "list")
+	if code != exitProblem || !strings.Contains(out, "10.0.1.2:21") || !strings.Contains(errOut, "stopped early after 1 entries") ||
+		!strings.Contains(errOut, "may hold more mappings") {
+		t.Errorf("text: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = runFake(t, r, "list", "--json")
+	var list struct {
+		Mappings   []map[string]any `json:"mappings"`
+		Incomplete string           `json:"incomplete"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitProblem || len(list.Mappings) != 1 || list.Incomplete == "" {
+		t.Errorf("json: exit %d, %v\n%s", code, err, out)
+	}
+}
+
 // TestDiscoverJudgesWithDiagnoseRules: discover's double NAT is diagnose's
 // double-nat finding (same rule, same text), in the text and in the JSON.
 func TestDiscoverJudgesWithDiagnoseRules(t *testing.T) {

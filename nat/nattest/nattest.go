@@ -83,24 +83,29 @@ type Router struct {
 	// OnChange (setup), when set, is called after every request that may
 	// have changed the table, before the answer is sent, and after Set,
 	// Remove and Restart: a fake NAT in front of the router follows it.
-	OnChange       func()
-	NoBulkList     atomic.Bool  // GetListOfPortMappings fails with HTTP 500
-	BulkListMax    atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
-	BulkListCap    atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
-	OnlyPermanent  atomic.Bool  // refuse finite UPnP leases with 725
-	MaxLease       atomic.Int64 // non-zero: refuse finite UPnP leases longer than this many seconds with 402
-	RefuseBelow    atomic.Int32 // refuse UPnP mappings below this port with 606
-	RefuseCode     atomic.Int32 // non-zero: the fault RefuseBelow answers with instead of 606 (718 seen)
-	FailAddPort    atomic.Int32 // fail AddPortMapping of this port with 501
-	FailAddCode    atomic.Int32 // non-zero: the fault FailAddPort answers with instead of 501
-	ForgetAdds     atomic.Bool  // accept AddPortMapping but keep nothing
-	UnlistedAdds   atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
-	BodyPadding    atomic.Int64 // pad SOAP replies with this many bytes
-	EndlessHeader  atomic.Bool  // answer SOAP with a header line that never ends
-	Trickle        atomic.Bool  // answer SOAP one byte at a time, slowly
-	DuplicateList  atomic.Bool  // list every entry twice
-	EndOfTable     atomic.Int32 // non-zero: the fault GetGenericPortMappingEntry answers past the end (713 by the spec; 714, 402 seen)
-	ExternalAddrIs atomic.Value // string: override GetExternalIPAddress's answer
+	OnChange      func()
+	NoBulkList    atomic.Bool  // GetListOfPortMappings fails with HTTP 500
+	BulkListMax   atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
+	BulkListCap   atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
+	OnlyPermanent atomic.Bool  // refuse finite UPnP leases with 725
+	MaxLease      atomic.Int64 // non-zero: refuse finite UPnP leases longer than this many seconds with 402
+	RefuseBelow   atomic.Int32 // refuse UPnP mappings below this port with 606
+	RefuseCode    atomic.Int32 // non-zero: the fault RefuseBelow answers with instead of 606 (718 seen)
+	FailAddPort   atomic.Int32 // fail AddPortMapping of this port with 501
+	FailAddCode   atomic.Int32 // non-zero: the fault FailAddPort answers with instead of 501
+	ForgetAdds    atomic.Bool  // accept AddPortMapping but keep nothing
+	UnlistedAdds  atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
+	BodyPadding   atomic.Int64 // pad SOAP replies with this many bytes
+	EndlessHeader atomic.Bool  // answer SOAP with a header line that never ends
+	Trickle       atomic.Bool  // answer SOAP one byte at a time, slowly
+	DuplicateList atomic.Bool  // list every entry twice
+	EndOfTable    atomic.Int32 // non-zero: the fault GetGenericPortMappingEntry answers past the end (713 by the spec; 714, 402 seen)
+	// EndOfTableBody (setup), when set, is what GetGenericPortMappingEntry
+	// answers past the end instead of a fault: a body that is no SOAP
+	// reply, with status EndOfTableStatus (200 when 0).
+	EndOfTableBody   string
+	EndOfTableStatus int
+	ExternalAddrIs   atomic.Value // string: override GetExternalIPAddress's answer
 
 	// Request counters.
 	PMPRequests  atomic.Int64

@@ -2,6 +2,7 @@ package nattest
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"html"
@@ -406,6 +407,12 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 		idx, err := strconv.Atoi(strings.TrimSpace(a["NewPortMappingIndex"]))
 		keys := r.listedKeys()
 		if err != nil || idx < 0 || idx >= len(keys) {
+			if r.EndOfTableBody != "" {
+				w.Header().Set("Content-Type", "text/xml")
+				w.WriteHeader(cmp.Or(r.EndOfTableStatus, http.StatusOK))
+				_, _ = io.WriteString(w, r.EndOfTableBody)
+				return
+			}
 			switch code := r.EndOfTable.Load(); code {
 			case 0, 713:
 				r.fault(w, 713, "SpecifiedArrayIndexInvalid")
