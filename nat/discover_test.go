@@ -474,3 +474,33 @@ func TestDiscoverCARPStandby(t *testing.T) {
 		t.Errorf("the router holds %v", r.Entries())
 	}
 }
+
+// TestDiscoverRouterAnsweringOneSearchTarget: the Sagemcom FAST3890V3
+// answers ssdp:all with its Wi-Fi Alliance (WPS) device only, and
+// InternetGatewayDevice:1 with its IGD (tailscale issue 3557; the reply is
+// the one captured there, testdata/ssdp). natdoctor searches for the IGD
+// types themselves, never ssdp:all, so it finds the IGD; a router that
+// answers only IGD:2 is found too.
+func TestDiscoverRouterAnsweringOneSearchTarget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("nattest", "testdata", "ssdp", "sagemcom-fast3890v3.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := strings.ReplaceAll(string(b), "\n", "\r\n")
+	for _, st := range []string{"urn:schemas-upnp-org:device:InternetGatewayDevice:1", "urn:schemas-upnp-org:device:InternetGatewayDevice:2"} {
+		r := nattest.New(t, func(r *nattest.Router) {
+			r.SSDPOnlyST, r.SSDPReply = st, reply
+			r.IGDv1 = strings.HasSuffix(st, ":1")
+		})
+		cfg := testConfig(r)
+		cfg.UPnPTimeout = 5 * time.Second
+		cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+		d, err := nat.Discover(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.UPnP.Status != nat.StatusOK || d.UPnP.Device == nil {
+			t.Errorf("router answering %s only: %s %s", st, d.UPnP.Status, d.UPnP.Error)
+		}
+	}
+}

@@ -66,6 +66,12 @@ type Router struct {
 	MoveExternal  atomic.Int32 // non-zero: grant this external port instead of the one asked
 	IGDv1         bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
 	LocationHost  string       // (setup) when set, SSDP Location names this host instead
+	// SSDPOnlyST (setup), when set, is the one search target answered with
+	// the IGD; ssdp:all is answered with a Wi-Fi Alliance (WPS) device
+	// only, as the Sagemcom FAST3890V3 does. SSDPReply (setup), when set,
+	// is the reply sent, its LOCATION replaced by the fake's.
+	SSDPOnlyST string
+	SSDPReply  string
 	ControlHost   string       // (setup) when set, the description's control URL names this host
 	// Replay (setup), when set, makes the router a captured device: its
 	// SSDP reply, descriptions and captured SOAP replies, byte for byte

@@ -40,12 +40,34 @@ func (r *Router) serveSSDP() {
 			"ST: urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
 			"USN: uuid:fake::urn:schemas-upnp-org:device:InternetGatewayDevice:" + r.igdVersion() + "\r\n" +
 			"SERVER: nattest UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: " + loc + "\r\n\r\n"
+		if r.SSDPReply != "" {
+			resp = locationRE.ReplaceAllString(r.SSDPReply, "LOCATION: "+loc)
+		}
+		if r.SSDPOnlyST != "" {
+			switch st := searchTarget(buf[:n]); {
+			case st == "ssdp:all":
+				resp = "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nST: urn:schemas-wifialliance-org:device:WFADevice:1\r\n" +
+					"USN: uuid:fake-wps::urn:schemas-wifialliance-org:device:WFADevice:1\r\nLOCATION: " + r.http.URL + "/wps.xml\r\n\r\n"
+			case st != r.SSDPOnlyST:
+				continue
+			}
+		}
 		if d := time.Duration(r.SSDPDelay.Load()); d > 0 {
 			time.AfterFunc(d, func() { _, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from) })
 			continue
 		}
 		_, _ = r.ssdp.WriteToUDPAddrPort([]byte(resp), from)
 	}
+}
+
+// searchTarget is an M-SEARCH's ST.
+func searchTarget(req []byte) string {
+	for _, line := range strings.Split(string(req), "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "ST") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // replaySSDP answers an M-SEARCH with the captured reply, from the port
