@@ -504,3 +504,21 @@ func TestDiscoverRouterAnsweringOneSearchTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestIGDFamily(t *testing.T) {
+	for st, want := range map[string]bool{
+		"urn:schemas-upnp-org:device:InternetGatewayDevice:1": true,
+		"urn:schemas-upnp-org:device:WANDevice:1":             true, // D-Link DIR-890L answers an IGD search so
+		"uuid:81195F69-620A-380A-A9FA-908D784C0DDF":           true, // the DIR-890L capture's ST
+		"upnp:rootdevice": true,
+		"":                true,
+		"urn:dslforum-org:device:InternetGatewayDevice:1": true,
+		"urn:schemas-upnp-org:device:MediaServer:1":       false,
+		"urn:schemas-wifialliance-org:device:WFADevice:1": false,
+		"urn:dial-multiscreen-org:service:dial:1":         false,
+	} {
+		if got := nat.IGDFamily(st); got != want {
+			t.Errorf("%q: %v, want %v", st, got, want)
+		}
+	}
+}

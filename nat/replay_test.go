@@ -650,3 +650,27 @@ func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) 
 // does a real one: the fake answers at once, and the bound catches a hang,
 // not a slow machine (2 s was missed under CI's load, with the lab beside).
 func replayHTTPClient() *http.Client { return nat.NewHTTPClient(nat.DefaultHTTPTimeout) }
+
+// TestReplaySeveralRootDevices: a box with several root devices (the Orange
+// Livebox: a media server and a WPS device beside the IGD) answers an IGD
+// search with each of them first. natdoctor sets aside the answers whose
+// type is not an IGD's and uses the IGD, on the Livebox capture; discover
+// names what it set aside.
+func TestReplaySeveralRootDevices(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "orange-livebox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, l := replayed(t, c, func(r *nattest.Router) {
+		r.SSDPOthers = []string{"urn:schemas-upnp-org:device:MediaServer:1", "urn:schemas-wifialliance-org:device:WFADevice:1"}
+	})
+	if d.UPnP.Device == nil || !strings.HasSuffix(d.UPnP.Device.ServiceType, "WANPPPConnection:2") {
+		t.Fatalf("the Livebox's IGD not used: %+v (%s)", d.UPnP.Device, d.UPnP.Error)
+	}
+	if got := strings.Join(d.UPnP.Ignored, "\n"); !strings.Contains(got, "MediaServer:1") || !strings.Contains(got, "WFADevice:1") {
+		t.Errorf("set-aside answers not named: %q", got)
+	}
+	if _, err := l.List(context.Background()); err != nil {
+		t.Errorf("list: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,25 @@ func ParseSSDPResponse(b []byte) (SSDPResponse, error) {
 	r.USN = resp.Header.Get("USN")
 	r.Server = resp.Header.Get("Server")
 	return r, nil
+}
+
+// igdFamily reports whether an SSDP answer's ST may be an Internet
+// Gateway Device's: a device or service type of the IGD's own tree (some
+// routers answer an IGD search with their WANDevice's type, D-Link DIR-890L),
+// or anything that names no type (upnp:rootdevice, a uuid, nothing).
+func igdFamily(st string) bool {
+	st = strings.TrimSpace(st)
+	typed := strings.HasPrefix(st, "urn:") && (strings.Contains(st, ":device:") || strings.Contains(st, ":service:"))
+	if !typed {
+		return true
+	}
+	for _, t := range []string{"InternetGatewayDevice", "WANDevice", "WANConnectionDevice", "WANIPConnection", "WANPPPConnection",
+		"Layer3Forwarding", "WANCommonInterfaceConfig", "WANIPv6FirewallControl"} {
+		if strings.Contains(st, ":"+t+":") {
+			return true
+		}
+	}
+	return false
 }
 
 // standbyOf reports whether r could be the gateway's CARP or VRRP peer:
@@ -146,6 +166,10 @@ func searchIGD(ctx context.Context, gw, local netip.Addr, port uint16, multicast
 			standby = r
 		case r.From.Addr() != gw:
 			note(fmt.Sprintf("an IGD on another host than the gateway %s (Location %s)", gw, r.Location))
+		case !igdFamily(r.ST):
+			// A box with several root devices may answer each search
+			// with each of them (the Orange Livebox).
+			note(fmt.Sprintf("the gateway's %s, not an Internet Gateway Device (Location %s)", r.ST, r.Location))
 		default:
 			if h, ok := locationHost(r.Location); !ok || h != gw {
 				note(fmt.Sprintf("Location %s points away from the gateway %s", r.Location, gw))

@@ -72,7 +72,12 @@ type Router struct {
 	// is the reply sent, its LOCATION replaced by the fake's.
 	SSDPOnlyST string
 	SSDPReply  string
-	ControlHost   string       // (setup) when set, the description's control URL names this host
+	// SSDPOthers (setup) are the router's other root devices (a media
+	// server, its WPS device), by search target: each M-SEARCH is answered
+	// by each of them first, with a Location on the router, as boxes with
+	// several descriptions do (the Orange Livebox).
+	SSDPOthers  []string
+	ControlHost string // (setup) when set, the description's control URL names this host
 	// Replay (setup), when set, makes the router a captured device: its
 	// SSDP reply, descriptions and captured SOAP replies, byte for byte
 	// but for the captured address (the fake's instead); the mapping

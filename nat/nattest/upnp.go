@@ -28,6 +28,11 @@ func (r *Router) serveSSDP() {
 			continue
 		}
 		r.SSDPRequests.Add(1)
+		for i, st := range r.SSDPOthers {
+			other := fmt.Sprintf("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nST: %s\r\nUSN: uuid:other-%d::%s\r\nLOCATION: %s/other-%d.xml\r\n\r\n",
+				st, i, st, r.http.URL, i)
+			_, _ = r.ssdp.WriteToUDPAddrPort([]byte(other), from)
+		}
 		if r.Replay != nil {
 			r.replaySSDP(from)
 			continue

@@ -1,0 +1,4 @@
+package nat
+
+// IGDFamily is igdFamily, for the external tests.
+var IGDFamily = igdFamily
