@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -672,5 +673,31 @@ func TestReplaySeveralRootDevices(t *testing.T) {
 	}
 	if _, err := l.List(context.Background()); err != nil {
 		t.Errorf("list: %v", err)
+	}
+}
+
+// TestReplayControlURLOnAnotherPort: a description served on one port
+// whose absolute control URLs name another (the D-Link DIR-655 capture
+// names 4444 for its IGD and 8832 for its WPS device; here its description
+// is served from port 80 of the same host, a variant of the capture). The
+// replay serves each port; natdoctor speaks to the control URL's port, and
+// the whole flow works.
+func TestReplayControlURLOnAnotherPort(t *testing.T) {
+	c, err := nattest.LoadCapture(filepath.Join("nattest", "testdata", "replay", "dlink-dir-655"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = c.Relocated("http://192.168.0.1:80/root.xml"); err != nil {
+		t.Fatal(err)
+	}
+	if row := replayFlow(t, c); !strings.HasPrefix(row.outcome, "works") {
+		t.Fatal(row.outcome)
+	}
+	_, d, _ := replayed(t, c)
+	loc, ctl := d.UPnP.Device.Location, d.UPnP.Device.ControlURL
+	lu, _ := url.Parse(loc)
+	cu, _ := url.Parse(ctl)
+	if lu == nil || cu == nil || lu.Port() == cu.Port() || lu.Hostname() != cu.Hostname() {
+		t.Errorf("description %s, control %s: want the same host, another port", loc, ctl)
 	}
 }

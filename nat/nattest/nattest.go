@@ -131,6 +131,7 @@ type Router struct {
 
 	udp, ssdp, wrong *net.UDPConn
 	http             *httptest.Server
+	otherPorts       map[string]*httptest.Server // by the captured host:port they stand for
 	t                testing.TB
 }
 
@@ -183,6 +184,9 @@ func New(t testing.TB, setup ...func(*Router)) *Router {
 	}
 	r.http = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(r.serveHTTP)}}
 	r.http.Start()
+	if r.Replay != nil {
+		r.serveOtherPorts()
+	}
 	go r.servePMP()
 	go r.serveSSDP()
 	if r.SSDPAlias.IsValid() {

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -32,6 +35,9 @@ type Capture struct {
 	// captured is the address the capture names (LOCATION's host:port),
 	// rewritten to the fake's in everything served.
 	captured string
+	// others are the other ports of the captured host that absolute
+	// control URLs name (served by listeners of their own).
+	others   []string
 	controls []string // control URLs' paths (with query) of the descriptions
 }
 
@@ -130,13 +136,35 @@ func LoadCapture(dir string) (*Capture, error) {
 	if m := locationRE.FindStringSubmatch(c.SSDP); m != nil {
 		loc = m[1]
 	}
+	if err := c.locate(loc); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// Relocated is c with its description at loc instead (another host:port
+// or path), its captured SSDP reply set aside: a variant of a capture,
+// for a test that says so.
+func (c *Capture) Relocated(loc string) (*Capture, error) {
+	v := *c
+	v.SSDP, v.controls, v.others = "", nil, nil
+	if err := v.locate(loc); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// locate sets the captured address from the description's location (a
+// URL, or a path when no SSDP reply was captured), the other ports of that
+// host the descriptions name, and the control URLs.
+func (c *Capture) locate(loc string) error {
 	u, err := url.Parse(loc)
 	if err != nil || loc == "" {
-		return nil, fmt.Errorf("%s: no LOCATION (ssdp.txt) and no location in device.json", dir)
+		return fmt.Errorf("no LOCATION (ssdp.txt) and no location in device.json")
 	}
 	desc, ok := c.Files[u.Path]
 	if !ok {
-		return nil, fmt.Errorf("%s: LOCATION %s is not among the files", dir, loc)
+		return fmt.Errorf("LOCATION %s is not among the files", loc)
 	}
 	c.captured = u.Host
 	if u.Host == "" {
@@ -151,10 +179,14 @@ func LoadCapture(dir string) (*Capture, error) {
 		c.SSDP = "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n" +
 			"USN: uuid:replay::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nEXT:\r\nLOCATION: http://" + c.captured + u.Path + "\r\n\r\n"
 	}
+	capHost, _, _ := strings.Cut(c.captured, ":")
 	for _, f := range c.Files {
 		for _, m := range controlRE.FindAllStringSubmatch(string(f.Body), -1) {
 			ctl := strings.TrimSpace(m[1])
 			if cu, err := url.Parse(ctl); err == nil && cu.Host != "" {
+				if cu.Hostname() == capHost && cu.Host != c.captured && !slices.Contains(c.others, cu.Host) {
+					c.others = append(c.others, cu.Host)
+				}
 				ctl = cu.RequestURI()
 			}
 			if !strings.HasPrefix(ctl, "/") {
@@ -163,7 +195,7 @@ func LoadCapture(dir string) (*Capture, error) {
 			c.controls = append(c.controls, ctl)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 var (
@@ -243,10 +275,32 @@ var (
 // httpHost is the fake's HTTP host:port.
 func (r *Router) httpHost() string { return strings.TrimPrefix(r.http.URL, "http://") }
 
-// rewrite replaces the captured address in s by the fake's.
+// rewrite replaces the captured address in s by the fake's, and each
+// other port of the captured host by its listener's.
 func (r *Router) rewrite(s, captured string) string {
 	if captured == "" {
 		return s
 	}
+	for other, srv := range r.otherPorts {
+		s = strings.ReplaceAll(s, other, strings.TrimPrefix(srv.URL, "http://"))
+	}
 	return strings.ReplaceAll(s, captured, r.httpHost())
+}
+
+// serveOtherPorts starts a listener, with the same handler, for each other
+// port of the captured host the replayed descriptions name.
+func (r *Router) serveOtherPorts() {
+	for _, other := range r.Replay.others {
+		ln, err := net.Listen("tcp4", netip.AddrPortFrom(r.Addr, 0).String())
+		if err != nil {
+			r.t.Fatalf("nattest: %v", err)
+		}
+		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(r.serveHTTP)}}
+		srv.Start()
+		r.t.Cleanup(srv.Close)
+		if r.otherPorts == nil {
+			r.otherPorts = map[string]*httptest.Server{}
+		}
+		r.otherPorts[other] = srv
+	}
 }
