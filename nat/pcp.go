@@ -68,21 +68,48 @@ func (c PCPResultCode) String() string {
 type PCPError struct {
 	Code PCPResultCode
 	Op   string
+	// External is the external address the error response carries, if
+	// any: miniupnpd fills in its own WAN address.
+	External netip.Addr
 }
 
 func (e *PCPError) Error() string {
 	msg := fmt.Sprintf("PCP %s: result %d %s", e.Op, uint8(e.Code), e.Code)
-	switch e.Code {
-	case PCPUnsuppVersion:
+	switch {
+	case e.Code == PCPUnsuppVersion:
 		msg += " (the router speaks NAT-PMP, not PCP)"
-	case PCPNotAuthorized:
+	case e.Code == PCPNotAuthorized:
 		msg += " (the router refuses this mapping by policy)"
-	case PCPCannotProvideExternal:
+	case e.Code == PCPCannotProvideExternal:
 		msg += " (the external port is taken or not allowed)"
-	case PCPAddressMismatch:
+	case e.Code == PCPAddressMismatch:
 		msg += " (another NAT between this host and the router rewrote the address)"
+	case e.behindNAT():
+		msg += fmt.Sprintf(" (the router's own external address is %s, a %s address: it sits behind another NAT, double NAT, and no mapping on it can reach the internet)",
+			e.External, ClassifyAddr(e.External))
+	case e.Code == PCPNetworkFailure:
+		msg += " (the router has no usable external address: its internet line is down, or it sits behind another NAT)"
+	case e.Code == PCPNoResources:
+		msg += " (the router could not make the mapping: its table is full, or every port it allows is taken)"
 	}
 	return msg
+}
+
+// behindNAT reports whether the error response names a router external
+// address that is not public (miniupnpd under double NAT answers MAP with
+// NO_RESOURCES and its 100.64/10 WAN address).
+func (e *PCPError) behindNAT() bool {
+	if e.Code != PCPNoResources && e.Code != PCPNetworkFailure {
+		return false
+	}
+	a := e.External
+	return a.IsValid() && !a.IsUnspecified() && ClassifyAddr(a) != AddrPublic
+}
+
+// Is makes NETWORK_FAILURE, and NO_RESOURCES from a router whose own
+// external address is not public, match ErrNoExternalAddr.
+func (e *PCPError) Is(target error) bool {
+	return target == ErrNoExternalAddr && (e.Code == PCPNetworkFailure || e.behindNAT())
 }
 
 // ErrPCPUnsupported means the router answered a PCP request in NAT-PMP
@@ -288,7 +315,7 @@ func (c *PCP) exchange(ctx context.Context, op string, req []byte, match func(pc
 				continue
 			}
 			if r.Result != PCPSuccess {
-				return r, &PCPError{Code: r.Result, Op: op}
+				return r, &PCPError{Code: r.Result, Op: op, External: r.ExternalAddr}
 			}
 			return r, nil
 		}

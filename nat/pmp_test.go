@@ -3,7 +3,9 @@ package nat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,47 @@ func TestNoExternalAddressMeansDoubleNATSuspect(t *testing.T) {
 	}
 	if d.UPnP.Status != nat.StatusOK {
 		t.Errorf("UPnP answered, status %s", d.UPnP.Status)
+	}
+}
+
+// TestReplayMiniupnpdBehindCGNAT replays what the real miniupnpd 2.3.1
+// answers when its own WAN address is in 100.64/10 (captured in the lab,
+// testdata/pmp): NAT-PMP's external address and map requests get result 3
+// (NETWORK_FAILURE), PCP's MAP gets NO_RESOURCES naming 100.64.0.1. Both
+// are read as the router having no usable external address, double NAT,
+// and say so; NO_RESOURCES alone would read as a full table.
+func TestReplayMiniupnpdBehindCGNAT(t *testing.T) {
+	replies, err := nattest.LoadPMPCapture(filepath.Join("nattest", "testdata", "pmp", "miniupnpd-2.3.1-cgnat.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := nattest.New(t, func(r *nattest.Router) { r.PMPReplay = replies })
+	cfg := testConfig(r)
+	cfg.PMPTimeout = 5 * time.Second
+	cfg.Skip = []nat.Method{nat.MethodUPnP}
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NATPMP.NoExternalAddr {
+		t.Errorf("NAT-PMP result 3 not read as no external address: %+v", d.NATPMP)
+	}
+	ctx := context.Background()
+	req := nat.Request{Protocol: nat.TCP, ExternalPort: 21, InternalPort: 21, Lease: time.Hour}
+	for _, m := range []nat.Method{nat.MethodNATPMP, nat.MethodPCP} {
+		rt, err := d.Router(m)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		_, err = rt.Add(ctx, req)
+		if !errors.Is(err, nat.ErrNoExternalAddr) || !strings.Contains(err.Error(), "double NAT") {
+			t.Errorf("%s add: %v; want no external address, double NAT", m, err)
+		}
+		if m == nat.MethodPCP && !strings.Contains(fmt.Sprint(err), "100.64.0.1") {
+			t.Errorf("PCP add: %v; want the router's own address named", err)
+		}
+	}
+	if len(r.Entries()) != 0 {
+		t.Errorf("the replayed router holds %v", r.Entries())
 	}
 }

@@ -64,8 +64,12 @@ type Router struct {
 	PCPResult     atomic.Int32 // non-zero: PCP result code for MAP requests
 	PCPBadNonce   atomic.Bool  // answer MAP with a foreign nonce
 	MoveExternal  atomic.Int32 // non-zero: grant this external port instead of the one asked
-	IGDv1         bool         // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
-	LocationHost  string       // (setup) when set, SSDP Location names this host instead
+	// PMPReplay (setup), when set, answers NAT-PMP and PCP with captured
+	// replies (LoadPMPCapture), by version and opcode; a PCP MAP reply
+	// gets the request's nonce, as the router would echo it.
+	PMPReplay    map[[2]byte][]byte
+	IGDv1        bool   // (setup) describe an IGD v1 (WANIPConnection:1, no bulk listing)
+	LocationHost string // (setup) when set, SSDP Location names this host instead
 	// SSDPOnlyST (setup), when set, is the one search target answered with
 	// the IGD; ssdp:all is answered with a Wi-Fi Alliance (WPS) device
 	// only, as the Sagemcom FAST3890V3 does. SSDPReply (setup), when set,

@@ -2,8 +2,10 @@ package nattest
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 )
@@ -28,6 +30,14 @@ func (r *Router) servePMP() {
 		}
 		req := append([]byte(nil), buf[:n]...)
 		var resp []byte
+		if captured, ok := r.PMPReplay[[2]byte{req[0], req[1] & 0x7f}]; ok {
+			resp = append([]byte(nil), captured...)
+			if req[0] == 2 && req[1]&0x7f == 1 && len(req) >= 36 && len(resp) >= 36 {
+				copy(resp[24:36], req[24:36]) // the MAP nonce
+			}
+			_, _ = r.udp.WriteToUDPAddrPort(resp, from)
+			continue
+		}
 		switch req[0] {
 		case 0:
 			r.PMPRequests.Add(1)
@@ -182,3 +192,33 @@ func (r *Router) pcp(req []byte, from netip.AddrPort) []byte {
 }
 
 // --- SSDP ---
+
+// LoadPMPCapture reads a NAT-PMP/PCP capture (testdata/pmp): lines of a
+// name, the request and the reply in hex; # starts a comment. It returns
+// the replies by the request's version and opcode, for PMPReplay.
+func LoadPMPCapture(path string) (map[[2]byte][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[[2]byte][]byte{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s: %q: want a name, a request and a reply", path, line)
+		}
+		req, err := hex.DecodeString(f[1])
+		if err != nil || len(req) < 2 {
+			return nil, fmt.Errorf("%s: request of %s: %v", path, f[0], err)
+		}
+		resp, err := hex.DecodeString(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s: reply of %s: %v", path, f[0], err)
+		}
+		out[[2]byte{req[0], req[1] & 0x7f}] = resp
+	}
+	return out, nil
+}
