@@ -336,9 +336,28 @@ func (m *Mapper) verify(ctx context.Context, steps []Step) error {
 		if !ok || got.InternalAddr != s.Request.InternalAddr || got.InternalPort != s.Request.InternalPort {
 			s.Err = fmt.Errorf("the router accepted the mapping but does not hold it (%w)", ErrNoSuchMapping)
 			bad = s.Err
+			continue
+		}
+		if ignoredLease(s.Granted.Lease, got.Lease) {
+			// Some routers accept any lease and hold the mapping their
+			// own way, permanent most often: what they hold is what
+			// stands, and outlives natdoctor.
+			g := *s.Granted
+			g.Lease = got.Lease
+			s.Granted = &g
 		}
 	}
 	return bad
+}
+
+// ignoredLease reports whether a router that granted a lease holds the
+// mapping with another: permanently instead of for a while, or for longer
+// than granted (a listed lease only counts down).
+func ignoredLease(granted, held time.Duration) bool {
+	if granted == 0 {
+		return false
+	}
+	return held == 0 || held > granted+time.Minute
 }
 
 func (m *Mapper) rollback(ctx context.Context, steps []Step) error {

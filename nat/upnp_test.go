@@ -83,6 +83,27 @@ func TestUPnPListFallsBackToGeneric(t *testing.T) {
 	}
 }
 
+// TestUPnPListBulkRefusedByFault: a router that describes
+// WANIPConnection:2 but answers GetListOfPortMappings with a fault (401
+// Invalid Action: an IGD v1 stack under a v2 description) is listed entry
+// by entry, and the fault costs one request.
+func TestUPnPListBulkRefusedByFault(t *testing.T) {
+	r := nattest.New(t)
+	for p := uint16(42000); p <= 42010; p++ {
+		r.Set("TCP", p, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: p, Enabled: true})
+	}
+	r.BulkListFault.Store(401)
+	d := discover(t, r)
+	l, _ := d.Lister()
+	ms, err := l.List(context.Background())
+	if err != nil || len(ms) != 11 {
+		t.Fatalf("list: %d entries, %v", len(ms), err)
+	}
+	if a := r.Actions(); a["GetListOfPortMappings"] != 1 || a["GetGenericPortMappingEntry"] != 12 {
+		t.Errorf("requests: %v", a)
+	}
+}
+
 func TestUPnPIGDv1(t *testing.T) {
 	r := nattest.New(t, func(r *nattest.Router) { r.IGDv1 = true })
 	r.Set("TCP", 21, nattest.Entry{InternalClient: "10.0.1.2", InternalPort: 21, Enabled: true})

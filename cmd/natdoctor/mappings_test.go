@@ -105,6 +105,24 @@ func TestListWithoutUPnPSaysSo(t *testing.T) {
 	}
 }
 
+// TestAddRouterIgnoringLease: a router that accepts a one-hour lease but
+// holds the mapping permanently. add reports what the router holds (it
+// outlives natdoctor), and the lease it asked for, in text and JSON.
+func TestAddRouterIgnoringLease(t *testing.T) {
+	r := nattest.New(t)
+	r.IgnoreLease.Store(true)
+	code, out, errOut := runFake(t, r, "add", "21", "--to", "10.0.1.2")
+	if code != 0 || !strings.Contains(out, "lease permanent (asked 1h0m0s)") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runFake(t, r, "add", "2121", "--to", "10.0.1.2", "--json")
+	var res stepsJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || len(res.Steps) != 1 ||
+		res.Steps[0].LeaseSeconds == nil || *res.Steps[0].LeaseSeconds != 0 {
+		t.Errorf("json: exit %d, %v\n%s", code, err, out)
+	}
+}
+
 // TestListIncompleteShowsWhatItReadAndFails: a router that ends its table
 // with an answer that is no SOAP reply. list shows the entries it read,
 // says the listing stopped early, and exits 1, in text and in JSON.

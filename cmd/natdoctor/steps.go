@@ -77,6 +77,9 @@ func printSteps(w io.Writer, via nat.Method, dry bool, steps []nat.Step) {
 		line := fmt.Sprintf("%-12s %s %d -> %s:%d", v, s.Request.Protocol, s.Request.ExternalPort, s.Request.InternalAddr, s.Request.InternalPort)
 		if s.Granted != nil && s.Err == nil {
 			line += fmt.Sprintf("  lease %s", leaseText(s.Granted.Lease))
+			if s.Granted.Lease != s.Request.Lease && s.Request.Lease != 0 {
+				line += fmt.Sprintf(" (asked %s)", leaseText(s.Request.Lease))
+			}
 		}
 		if s.Existing != nil && (s.Action == nat.ActionConflict || s.Action == nat.ActionReplace || s.Action == nat.ActionSkip) {
 			line += fmt.Sprintf("  (mapped to %s:%d, %q)", s.Existing.InternalAddr, s.Existing.InternalPort, s.Existing.Description)

@@ -100,6 +100,7 @@ type Router struct {
 	// Remove and Restart: a fake NAT in front of the router follows it.
 	OnChange      func()
 	NoBulkList    atomic.Bool  // GetListOfPortMappings fails with HTTP 500
+	BulkListFault atomic.Int32 // non-zero: GetListOfPortMappings answers with this UPnP fault (401 Invalid Action seen)
 	BulkListMax   atomic.Int32 // fail bulk lists asking for more than this (0: no limit)
 	BulkListCap   atomic.Int32 // return at most this many entries per bulk list, whatever was asked (0: no cap)
 	OnlyPermanent atomic.Bool  // refuse finite UPnP leases with 725
@@ -109,6 +110,7 @@ type Router struct {
 	FailAddPort   atomic.Int32 // fail AddPortMapping of this port with 501
 	FailAddCode   atomic.Int32 // non-zero: the fault FailAddPort answers with instead of 501
 	ForgetAdds    atomic.Bool  // accept AddPortMapping but keep nothing
+	IgnoreLease   atomic.Bool  // accept any lease, but hold the mapping permanently (lease 0)
 	UnlistedAdds  atomic.Bool  // hold what AddPortMapping adds, but leave it out of every listing (GetSpecificPortMappingEntry finds it)
 	BodyPadding   atomic.Int64 // pad SOAP replies with this many bytes
 	EndlessHeader atomic.Bool  // answer SOAP with a header line that never ends

@@ -345,6 +345,9 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 	case "AddPortMapping":
 		key := Key{strings.ToUpper(a["NewProtocol"]), port("NewExternalPort")}
 		lease, _ := strconv.ParseUint(a["NewLeaseDuration"], 10, 32)
+		if r.IgnoreLease.Load() {
+			lease = 0
+		}
 		switch {
 		case key.Port == 0 || (key.Proto != "TCP" && key.Proto != "UDP"):
 			r.fault(w, 402, "Invalid Args")
@@ -456,6 +459,10 @@ func (r *Router) action(w http.ResponseWriter, action string, a map[string]strin
 	case "GetListOfPortMappings":
 		if r.IGDv1 {
 			r.fault(w, 401, "Invalid Action")
+			return
+		}
+		if c := r.BulkListFault.Load(); c != 0 {
+			r.fault(w, int(c), "Invalid Action")
 			return
 		}
 		n, _ := strconv.Atoi(strings.TrimSpace(a["NewNumberOfPorts"]))
