@@ -40,7 +40,9 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 			if o.page < 1 || o.page > 1000 {
 				return usageErrorf("--page-size %d: want 1 to 1000", o.page)
 			}
-			ctx, cancel := g.budget(cmd.Context())
+			// Discovery may wait patientDiscovery for a slow router:
+			// the budget leaves the listing its own time after it.
+			ctx, cancel := g.budgetAtLeast(cmd, listBudget)
 			defer cancel()
 			if runF == nil {
 				runF = runList
@@ -53,6 +55,10 @@ are tried when a router fails a large one); IGD v1 routers one by one.`,
 	return cmd
 }
 
+// listBudget is list's default time budget: a patient discovery, then
+// the listing.
+const listBudget = defaultTimeout + patientDiscovery - mapDiscoveryTimeout
+
 // runList asks the router for every mapping and shows them.
 func runList(ctx context.Context, o *listOptions) error {
 	g := o.g
@@ -62,6 +68,9 @@ func runList(ctx context.Context, o *listOptions) error {
 	cfg := g.natConfig()
 	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
 	cfg.UPnPTimeout = mapDiscoveryTimeout
+	// As patient as add and remove: under load a router (or the machine)
+	// answers late, and "no protocol" would be a false verdict.
+	cfg.PatientTimeout = patientDiscovery
 	cfg.ListPage = o.page
 	cfg.SkipUptime = true
 	d, err := nat.Discover(ctx, cfg)

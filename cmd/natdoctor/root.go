@@ -135,6 +135,7 @@ var timeoutDefaults = map[string]string{
 	"natdoctor diagnose":  diagnoseTimeout.String(),
 	"natdoctor probe ftp": probeTimeout.String(),
 	"natdoctor add":       "7s + 0.3s per mapping",
+	"natdoctor list":      listBudget.String(),
 	"natdoctor remove":    "7s + 0.3s per mapping",
 	"natdoctor keep":      "5s per router session; keep runs until stopped",
 	"natdoctor reflector": "not used: runs until stopped",
