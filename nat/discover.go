@@ -252,7 +252,7 @@ func (d *Discovery) ExternalAddr() netip.Addr {
 // NoExternalAddr reports whether a protocol answered but said the router
 // has no usable external address.
 func (d *Discovery) NoExternalAddr() bool {
-	return d.NATPMP.NoExternalAddr || d.UPnP.NoExternalAddr
+	return d.NATPMP.NoExternalAddr || d.PCP.NoExternalAddr || d.UPnP.NoExternalAddr
 }
 
 // Any reports whether any port-mapping protocol answered.
@@ -422,6 +422,11 @@ func (p *prober) pcp() {
 	err = p.cut("PCP", p.cfg.PMPTimeout, err)
 	p.d.PCP.Elapsed = time.Since(p.start)
 	p.d.PCP.Status = statusOf(err)
+	if errors.Is(err, ErrNoExternalAddr) {
+		// NETWORK_FAILURE: the router answered and has no usable
+		// external address, as NAT-PMP's result 3 says.
+		p.d.PCP.NoExternalAddr, p.d.pcp = true, c
+	}
 	if err != nil {
 		p.d.PCP.Error = err.Error()
 		p.cfg.tracef("PCP: %v", err)

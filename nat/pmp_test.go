@@ -180,3 +180,26 @@ func TestReplayMiniupnpdBehindCGNAT(t *testing.T) {
 		t.Errorf("the replayed router holds %v", r.Entries())
 	}
 }
+
+// TestPCPAnnounceNetworkFailure: a PCP server whose router has no usable
+// external address answers ANNOUNCE with NETWORK_FAILURE (hand-made
+// reply; RFC 6887 section 7.4): discovery reads it as NAT-PMP's result 3,
+// an answer saying double NAT or a line down, not as silence.
+func TestPCPAnnounceNetworkFailure(t *testing.T) {
+	announce := make([]byte, 24)
+	announce[0], announce[1], announce[3] = 2, 0x80, 7 // version 2, ANNOUNCE response, NETWORK_FAILURE
+	r := nattest.New(t, func(r *nattest.Router) { r.PMPReplay = map[[2]byte][]byte{{2, 0}: announce} })
+	cfg := testConfig(r)
+	cfg.PMPTimeout = 5 * time.Second
+	cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodUPnP}
+	d, err := nat.Discover(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.PCP.Status != nat.StatusOK || !d.PCP.NoExternalAddr || !d.NoExternalAddr() {
+		t.Errorf("PCP NETWORK_FAILURE: %+v", d.PCP)
+	}
+	if _, err := d.Router(nat.MethodPCP); err != nil {
+		t.Errorf("the PCP router that answered is not usable for a clear refusal: %v", err)
+	}
+}
