@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -281,8 +282,11 @@ func (r *Router) rewrite(s, captured string) string {
 	if captured == "" {
 		return s
 	}
-	for other, srv := range r.otherPorts {
-		s = strings.ReplaceAll(s, other, strings.TrimPrefix(srv.URL, "http://"))
+	// Longest first: "host:4444" must not eat the start of "host:44445".
+	others := slices.Collect(maps.Keys(r.otherPorts))
+	slices.SortFunc(others, func(a, b string) int { return len(b) - len(a) })
+	for _, other := range others {
+		s = strings.ReplaceAll(s, other, strings.TrimPrefix(r.otherPorts[other].URL, "http://"))
 	}
 	return strings.ReplaceAll(s, captured, r.httpHost())
 }
