@@ -221,7 +221,7 @@ func replayFlow(t *testing.T, c *nattest.Capture) (row replayOutcome) {
 	r := replayRouter(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := testConfig(r)
+	cfg := replayConfig(r, c)
 	cfg.PMPTimeout, cfg.UPnPTimeout = time.Second, 10*time.Second
 	cfg.PatientTimeout = 10 * time.Second
 	cfg.HTTPClient = replayHTTPClient()
@@ -633,7 +633,7 @@ func TestReplayEmptyURLBase(t *testing.T) {
 func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) (*nattest.Router, *nat.Discovery, nat.Lister) {
 	t.Helper()
 	r := replayRouter(t, c, setup...)
-	cfg := testConfig(r)
+	cfg := replayConfig(r, c)
 	cfg.UPnPTimeout, cfg.PatientTimeout = 10*time.Second, 10*time.Second
 	cfg.HTTPClient = replayHTTPClient()
 	d, err := nat.Discover(context.Background(), cfg)
@@ -645,6 +645,17 @@ func replayed(t *testing.T, c *nattest.Capture, setup ...func(*nattest.Router)) 
 		t.Fatal(err)
 	}
 	return r, d, l
+}
+
+// replayConfig is testConfig for a replayed device: NAT-PMP and PCP are
+// not asked of a device captured speaking UPnP only (the fake is silent
+// there, and waiting out their bound would test nothing of the capture).
+func replayConfig(r *nattest.Router, c *nattest.Capture) nat.Config {
+	cfg := testConfig(r)
+	if !c.Meta.NATPMP {
+		cfg.Skip = []nat.Method{nat.MethodNATPMP, nat.MethodPCP}
+	}
+	return cfg
 }
 
 // replayHTTPClient bounds each request to a replayed device as natdoctor
